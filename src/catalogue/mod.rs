@@ -1,0 +1,309 @@
+//! The catalogue: role definitions (`roles/`) and the service catalogue (`templates/`),
+//! loaded with every error located. See docs/catalogue.md.
+
+pub mod role;
+pub mod service;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeValue;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::inventory::spec::{IniSections, IniValue};
+use crate::source::{normalize, SourceMap, SourceTree};
+use crate::tomlfile;
+pub use role::{Requirements, RoleDef};
+pub use service::{FileSpec, Healthcheck, NetworkMode, ServiceManifest};
+
+/// Shared folder of the catalogue.
+pub const COMMON_DIR: &str = "_common";
+
+/// A role definition and the file it came from.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub file: PathBuf,
+    pub def: RoleDef,
+}
+
+/// A service of the catalogue.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    /// `templates/<service>/service.toml`
+    pub file: PathBuf,
+    pub manifest: ServiceManifest,
+}
+
+/// Shared oslo.config defaults of one INI file kind (`_common/oslo/<id>.toml`).
+#[derive(Debug, Clone)]
+pub struct OsloDefaults {
+    pub id: String,
+    pub file: PathBuf,
+    pub namespaces: Vec<String>,
+    pub sections: IniSections,
+}
+
+/// A template's source.
+#[derive(Debug, Clone)]
+pub struct TemplateSource {
+    pub file: PathBuf,
+    pub text: String,
+}
+
+/// Everything under `roles/` and `templates/`.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    pub roles_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub roles: BTreeMap<String, Role>,
+    pub services: BTreeMap<String, Service>,
+    pub oslo: BTreeMap<String, OsloDefaults>,
+    /// Catalogue defaults of template variables (`_common/vars.toml`).
+    pub vars: toml::Table,
+    pub vars_file: PathBuf,
+    /// Every `.j2` file, by its path relative to the templates folder.
+    pub templates: BTreeMap<String, TemplateSource>,
+}
+
+impl Catalogue {
+    /// Loads the roles named in `role_names` and the whole service catalogue.
+    pub fn load(
+        roles_dir: &Path,
+        templates_dir: &Path,
+        role_names: &[String],
+        tree: &dyn SourceTree,
+        sources: &SourceMap,
+        diags: &mut Diagnostics,
+    ) -> Catalogue {
+        let mut cat = Catalogue {
+            roles_dir: normalize(roles_dir),
+            templates_dir: normalize(templates_dir),
+            ..Default::default()
+        };
+        for name in role_names {
+            let file = cat.roles_dir.join(format!("{name}.toml"));
+            if let Some(text) = read(&file, tree, sources) {
+                if let Some(doc) = tomlfile::parse(&file, &text, diags) {
+                    if let Some(def) = tomlfile::de_table::<RoleDef>(&file, &doc, diags) {
+                        if def.name.get_ref() != name {
+                            diags.push(
+                                Diagnostic::new(
+                                    format!("role file {name}.toml defines role `{}`", def.name.get_ref()),
+                                    Location::new(&file, Some(def.name.span())),
+                                )
+                                .help(format!("set name = \"{name}\" or rename the file")),
+                            );
+                        }
+                        cat.roles.insert(name.clone(), Role { file: file.clone(), def });
+                    }
+                }
+            }
+        }
+        cat.load_templates(tree, sources, diags);
+        cat
+    }
+
+    /// The role files present in the roles folder, for suggestions.
+    pub fn available_roles(&self, tree: &dyn SourceTree) -> Vec<String> {
+        tree.list(&self.roles_dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|f| f.strip_suffix(".toml").map(str::to_string))
+            .collect()
+    }
+
+    fn load_templates(&mut self, tree: &dyn SourceTree, sources: &SourceMap, diags: &mut Diagnostics) {
+        let root = self.templates_dir.clone();
+        let entries = match tree.list(&root) {
+            Ok(e) => e,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::new(format!("cannot read the service catalogue: {e}"), Location::file(&root))
+                        .help("set `cloud.templates` in the inventory to the catalogue folder (relative to the inventory file)"),
+                );
+                return;
+            }
+        };
+        // Every .j2 file, at any depth, so templates can include each other by name.
+        let mut stack = vec![String::new()];
+        let mut guard = 0;
+        while let Some(rel) = stack.pop() {
+            guard += 1;
+            if guard > 10_000 {
+                break;
+            }
+            let dir = if rel.is_empty() { root.clone() } else { root.join(&rel) };
+            for name in tree.list(&dir).unwrap_or_default() {
+                let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                let child = root.join(&child_rel);
+                if tree.exists(&child) {
+                    if name.ends_with(".j2") {
+                        if let Some(text) = read(&child, tree, sources) {
+                            self.templates.insert(child_rel, TemplateSource { file: child, text });
+                        }
+                    }
+                } else {
+                    stack.push(child_rel);
+                }
+            }
+        }
+        // Shared oslo defaults and variables.
+        let oslo_dir = root.join(COMMON_DIR).join("oslo");
+        for name in tree.list(&oslo_dir).unwrap_or_default() {
+            if let Some(id) = name.strip_suffix(".toml") {
+                let file = oslo_dir.join(&name);
+                if let Some(d) = load_oslo(id, &file, tree, sources, diags) {
+                    self.oslo.insert(id.to_string(), d);
+                }
+            }
+        }
+        self.vars_file = root.join(COMMON_DIR).join("vars.toml");
+        if tree.exists(&self.vars_file) {
+            if let Some(text) = read(&self.vars_file, tree, sources) {
+                if let Some(doc) = tomlfile::parse(&self.vars_file, &text, diags) {
+                    self.vars = tomlfile::de_table::<toml::Table>(&self.vars_file, &doc, diags).unwrap_or_default();
+                }
+            }
+        }
+        // One folder per service.
+        for name in entries {
+            if name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            let file = root.join(&name).join("service.toml");
+            if !tree.exists(&file) {
+                continue;
+            }
+            if let Some(text) = read(&file, tree, sources) {
+                if let Some(doc) = tomlfile::parse(&file, &text, diags) {
+                    if let Some(manifest) = tomlfile::de_table::<ServiceManifest>(&file, &doc, diags) {
+                        self.check_manifest(&name, &file, &manifest, diags);
+                        self.services.insert(name.clone(), Service { name, file, manifest });
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_manifest(&self, name: &str, file: &Path, m: &ServiceManifest, diags: &mut Diagnostics) {
+        let step = *m.step.get_ref();
+        if !(1..=6).contains(&step) {
+            diags.push(
+                Diagnostic::new(format!("deploy step {step} is out of range"), Location::new(file, Some(m.step.span())))
+                    .help("steps go from 1 to 6, as in TripleO"),
+            );
+        }
+        for f in &m.files {
+            let dest = f.dest.get_ref();
+            if !dest.starts_with('/') {
+                diags.push(
+                    Diagnostic::new(format!("destination `{dest}` is not an absolute path"), Location::new(file, Some(f.dest.span())))
+                        .help("write the full path on the host, e.g. /etc/overcloud/<service>/<file>"),
+                );
+            }
+            if parse_mode(f.mode.get_ref()).is_none() {
+                diags.push(
+                    Diagnostic::new(format!("file mode `{}` is not an octal mode", f.mode.get_ref()), Location::new(file, Some(f.mode.span())))
+                        .help("write the mode as an octal string, e.g. \"0640\""),
+                );
+            }
+            match (&f.src, &f.oslo) {
+                (Some(src), None) => {
+                    let rel = self.template_name(name, src.get_ref());
+                    if rel.as_ref().map(|r| !self.templates.contains_key(r)).unwrap_or(true) {
+                        diags.push(
+                            Diagnostic::new(
+                                format!("template `{}` of service `{name}` does not exist", src.get_ref()),
+                                Location::new(file, Some(src.span())),
+                            )
+                            .help(format!("create it under {} (a .j2 file, relative to the service folder)", self.templates_dir.join(name).display())),
+                        );
+                    }
+                }
+                (None, Some(id)) => {
+                    if !self.oslo.contains_key(id.get_ref()) {
+                        diags.push(
+                            Diagnostic::new(
+                                format!("no shared oslo.config defaults `{}`", id.get_ref()),
+                                Location::new(file, Some(id.span())),
+                            )
+                            .help(format!(
+                                "create {} or use one of: {}",
+                                self.templates_dir.join(COMMON_DIR).join("oslo").join(format!("{}.toml", id.get_ref())).display(),
+                                self.oslo.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )),
+                        );
+                    }
+                }
+                _ => diags.push(
+                    Diagnostic::new(
+                        format!("file `{dest}` needs exactly one of `src` (a template) or `oslo` (an oslo.config INI file)"),
+                        Location::new(file, Some(f.dest.span())),
+                    )
+                    .help("add `src = \"<file>.j2\"` or `oslo = \"<id>\"`"),
+                ),
+            }
+        }
+    }
+
+    /// The template name (relative to the templates folder) of a service's `src`.
+    pub fn template_name(&self, service: &str, src: &str) -> Option<String> {
+        let p = normalize(&Path::new(service).join(src));
+        let s = p.to_str()?.to_string();
+        if s.starts_with("..") || p.is_absolute() {
+            None
+        } else {
+            Some(s)
+        }
+    }
+}
+
+fn read(file: &Path, tree: &dyn SourceTree, sources: &SourceMap) -> Option<String> {
+    let text = tree.read(file).ok()?;
+    sources.add(file, &text, false);
+    Some(text)
+}
+
+/// Parses an octal mode string.
+pub fn parse_mode(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 4 {
+        return None;
+    }
+    u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
+}
+
+fn load_oslo(id: &str, file: &Path, tree: &dyn SourceTree, sources: &SourceMap, diags: &mut Diagnostics) -> Option<OsloDefaults> {
+    let text = match tree.read(file) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::new(format!("cannot read: {e}"), Location::file(file)));
+            return None;
+        }
+    };
+    sources.add(file, &text, false);
+    let doc = tomlfile::parse(file, &text, diags)?;
+    let mut out = OsloDefaults { id: id.into(), file: file.to_path_buf(), namespaces: Vec::new(), sections: IniSections::new() };
+    for (key, value) in doc.get_ref().iter() {
+        let k = key.get_ref().to_string();
+        if k == "namespaces" {
+            out.namespaces = tomlfile::de::<Vec<String>>(file, value, diags).unwrap_or_default();
+        } else if matches!(value.get_ref(), DeValue::Table(_)) {
+            if let Some(section) = tomlfile::de::<BTreeMap<String, toml::Spanned<IniValue>>>(file, value, diags) {
+                out.sections.insert(k, section);
+            }
+        } else {
+            diags.push(
+                Diagnostic::new(format!("`{k}` is neither `namespaces` nor a section"), Location::new(file, Some(key.span())))
+                    .help("write options under a section header such as [DEFAULT]"),
+            );
+        }
+    }
+    if out.namespaces.is_empty() {
+        diags.push(
+            Diagnostic::new(format!("oslo defaults `{id}` list no namespaces"), Location::new(file, Some(0..0)))
+                .help("add `namespaces = [...]` from the project's oslo-config-generator configuration, so CI can validate the rendered file"),
+        );
+    }
+    Some(out)
+}

@@ -1,0 +1,102 @@
+//! Service manifests: `templates/<service>/service.toml`. See docs/catalogue.md.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::inventory::spec::IniSections;
+
+/// What a service's manifest says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceManifest {
+    pub description: String,
+    pub project: Option<String>,
+    pub image: String,
+    pub command: Vec<String>,
+    pub step: Spanned<u8>,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub network: NetworkMode,
+    #[serde(default)]
+    pub privileged: bool,
+    pub pid: Option<String>,
+    #[serde(default = "default_restart")]
+    pub restart: String,
+    pub log_dir: String,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<Spanned<String>>,
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+}
+
+fn default_restart() -> String {
+    "always".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    #[default]
+    Host,
+    None,
+}
+
+/// A podman healthcheck.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    pub test: String,
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_start_period")]
+    pub start_period: String,
+}
+
+fn default_interval() -> String {
+    "30s".into()
+}
+fn default_timeout() -> String {
+    "10s".into()
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_start_period() -> String {
+    "60s".into()
+}
+
+/// A file the service needs on its host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    pub dest: Spanned<String>,
+    pub container_path: Option<String>,
+    pub src: Option<Spanned<String>>,
+    pub oslo: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ini: IniSections,
+    #[serde(default = "default_mode")]
+    pub mode: Spanned<String>,
+    #[serde(default = "root")]
+    pub owner: String,
+    #[serde(default = "root")]
+    pub group: String,
+}
+
+fn default_mode() -> Spanned<String> {
+    Spanned::new(0..0, "0640".into())
+}
+fn root() -> String {
+    "root".into()
+}

@@ -1,0 +1,172 @@
+//! Located error messages, in the style of rustc and cargo.
+//!
+//! Every problem found in the input is a [`Diagnostic`]: what is wrong, where (file, line,
+//! column), and what to do about it. Validation collects all of them before reporting.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::source::SourceMap;
+
+/// Where a diagnostic points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    /// Byte range in the file; `None` when only the file is known.
+    pub span: Option<Range<usize>>,
+}
+
+impl Location {
+    pub fn new(file: &Path, span: Option<Range<usize>>) -> Self {
+        Self { file: file.to_path_buf(), span }
+    }
+    pub fn file(file: &Path) -> Self {
+        Self { file: file.to_path_buf(), span: None }
+    }
+}
+
+/// One problem in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub location: Location,
+    /// What to do about it.
+    pub help: Option<String>,
+    /// Further places involved (e.g. the first definition of a duplicate).
+    pub notes: Vec<(String, Location)>,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>, location: Location) -> Self {
+        Self { message: message.into(), location, help: None, notes: Vec::new() }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn note(mut self, text: impl Into<String>, location: Location) -> Self {
+        self.notes.push((text.into(), location));
+        self
+    }
+}
+
+/// Diagnostics collected during one run.
+#[derive(Debug, Default, Clone)]
+pub struct Diagnostics {
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        if !self.items.contains(&d) {
+            self.items.push(d);
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+    pub fn extend(&mut self, other: Diagnostics) {
+        for d in other.items {
+            self.push(d);
+        }
+    }
+    /// Sorts by file and position, so reports are stable.
+    pub fn sort(&mut self) {
+        self.items.sort_by(|a, b| {
+            (&a.location.file, a.location.span.as_ref().map(|s| s.start), &a.message).cmp(&(
+                &b.location.file,
+                b.location.span.as_ref().map(|s| s.start),
+                &b.message,
+            ))
+        });
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// `file:line:col` of a location, or just the file.
+pub fn describe(location: &Location, sources: &SourceMap) -> String {
+    let file = location.file.display();
+    match (&location.span, sources.get(&location.file)) {
+        (Some(span), Some(src)) => {
+            let (line, col) = line_col(&src.text, span.start);
+            format!("{file}:{line}:{col}")
+        }
+        _ => format!("{file}"),
+    }
+}
+
+/// Renders a diagnostic for a terminal or a log, quoting the source line unless the
+/// file holds secrets.
+pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "error: {}", d.message);
+    let _ = writeln!(out, "  --> {}", describe(&d.location, sources));
+    if let (Some(span), Some(src)) = (&d.location.span, sources.get(&d.location.file)) {
+        if !src.secret {
+            let (line, col) = line_col(&src.text, span.start);
+            if let Some(text) = src.text.lines().nth(line - 1) {
+                let gutter = line.to_string().len();
+                let width = {
+                    let end = span.end.min(src.text.len()).max(span.start);
+                    let piece = &src.text[floor_char_boundary(&src.text, span.start)..floor_char_boundary(&src.text, end)];
+                    let first_line = piece.split('\n').next().unwrap_or("");
+                    first_line.chars().count().max(1)
+                };
+                let _ = writeln!(out, "{:gutter$} |", "");
+                let _ = writeln!(out, "{line} | {text}");
+                let _ = writeln!(out, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width));
+            }
+        }
+    }
+    for (text, loc) in &d.notes {
+        let _ = writeln!(out, "   = note: {text} ({})", describe(loc, sources));
+    }
+    if let Some(help) = &d.help {
+        let _ = writeln!(out, "   = help: {help}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        let text = "a = 1\nbb = 2\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(line_col(text, 11), (2, 6));
+    }
+
+    #[test]
+    fn secret_files_are_never_quoted() {
+        let sources = SourceMap::default();
+        let path = Path::new("secrets.toml");
+        sources.add(path, "bmc = 12345\n", true);
+        let d = Diagnostic::new("bad", Location::new(path, Some(6..11)));
+        let text = render(&d, &sources);
+        assert!(text.contains("secrets.toml:1:7"), "{text}");
+        assert!(!text.contains("12345"), "{text}");
+    }
+}

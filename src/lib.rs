@@ -1,0 +1,14 @@
+//! `provision`: a declarative, TripleO-style undercloud/overcloud provisioner.
+//!
+//! The pipeline, one module each: [`inventory`] (parse) -> [`model`] (hosts, roles,
+//! networks, addresses) -> [`render`] (desired files and containers per host). Input
+//! files come through [`source`]; problems are [`diagnostics`].
+
+pub mod catalogue;
+pub mod diagnostics;
+pub mod inventory;
+pub mod model;
+pub mod source;
+pub mod tomlfile;
+pub mod render;
+pub mod evaluate;

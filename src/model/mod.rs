@@ -1,0 +1,142 @@
+//! The model: the cloud the inventory describes, resolved and checked. Hosts with their
+//! roles, services and addresses on every network; merged variables; BMCs. Pure code:
+//! no host is contacted.
+
+pub mod address;
+mod build;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::catalogue::{Catalogue, Requirements};
+use crate::inventory::spec::{BmcDriver, ConfigOverrides, RootDeviceHint};
+use crate::inventory::{Inventory, Secrets};
+pub use build::{build, LoadOptions, Loaded};
+
+/// The resolved cloud.
+#[derive(Debug, Clone)]
+pub struct Cloud {
+    pub name: String,
+    pub domain: String,
+    pub registry: String,
+    pub tag: String,
+    pub ssh: SshSettings,
+    pub undercloud: Undercloud,
+    pub networks: BTreeMap<String, Network>,
+    pub roles: BTreeMap<String, Role>,
+    /// Overcloud hosts, sorted by name.
+    pub hosts: Vec<Host>,
+    /// Global variables: catalogue defaults, then the inventory's `[vars]`.
+    pub vars: toml::Table,
+    /// Global oslo.config overrides.
+    pub config: ConfigOverrides,
+    pub secrets: Secrets,
+    pub inventory: Inventory,
+    pub catalogue: Catalogue,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SshSettings {
+    pub user: String,
+    pub private_key: PathBuf,
+    pub known_hosts: PathBuf,
+    pub port: u16,
+    pub connect_timeout_secs: u64,
+    pub strict_host_key_checking: bool,
+    pub jump_through_undercloud: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Undercloud {
+    pub name: String,
+    pub address: String,
+    pub ssh_port: u16,
+    pub ctlplane_ip: IpAddr,
+    pub network: String,
+    pub log_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub name: String,
+    pub cidr: IpNet,
+    pub vlan: Option<u16>,
+    pub gateway: Option<IpAddr>,
+    pub allocation_start: IpAddr,
+    pub allocation_end: IpAddr,
+    pub vip: Option<IpAddr>,
+    pub mtu: u32,
+}
+
+/// A role as this cloud uses it.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub hostname_format: String,
+    pub networks: Vec<String>,
+    pub services: Vec<String>,
+    pub max_fail_percentage: u8,
+    pub requirements: Requirements,
+    /// Role file vars, then the inventory's `[roles.X.vars]`.
+    pub vars: toml::Table,
+    pub config: ConfigOverrides,
+}
+
+/// An overcloud host.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub fqdn: String,
+    pub role: String,
+    /// Position among the role's nodes, in inventory order.
+    pub index: usize,
+    pub ctlplane_ip: IpAddr,
+    pub macs: Vec<String>,
+    /// Address on every network of its role.
+    pub addresses: BTreeMap<String, IpAddr>,
+    pub services: Vec<String>,
+    pub profile: Option<String>,
+    pub capabilities: BTreeMap<String, String>,
+    pub root_device: Option<RootDeviceHint>,
+    pub bmc: Bmc,
+    /// Global < role < node.
+    pub vars: toml::Table,
+    /// The node's own oslo.config overrides.
+    pub config: ConfigOverrides,
+}
+
+/// A node's BMC. The password is a secret's name, not its value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bmc {
+    pub driver: BmcDriver,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub system_id: Option<String>,
+    pub username: Option<String>,
+    pub password_secret: Option<String>,
+    pub scheme: String,
+    pub verify_tls: bool,
+}
+
+/// Deep-merges `over` into `base`: tables merge key by key, anything else replaces.
+pub fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+impl Cloud {
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}

@@ -1,0 +1,142 @@
+//! The variables templates see. See the table in docs/catalogue.md.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use minijinja::Value;
+use serde::Serialize;
+
+use crate::model::{Cloud, Host};
+
+/// A host as seen in `groups.<service>`.
+#[derive(Serialize)]
+struct GroupMember<'a> {
+    name: &'a str,
+    fqdn: &'a str,
+    role: &'a str,
+    ctlplane_ip: IpAddr,
+    networks: &'a BTreeMap<String, IpAddr>,
+}
+
+#[derive(Serialize)]
+struct HostNet {
+    address: IpAddr,
+    cidr: String,
+    prefix: u8,
+    vlan: Option<u16>,
+    gateway: Option<IpAddr>,
+    mtu: u32,
+}
+
+#[derive(Serialize)]
+struct NetView {
+    cidr: String,
+    prefix: u8,
+    vlan: Option<u16>,
+    gateway: Option<IpAddr>,
+    mtu: u32,
+    vip: Option<IpAddr>,
+}
+
+/// The parts of the context shared by every host.
+pub struct SharedContext {
+    pub cloud: Value,
+    pub networks: Value,
+    pub vip: Value,
+    pub groups: Value,
+    pub undercloud: Value,
+}
+
+impl SharedContext {
+    pub fn new(cloud: &Cloud) -> Self {
+        let mut groups: BTreeMap<&str, Vec<GroupMember>> = BTreeMap::new();
+        for svc in cloud.catalogue.services.keys() {
+            groups.insert(svc.as_str(), Vec::new());
+        }
+        for h in &cloud.hosts {
+            for svc in &h.services {
+                groups.entry(svc.as_str()).or_default().push(GroupMember {
+                    name: &h.name,
+                    fqdn: &h.fqdn,
+                    role: &h.role,
+                    ctlplane_ip: h.ctlplane_ip,
+                    networks: &h.addresses,
+                });
+            }
+        }
+        let networks: BTreeMap<&str, NetView> = cloud
+            .networks
+            .iter()
+            .map(|(n, net)| {
+                (
+                    n.as_str(),
+                    NetView {
+                        cidr: net.cidr.to_string(),
+                        prefix: net.cidr.prefix_len(),
+                        vlan: net.vlan,
+                        gateway: net.gateway,
+                        mtu: net.mtu,
+                        vip: vip_of(cloud, n),
+                    },
+                )
+            })
+            .collect();
+        let vip: BTreeMap<&str, Option<IpAddr>> = cloud.networks.keys().map(|n| (n.as_str(), vip_of(cloud, n))).collect();
+        Self {
+            cloud: minijinja::context! {
+                name => cloud.name.clone(), domain => cloud.domain.clone(), registry => cloud.registry.clone(), tag => cloud.tag.clone(),
+            },
+            networks: crate::render::context::ser(&networks),
+            vip: crate::render::context::ser(&vip),
+            groups: crate::render::context::ser(&groups),
+            undercloud: minijinja::context! {
+                name => cloud.undercloud.name.clone(),
+                ctlplane_ip => cloud.undercloud.ctlplane_ip.to_string(),
+                log_port => cloud.undercloud.log_port,
+            },
+        }
+    }
+}
+
+/// The network's VIP: the inventory's, else the address of the first host (by name)
+/// that runs haproxy, else of the first host on that network.
+pub fn vip_of(cloud: &Cloud, net: &str) -> Option<IpAddr> {
+    if let Some(v) = cloud.networks.get(net).and_then(|n| n.vip) {
+        return Some(v);
+    }
+    cloud
+        .hosts
+        .iter()
+        .filter(|h| h.services.iter().any(|s| s == "haproxy"))
+        .find_map(|h| h.addresses.get(net).copied())
+        .or_else(|| cloud.hosts.iter().find_map(|h| h.addresses.get(net).copied()))
+}
+
+/// The `host` variable.
+pub fn host_value(cloud: &Cloud, host: &Host) -> Value {
+    let networks: BTreeMap<&str, HostNet> = host
+        .addresses
+        .iter()
+        .filter_map(|(n, a)| {
+            let net = cloud.networks.get(n)?;
+            Some((
+                n.as_str(),
+                HostNet { address: *a, cidr: net.cidr.to_string(), prefix: net.cidr.prefix_len(), vlan: net.vlan, gateway: net.gateway, mtu: net.mtu },
+            ))
+        })
+        .collect();
+    minijinja::context! {
+        name => host.name.clone(),
+        fqdn => host.fqdn.clone(),
+        role => host.role.clone(),
+        index => host.index,
+        ctlplane_ip => host.ctlplane_ip.to_string(),
+        networks => crate::render::context::ser(&networks),
+        services => host.services.clone(),
+    }
+}
+
+/// A serializable Rust value as a template value.
+pub fn ser<T: Serialize>(t: &T) -> Value {
+    Value::from(minijinja::value::Serde(t))
+}

@@ -1,0 +1,520 @@
+//! Rendering: the desired state of every host (files with mode and owner, container
+//! definitions), computed from the model with minijinja. Pure: no host is contacted,
+//! and the same input gives byte-identical output.
+
+pub mod context;
+pub mod ini;
+pub mod output;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::catalogue::{parse_mode, Healthcheck, NetworkMode, Service};
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::inventory::spec::{ConfigOverrides, IniValue};
+use crate::model::{Cloud, Host};
+use context::{host_value, SharedContext};
+use ini::{Rendered, RenderedIni};
+
+/// Where the logs of a service go on its host.
+pub const LOG_ROOT: &str = "/var/log/overcloud";
+/// Where container definitions are written on each host.
+pub const CONTAINER_DEFS: &str = "/var/lib/overcloud/containers";
+
+/// What a desired file is.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileKind {
+    Template { template: String },
+    Oslo { id: String, namespaces: Vec<String> },
+    Container { container: String },
+}
+
+/// A file as it must be on a host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredFile {
+    pub path: String,
+    pub content: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub service: String,
+    pub kind: FileKind,
+    /// Whether the content holds a secret's value.
+    pub secret: bool,
+}
+
+impl DesiredFile {
+    pub fn sha256(&self) -> String {
+        hex(&Sha256::digest(self.content.as_bytes()))
+    }
+}
+
+/// A directory that must exist on a host.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DesiredDir {
+    pub path: String,
+    pub mode: String,
+    pub owner: String,
+    pub group: String,
+}
+
+/// A container as it must run on a host.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ContainerDef {
+    pub name: String,
+    pub service: String,
+    pub step: u8,
+    pub image: String,
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub network: NetworkMode,
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    pub restart: String,
+    pub environment: BTreeMap<String, String>,
+    pub volumes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// Includes `provision.config_hash`: changes whenever the container's files, image
+    /// or definition change.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The desired state of one host.
+#[derive(Debug, Clone, Default)]
+pub struct HostState {
+    pub name: String,
+    pub role: String,
+    pub directories: Vec<DesiredDir>,
+    /// By path.
+    pub files: BTreeMap<String, DesiredFile>,
+    /// By name, in no particular order; `step` orders them.
+    pub containers: BTreeMap<String, ContainerDef>,
+}
+
+/// The desired state of every host, by name.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredState {
+    pub hosts: BTreeMap<String, HostState>,
+}
+
+/// Where a template registered in the environment comes from, for error locations.
+#[derive(Debug, Clone)]
+struct Origin {
+    file: PathBuf,
+    /// Span of the template text inside `file` (an INI value in a TOML file), or `None`
+    /// for a whole `.j2` file.
+    span: Option<Range<usize>>,
+}
+
+/// Renders hosts of one model.
+pub struct Renderer<'c> {
+    cloud: &'c Cloud,
+    env: Environment<'static>,
+    origins: BTreeMap<String, Origin>,
+    shared: SharedContext,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+impl<'c> Renderer<'c> {
+    /// Compiles every template of the catalogue and every templated INI value; syntax
+    /// errors are reported in `diags`.
+    pub fn new(cloud: &'c Cloud, diags: &mut Diagnostics) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        // Like Ansible's template module: trailing newlines kept, blocks trimmed.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).trim_blocks(true).build() {
+            env.set_syntax(syntax);
+        }
+        let mut r = Renderer { cloud, env, origins: BTreeMap::new(), shared: SharedContext::new(cloud) };
+        for (name, src) in &cloud.catalogue.templates {
+            r.add(name.clone(), src.text.clone(), Origin { file: src.file.clone(), span: None }, diags);
+        }
+        // Templated INI values, wherever they are written.
+        let mut values: Vec<(String, String, Origin)> = Vec::new();
+        for d in cloud.catalogue.oslo.values() {
+            collect_ini(&d.file, &d.sections, &mut values);
+        }
+        for s in cloud.catalogue.services.values() {
+            for f in &s.manifest.files {
+                collect_ini(&s.file, &f.ini, &mut values);
+            }
+            for v in s.manifest.environment.values() {
+                if is_template(v) {
+                    values.push((format!("{}#environment:{v}", s.file.display()), v.clone(), Origin { file: s.file.clone(), span: None }));
+                }
+            }
+        }
+        let inv = &cloud.inventory.path;
+        collect_overrides(inv, &cloud.config, &mut values);
+        for role in cloud.roles.values() {
+            collect_overrides(inv, &role.config, &mut values);
+        }
+        for h in &cloud.hosts {
+            collect_overrides(inv, &h.config, &mut values);
+        }
+        for (name, text, origin) in values {
+            r.add(name, text, origin, diags);
+        }
+        r
+    }
+
+    fn add(&mut self, name: String, text: String, origin: Origin, diags: &mut Diagnostics) {
+        if self.origins.contains_key(&name) {
+            return;
+        }
+        if let Err(e) = self.env.add_template_owned(name.clone(), text) {
+            diags.push(self.template_error(&e, &origin));
+        }
+        self.origins.insert(name, origin);
+    }
+
+    fn template_error(&self, e: &minijinja::Error, origin: &Origin) -> Diagnostic {
+        let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+        let (kind, help) = match e.kind() {
+            minijinja::ErrorKind::UndefinedError => (
+                "undefined variable",
+                "templates are strict: use a variable from the context (docs/catalogue.md), add a default in templates/_common/vars.toml, or declare the secret in the service's `secrets`",
+            ),
+            minijinja::ErrorKind::SyntaxError => ("template syntax error", "fix the minijinja (Jinja2) syntax at this point"),
+            _ => ("template error", "fix the template at this point"),
+        };
+        // A span inside the template source, shifted to the file.
+        let span = match (&origin.span, e.range()) {
+            (None, Some(r)) => Some(r),
+            (Some(s), Some(r)) => Some(s.start + 1 + r.start..s.start + 1 + r.end),
+            (Some(s), None) => Some(s.clone()),
+            (None, None) => e.line().and_then(|line| {
+                let src = self.cloud.catalogue.templates.values().find(|t| t.file == origin.file)?;
+                let offset: usize = src.text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+                Some(offset..offset)
+            }),
+        };
+        Diagnostic::new(format!("{kind}{detail}"), Location::new(&origin.file, span)).help(help)
+    }
+
+    fn render_named(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        let origin = self.origins.get(name).cloned().unwrap_or(Origin { file: PathBuf::from(name), span: None });
+        let t = self.env.get_template(name).map_err(|e| self.template_error(&e, &origin))?;
+        t.render(ctx).map_err(|e| {
+            let mut d = self.template_error(&e, &origin);
+            // The innermost template of an include may differ from the one called.
+            if let Some(inner) = e.name().filter(|n| *n != name).and_then(|n| self.origins.get(n)) {
+                d = self.template_error(&e, inner);
+            }
+            d
+        })
+    }
+
+    fn render_str(&self, name: &str, text: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        if is_template(text) {
+            self.render_named(name, ctx)
+        } else {
+            Ok(text.to_string())
+        }
+    }
+
+    /// Renders the whole desired state; every problem of every host is in `diags`.
+    pub fn render_all(&self, diags: &mut Diagnostics) -> DesiredState {
+        let mut state = DesiredState::default();
+        for host in &self.cloud.hosts {
+            let hs = self.render_host(host, diags);
+            state.hosts.insert(host.name.clone(), hs);
+        }
+        state
+    }
+
+    /// Renders one host.
+    pub fn render_host(&self, host: &Host, diags: &mut Diagnostics) -> HostState {
+        let cloud = self.cloud;
+        let mut hs = HostState { name: host.name.clone(), role: host.role.clone(), ..Default::default() };
+        let host_v = host_value(cloud, host);
+        let vars_v = crate::render::context::ser(&host.vars);
+        let role = cloud.roles.get(&host.role);
+        for svc_name in &host.services {
+            let Some(svc) = cloud.catalogue.services.get(svc_name) else { continue };
+            let m = &svc.manifest;
+            let secrets: BTreeMap<&str, &str> = m
+                .secrets
+                .iter()
+                .filter_map(|s| cloud.secrets.get(s.get_ref()).map(|v| (s.get_ref().as_str(), v.expose())))
+                .collect();
+            let service_v = minijinja::context! {
+                name => svc_name.clone(),
+                project => m.project.clone().unwrap_or_else(|| svc_name.clone()),
+                log_dir => m.log_dir.clone(),
+                host_log_dir => format!("{LOG_ROOT}/{svc_name}"),
+                config_dir => format!("/etc/overcloud/{svc_name}"),
+            };
+            let ctx = minijinja::context! {
+                cloud => self.shared.cloud.clone(),
+                host => host_v.clone(),
+                service => service_v,
+                networks => self.shared.networks.clone(),
+                vip => self.shared.vip.clone(),
+                groups => self.shared.groups.clone(),
+                undercloud => self.shared.undercloud.clone(),
+                vars => vars_v.clone(),
+                secrets => crate::render::context::ser(&secrets),
+            };
+            let mut first_oslo = true;
+            let mut svc_files: Vec<&DesiredFile> = Vec::new();
+            let mut rendered: Vec<DesiredFile> = Vec::new();
+            for f in &m.files {
+                let content = if let Some(src) = &f.src {
+                    let Some(name) = cloud.catalogue.template_name(svc_name, src.get_ref()) else { continue };
+                    match self.render_named(&name, &ctx) {
+                        Ok(c) => (c, FileKind::Template { template: name }),
+                        Err(d) => {
+                            diags.push(d);
+                            continue;
+                        }
+                    }
+                } else if let Some(id) = &f.oslo {
+                    let Some(defaults) = cloud.catalogue.oslo.get(id.get_ref()) else { continue };
+                    let inv = cloud.inventory.path.as_path();
+                    let mut layers: Vec<(&Path, &crate::inventory::spec::IniSections)> =
+                        vec![(defaults.file.as_path(), &defaults.sections), (svc.file.as_path(), &f.ini)];
+                    let levels: [Option<&ConfigOverrides>; 3] = [Some(&cloud.config), role.map(|r| &r.config), Some(&host.config)];
+                    for level in levels.into_iter().flatten() {
+                        if let Some(l) = level.get(id.get_ref()) {
+                            layers.push((inv, l));
+                        }
+                        if first_oslo && svc_name != id.get_ref() {
+                            if let Some(l) = level.get(svc_name) {
+                                layers.push((inv, l));
+                            }
+                        }
+                    }
+                    first_oslo = false;
+                    match self.render_ini(&layers, &ctx) {
+                        Ok(ini) => {
+                            let header = format!(
+                                "{} for {svc_name} on {}. Rendered by provision from {}; do not edit on the host.",
+                                f.dest.get_ref().rsplit('/').next().unwrap_or(""),
+                                host.name,
+                                defaults.file.display()
+                            );
+                            (ini::write(&header, &ini), FileKind::Oslo { id: id.get_ref().clone(), namespaces: defaults.namespaces.clone() })
+                        }
+                        Err(d) => {
+                            diags.push(d);
+                            continue;
+                        }
+                    }
+                } else {
+                    continue;
+                };
+                let (content, kind) = content;
+                rendered.push(DesiredFile {
+                    path: f.dest.get_ref().clone(),
+                    secret: cloud.secrets.appears_in(&content),
+                    content,
+                    mode: parse_mode(f.mode.get_ref()).unwrap_or(0o640),
+                    owner: f.owner.clone(),
+                    group: f.group.clone(),
+                    service: svc_name.clone(),
+                    kind,
+                });
+            }
+            svc_files.extend(rendered.iter());
+            let container = self.container(svc, &svc_files, &ctx, diags);
+            let def_json = serde_json::to_string_pretty(&container).unwrap_or_default() + "\n";
+            let def_file = DesiredFile {
+                path: format!("{CONTAINER_DEFS}/{svc_name}.json"),
+                secret: cloud.secrets.appears_in(&def_json),
+                content: def_json,
+                mode: 0o600,
+                owner: "root".into(),
+                group: "root".into(),
+                service: svc_name.clone(),
+                kind: FileKind::Container { container: svc_name.clone() },
+            };
+            hs.directories.push(DesiredDir { path: format!("{LOG_ROOT}/{svc_name}"), mode: "0750".into(), owner: "root".into(), group: "root".into() });
+            for f in rendered.into_iter().chain(std::iter::once(def_file)) {
+                if let Some(other) = hs.files.get(&f.path) {
+                    let dest_span = m.files.iter().find(|x| x.dest.get_ref() == &f.path).map(|x| x.dest.span());
+                    diags.push(
+                        Diagnostic::new(
+                            format!("services `{}` and `{svc_name}` both write {} on `{}`", other.service, f.path, host.name),
+                            Location::new(&svc.file, dest_span),
+                        )
+                        .help("give each service its own destination path"),
+                    );
+                    continue;
+                }
+                hs.files.insert(f.path.clone(), f);
+            }
+            hs.containers.insert(container.name.clone(), container);
+        }
+        hs.directories.sort_by(|a, b| a.path.cmp(&b.path));
+        hs
+    }
+
+    fn render_ini(&self, layers: &[(&Path, &crate::inventory::spec::IniSections)], ctx: &Value) -> Result<RenderedIni, Diagnostic> {
+        // Merge: later layers win, option by option.
+        let mut merged: BTreeMap<&str, BTreeMap<&str, (&IniValue, String)>> = BTreeMap::new();
+        for (file, layer) in layers {
+            for (section, options) in layer.iter() {
+                let sec = merged.entry(section.as_str()).or_default();
+                for (key, value) in options {
+                    sec.insert(key.as_str(), (value.get_ref(), value_name(file, section, key, value.span().start)));
+                }
+            }
+        }
+        let mut out = RenderedIni::new();
+        for (section, options) in merged {
+            let sec = out.entry(section.to_string()).or_default();
+            for (key, (value, name)) in options {
+                let rendered = match value {
+                    IniValue::String(s) => {
+                        let v = self.render_str(&name, s, ctx)?;
+                        if v.trim().is_empty() {
+                            continue;
+                        }
+                        Rendered::One(v.trim().to_string())
+                    }
+                    IniValue::List(items) => {
+                        let mut parts = Vec::new();
+                        for (i, item) in items.iter().enumerate() {
+                            match item {
+                                crate::inventory::spec::IniScalar::String(s) => {
+                                    let v = self.render_str(&format!("{name}[{i}]"), s, ctx)?;
+                                    if !v.trim().is_empty() {
+                                        parts.push(v.trim().to_string());
+                                    }
+                                }
+                                other => parts.push(ini::scalar(other)),
+                            }
+                        }
+                        Rendered::One(parts.join(","))
+                    }
+                    IniValue::Multi { multi } => {
+                        let mut parts = Vec::new();
+                        for (i, s) in multi.iter().enumerate() {
+                            let v = self.render_str(&format!("{name}[{i}]"), s, ctx)?;
+                            if !v.trim().is_empty() {
+                                parts.push(v.trim().to_string());
+                            }
+                        }
+                        Rendered::Many(parts)
+                    }
+                    other => match ini::plain(other) {
+                        Some(r) => r,
+                        None => continue,
+                    },
+                };
+                sec.insert(key.to_string(), rendered);
+            }
+        }
+        Ok(out)
+    }
+
+    fn container(&self, svc: &Service, files: &[&DesiredFile], ctx: &Value, diags: &mut Diagnostics) -> ContainerDef {
+        let cloud = self.cloud;
+        let m = &svc.manifest;
+        let mut environment = BTreeMap::new();
+        for (k, v) in &m.environment {
+            let name = format!("{}#environment:{v}", svc.file.display());
+            match self.render_str(&name, v, ctx) {
+                Ok(r) => {
+                    environment.insert(k.clone(), r);
+                }
+                Err(d) => diags.push(d),
+            }
+        }
+        let mut volumes: Vec<String> = Vec::new();
+        let mut mounted: Vec<(&String, &String)> = m.files.iter().filter_map(|f| f.container_path.as_ref().map(|c| (f.dest.get_ref(), c))).collect();
+        mounted.sort();
+        for (dest, cpath) in mounted {
+            volumes.push(format!("{dest}:{cpath}:ro"));
+        }
+        volumes.push(format!("{LOG_ROOT}/{}:{}:rw", svc.name, m.log_dir));
+        volumes.extend(m.volumes.iter().cloned());
+        let mut def = ContainerDef {
+            name: svc.name.clone(),
+            service: svc.name.clone(),
+            step: *m.step.get_ref(),
+            image: format!("{}/{}:{}", cloud.registry.trim_end_matches('/'), m.image, cloud.tag),
+            command: m.command.clone(),
+            user: m.user.clone(),
+            network: m.network,
+            privileged: m.privileged,
+            pid: m.pid.clone(),
+            restart: m.restart.clone(),
+            environment,
+            volumes,
+            healthcheck: m.healthcheck.clone(),
+            labels: BTreeMap::new(),
+        };
+        // The config hash covers the definition and every file the container uses.
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&def).unwrap_or_default());
+        let mut sorted: Vec<&&DesiredFile> = files.iter().collect();
+        sorted.sort_by(|a, b| a.path.cmp(&b.path));
+        for f in sorted {
+            h.update(format!("\n{} {:o} {}:{} {}", f.path, f.mode, f.owner, f.group, f.sha256()).as_bytes());
+        }
+        def.labels.insert("managed_by".into(), "provision".into());
+        def.labels.insert("provision.service".into(), svc.name.clone());
+        def.labels.insert("provision.step".into(), def.step.to_string());
+        def.labels.insert("provision.config_hash".into(), hex(&h.finalize()));
+        def
+    }
+}
+
+fn collect_ini(file: &Path, sections: &crate::inventory::spec::IniSections, out: &mut Vec<(String, String, Origin)>) {
+    for (section, options) in sections {
+        for (key, value) in options {
+            let base = value_name(file, section, key, value.span().start);
+            let origin = Origin { file: file.to_path_buf(), span: Some(value.span()) };
+            match value.get_ref() {
+                IniValue::String(s) if is_template(s) => out.push((base, s.clone(), origin)),
+                IniValue::List(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let crate::inventory::spec::IniScalar::String(s) = item {
+                            if is_template(s) {
+                                out.push((format!("{base}[{i}]"), s.clone(), origin.clone()));
+                            }
+                        }
+                    }
+                }
+                IniValue::Multi { multi } => {
+                    for (i, s) in multi.iter().enumerate() {
+                        if is_template(s) {
+                            out.push((format!("{base}[{i}]"), s.clone(), origin.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn collect_overrides(file: &Path, config: &ConfigOverrides, out: &mut Vec<(String, String, Origin)>) {
+    for sections in config.values() {
+        collect_ini(file, sections, out);
+    }
+}
+
+/// The environment name of a templated INI value.
+fn value_name(file: &Path, section: &str, key: &str, offset: usize) -> String {
+    format!("{}#[{section}] {key}@{offset}", file.display())
+}

@@ -1,0 +1,159 @@
+//! Writing a rendered desired state to a folder: DIR/<host>/<absolute path> for every
+//! file, and DIR/manifest.json describing all of it (without secret values).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{ContainerDef, DesiredDir, DesiredState, FileKind};
+use crate::inventory::Secrets;
+
+/// Name of the manifest in a render folder.
+pub const MANIFEST: &str = "manifest.json";
+/// Version of the manifest's format.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{path}: the folder is not empty and holds no previous render ({MANIFEST}); refusing to write into it")]
+    NotARenderFolder { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Serialize)]
+pub struct Manifest<'a> {
+    pub format: u32,
+    pub cloud: &'a str,
+    pub hosts: BTreeMap<&'a str, HostManifest<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct HostManifest<'a> {
+    pub role: &'a str,
+    pub directories: &'a [DesiredDir],
+    pub files: Vec<FileManifest<'a>>,
+    pub containers: Vec<ContainerDef>,
+}
+
+#[derive(Serialize)]
+pub struct FileManifest<'a> {
+    pub path: &'a str,
+    pub mode: String,
+    pub owner: &'a str,
+    pub group: &'a str,
+    pub sha256: String,
+    pub size: usize,
+    pub service: &'a str,
+    #[serde(flatten)]
+    pub kind: &'a FileKind,
+    /// The file holds a secret's value (its content is never shown in plans or diffs).
+    pub secret: bool,
+    /// For oslo.config files: what CI validates them against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oslo: Option<OsloManifest<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct OsloManifest<'a> {
+    pub id: &'a str,
+    pub namespaces: &'a [String],
+}
+
+/// Builds the manifest; container environment values holding secrets are redacted.
+pub fn manifest<'a>(cloud: &'a str, state: &'a DesiredState, secrets: &Secrets) -> Manifest<'a> {
+    let hosts = state
+        .hosts
+        .iter()
+        .map(|(name, hs)| {
+            let files = hs
+                .files
+                .values()
+                .map(|f| FileManifest {
+                    path: &f.path,
+                    mode: format!("{:04o}", f.mode),
+                    owner: &f.owner,
+                    group: &f.group,
+                    sha256: f.sha256(),
+                    size: f.content.len(),
+                    service: &f.service,
+                    kind: &f.kind,
+                    secret: f.secret,
+                    oslo: match &f.kind {
+                        FileKind::Oslo { id, namespaces } => Some(OsloManifest { id, namespaces }),
+                        _ => None,
+                    },
+                })
+                .collect();
+            let mut containers: Vec<ContainerDef> = hs.containers.values().cloned().collect();
+            containers.sort_by(|a, b| (a.step, &a.name).cmp(&(b.step, &b.name)));
+            for c in &mut containers {
+                for v in c.environment.values_mut() {
+                    *v = secrets.redact(v);
+                }
+            }
+            (name.as_str(), HostManifest { role: &hs.role, directories: &hs.directories, files, containers })
+        })
+        .collect();
+    Manifest { format: MANIFEST_FORMAT, cloud, hosts }
+}
+
+/// Writes the render folder. A non-empty folder is replaced only if it holds a previous
+/// render; anything else is refused, so no unrelated data is lost.
+pub fn write(dir: &Path, cloud: &str, state: &DesiredState, secrets: &Secrets) -> Result<usize, OutputError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Io { path, source }
+    };
+    if dir.exists() {
+        let non_empty = std::fs::read_dir(dir).map_err(io(dir))?.next().is_some();
+        if non_empty {
+            if !dir.join(MANIFEST).is_file() {
+                return Err(OutputError::NotARenderFolder { path: dir.to_path_buf() });
+            }
+            // Remove only what a render writes: host folders named in the old manifest, and the manifest.
+            for host in previous_hosts(&dir.join(MANIFEST)) {
+                let p = dir.join(&host);
+                if p.is_dir() && !host.contains('/') && !host.starts_with('.') {
+                    std::fs::remove_dir_all(&p).map_err(io(&p))?;
+                }
+            }
+            std::fs::remove_file(dir.join(MANIFEST)).map_err(io(dir))?;
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut count = 0;
+    for (host, hs) in &state.hosts {
+        for f in hs.files.values() {
+            let p = dir.join(host).join(f.path.trim_start_matches('/'));
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            write_file(&p, f.content.as_bytes(), f.mode).map_err(io(&p))?;
+            count += 1;
+        }
+    }
+    let m = manifest(cloud, state, secrets);
+    let mut json = serde_json::to_string_pretty(&m).unwrap_or_default();
+    json.push('\n');
+    let p = dir.join(MANIFEST);
+    write_file(&p, json.as_bytes(), 0o644).map_err(io(&p))?;
+    Ok(count)
+}
+
+fn write_file(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode & 0o777).open(path)?;
+    f.write_all(content)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777))?;
+    Ok(())
+}
+
+fn previous_hosts(manifest: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(manifest) else { return Vec::new() };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return Vec::new() };
+    v.get("hosts").and_then(|h| h.as_object()).map(|o| o.keys().cloned().collect()).unwrap_or_default()
+}
