@@ -33,6 +33,8 @@ pub struct Inventory {
     pub secrets: SecretsSpec,
     pub vars: toml::Table,
     pub config: ConfigOverrides,
+    /// Required sections that failed to parse and hold placeholders.
+    pub incomplete: Vec<&'static str>,
 }
 
 const SECTIONS: &[&str] = &["cloud", "ssh", "undercloud", "networks", "roles", "nodes", "secrets", "vars", "config"];
@@ -116,17 +118,50 @@ impl Inventory {
                 );
             }
         }
+        // A section that failed to parse is replaced by a placeholder, so the checks of
+        // the other parts still run and report their own errors in the same run (the
+        // load has failed anyway: its diagnostics are not empty).
+        let placeholder = |s: &str| toml::Spanned::new(0..0, s.to_string());
+        let mut incomplete = Vec::new();
+        for (name, ok) in [("cloud", cloud.is_some()), ("ssh", ssh.is_some()), ("undercloud", undercloud.is_some())] {
+            if !ok {
+                incomplete.push(name);
+            }
+        }
         Some(Inventory {
             path,
-            cloud: cloud?,
-            ssh: ssh?,
-            undercloud: undercloud?,
+            cloud: cloud.unwrap_or_else(|| CloudSpec {
+                name: placeholder("cloud"),
+                domain: placeholder("invalid"),
+                templates: placeholder("../templates"),
+                roles: placeholder("../roles"),
+                registry: String::new(),
+                tag: String::new(),
+            }),
+            ssh: ssh.unwrap_or_else(|| SshSpec {
+                user: "root".into(),
+                private_key: placeholder(""),
+                known_hosts: placeholder(""),
+                port: 22,
+                connect_timeout: 10,
+                strict_host_key_checking: toml::Spanned::new(0..0, true),
+                jump_through_undercloud: true,
+            }),
+            undercloud: undercloud.unwrap_or_else(|| UndercloudSpec {
+                name: placeholder("undercloud"),
+                address: placeholder("0.0.0.0"),
+                ctlplane_ip: None,
+                network: placeholder("ctlplane"),
+                ssh_port: None,
+                log_port: 5140,
+            }),
             networks,
             roles,
             nodes,
             secrets,
             vars,
             config,
+            incomplete,
         })
     }
 }

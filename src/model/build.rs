@@ -150,6 +150,7 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
     }
     let uc_ctl_spanned = inv.undercloud.ctlplane_ip.clone().unwrap_or_else(|| inv.undercloud.address.clone());
     let uc_ctlplane_ip = match parse_ip(uc_ctl_spanned.get_ref()) {
+        _ if inv.incomplete.contains(&"undercloud") => IpAddr::from([0, 0, 0, 0]),
         Some(ip) => {
             if let Some(net) = &ctlplane {
                 if !net.cidr.contains(&ip) {
@@ -243,7 +244,9 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
     let mut seen_bmcs: BTreeMap<String, Range<usize>> = BTreeMap::new();
     // (network, address) -> where first used
     let mut seen_addrs: BTreeMap<(String, IpAddr), (String, Option<Range<usize>>)> = BTreeMap::new();
-    seen_addrs.insert((ctl_name.clone(), uc_ctlplane_ip), ("the undercloud".into(), Some(uc_ctl_spanned.span())));
+    if !inv.incomplete.contains(&"undercloud") {
+        seen_addrs.insert((ctl_name.clone(), uc_ctlplane_ip), ("the undercloud".into(), Some(uc_ctl_spanned.span())));
+    }
     for (net_name, net) in &networks {
         if let Some(vip) = net.vip {
             let span = inv.networks.iter().find(|(n, _)| n.get_ref() == net_name).and_then(|(_, s)| s.vip.as_ref().map(|v| v.span()));
