@@ -47,8 +47,11 @@ pub struct FileManifest<'a> {
     pub sha256: String,
     pub size: usize,
     pub service: &'a str,
-    #[serde(flatten)]
-    pub kind: &'a FileKind,
+    /// `template`, `oslo` or `container`.
+    pub kind: &'static str,
+    /// For template files: the template, relative to the catalogue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<&'a str>,
     /// The file holds a secret's value (its content is never shown in plans or diffs).
     pub secret: bool,
     /// For oslo.config files: what CI validates them against.
@@ -79,7 +82,15 @@ pub fn manifest<'a>(cloud: &'a str, state: &'a DesiredState, secrets: &Secrets) 
                     sha256: f.sha256(),
                     size: f.content.len(),
                     service: &f.service,
-                    kind: &f.kind,
+                    kind: match &f.kind {
+                        FileKind::Template { .. } => "template",
+                        FileKind::Oslo { .. } => "oslo",
+                        FileKind::Container { .. } => "container",
+                    },
+                    template: match &f.kind {
+                        FileKind::Template { template } => Some(template),
+                        _ => None,
+                    },
                     secret: f.secret,
                     oslo: match &f.kind {
                         FileKind::Oslo { id, namespaces } => Some(OsloManifest { id, namespaces }),

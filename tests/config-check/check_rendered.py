@@ -12,9 +12,10 @@ builds (PROVISION_VENV, default <repo>/.cache/oslo-venv):
 
   * an option that the project does not define in that section fails;
   * a deprecated option name, or an option deprecated for removal, is a warning;
-  * [keystone_authtoken], which oslo-config-validator skips, is checked here
-    against keystonemiddleware's options plus the keystoneauth plugin options
-    of its auth_type;
+  * in sections where keystoneauth registers its options at run time (the
+    sample data lists them partly: [keystone_authtoken], which the validator
+    skips, cinder's [nova]...), the options of the section's auth_type plugin
+    are legal too;
   * sections named by [DEFAULT] enabled_backends (cinder backends, glance
     stores "name:type") are checked against the backend's option group;
   * values of boolean, integer, float and choice options must parse.
@@ -40,27 +41,32 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 DEFAULT_VENV = Path(os.environ.get("PROVISION_VENV", REPO / ".cache" / "oslo-venv"))
 
-# oslo.config's own list: groups the validator does not check (incomplete sample data).
-AUTHTOKEN_GROUP = "keystone_authtoken"
-
 # Helper run with the venv's python: the keystoneauth plugin options of auth types.
 PLUGIN_OPTS_SCRIPT = r"""
 import json, sys
 from keystoneauth1 import loading
-out = {}
+
+def names(opts):
+    out = set()
+    for o in opts:
+        # keystoneauth Opt (.deprecated) or oslo.config Opt (.deprecated_opts)
+        deprecated = getattr(o, "deprecated", None) or getattr(o, "deprecated_opts", None) or []
+        for n in [o.name, o.dest] + [d.name for d in deprecated]:
+            if n:
+                out.add(n.replace("-", "_"))
+    return sorted(out)
+
+plugins = {}
 for name in sys.argv[1:]:
     try:
-        opts = loading.get_plugin_loader(name).get_options()
-    except Exception as e:  # unknown plugin
-        out[name] = None
-        continue
-    names = set()
-    for o in opts:
-        for n in [o.name, o.dest] + [d.name for d in o.deprecated]:
-            if n:
-                names.add(n.replace("-", "_"))
-    out[name] = sorted(names)
-json.dump(out, sys.stdout)
+        plugins[name] = names(loading.get_plugin_loader(name).get_options())
+    except Exception:  # not a keystoneauth plugin
+        plugins[name] = None
+json.dump({
+    "plugins": plugins,
+    "session": names(loading.get_session_conf_options()),
+    "auth": names(loading.get_auth_common_conf_options()),
+}, sys.stdout)
 """
 
 
@@ -105,6 +111,12 @@ def parse_ini(text: str) -> dict[str, dict[str, list[str]]]:
     return sections
 
 
+def strip_comments(content: bytes) -> bytes:
+    return b"\n".join(
+        line for line in content.splitlines() if not line.lstrip().startswith((b"#", b";")) and line.strip()
+    )
+
+
 # ---------------------------------------------------------------------- opt data
 
 
@@ -142,9 +154,8 @@ def generate_optdata(venv: Path, namespaces: tuple[str, ...]) -> dict:
     return data
 
 
-def plugin_options(venv: Path, auth_types: set[str]) -> dict[str, list[str] | None]:
-    if not auth_types:
-        return {}
+def keystoneauth_options(venv: Path, auth_types: set[str]) -> dict:
+    """{"plugins": {auth_type: [option names] or None}, "session": [...], "auth": [...]}"""
     proc = subprocess.run(
         [str(venv / "bin" / "python"), "-c", PLUGIN_OPTS_SCRIPT, *sorted(auth_types)],
         capture_output=True, text=True,
@@ -152,6 +163,16 @@ def plugin_options(venv: Path, auth_types: set[str]) -> dict[str, list[str] | No
     if proc.returncode != 0:
         raise RuntimeError(f"listing keystoneauth plugin options failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
+
+
+def keystoneauth_group(group: dict | None, ka: dict) -> bool:
+    """Does the project register keystoneauth options in this group? Their plugin
+    options are registered at run time, so the sample data lists them partly or not at
+    all ([keystone_authtoken], cinder's [nova]...)."""
+    if group is None:
+        return False
+    known = {n for o in group.get("opts", []) for n in (o["name"], o.get("dest")) if n}
+    return bool(known & (set(ka["auth"]) | set(ka["session"])))
 
 
 def opt_names(group: dict) -> set[str]:
@@ -255,7 +276,7 @@ def check_value(opt: dict, value: str) -> str | None:
 # ------------------------------------------------------------------------- check
 
 
-def run_check(venv: Path, check: Check, data: dict, plugins: dict[str, list[str] | None]) -> None:
+def run_check(venv: Path, check: Check, data: dict, ka: dict) -> None:
     text = check.content.decode("utf-8", errors="replace")
     ini = parse_ini(text)
     dyn = dynamic_groups(ini, data)
@@ -273,27 +294,38 @@ def run_check(venv: Path, check: Check, data: dict, plugins: dict[str, list[str]
     unknown = re.compile(r"ERROR:oslo_config\.validator:(.+?)/(.+?) is not part of the sample config")
     deprecated = re.compile(r"WARNING:oslo_config\.validator:Deprecated opt (.+?)/(.+?) found")
     ignored = re.compile(r'Ignoring missing option "(.+?)" from group "(.+?)"')
-    authtoken_unknown = []
+    not_found: list[tuple[str, str]] = []
     for line in proc.stderr.splitlines():
         if m := unknown.search(line):
-            check.errors.append(f"[{m[1]}] {m[2]}: no such option in this section")
+            not_found.append((m[1], m[2]))
         elif m := deprecated.search(line):
             check.warnings.append(f"[{m[1]}] {m[2]}: deprecated option name")
-        elif m := ignored.search(line):
-            authtoken_unknown.append((m[2], m[1]))
-    if proc.returncode != 0 and not check.errors:
+        elif m := ignored.search(line):  # [keystone_authtoken]: the validator does not check it
+            not_found.append((m[2], m[1]))
+    if proc.returncode != 0 and not not_found:
         tail = "\n      ".join(proc.stderr.strip().splitlines()[-5:])
         check.errors.append(f"oslo-config-validator failed (exit {proc.returncode}):\n      {tail}")
 
-    # [keystone_authtoken]: the validator skips it; its auth plugin's options are legal there.
-    for group, name in authtoken_unknown:
-        auth_type = (ini.get(group, {}).get("auth_type") or [""])[-1]
-        allowed = plugins.get(auth_type) if auth_type else None
-        if allowed is None:
-            why = f"auth_type {auth_type!r} is not a keystoneauth plugin" if auth_type else "no auth_type set"
-            check.errors.append(f"[{group}] {name}: not a keystonemiddleware option ({why})")
-        elif name not in allowed:
-            check.errors.append(f"[{group}] {name}: neither a keystonemiddleware option nor an option of auth plugin {auth_type!r}")
+    # Groups where keystoneauth registers its options at run time: the options of the
+    # section's auth_type plugin (and auth_type/auth_section themselves) are legal there.
+    for section, name in not_found:
+        group = data.get("options", {}).get(section)
+        if keystoneauth_group(group, ka):
+            auth_type = (ini.get(section, {}).get("auth_type") or [""])[-1]
+            if name in ka["auth"] or name in ka["session"]:
+                continue
+            allowed = ka["plugins"].get(auth_type) if auth_type else None
+            if allowed is not None and name in allowed:
+                continue
+            if not auth_type:
+                why = "and no auth_type is set in the section"
+            elif allowed is None:
+                why = f"and auth_type {auth_type!r} is not a keystoneauth plugin"
+            else:
+                why = f"nor of auth plugin {auth_type!r}"
+            check.errors.append(f"[{section}] {name}: no such option in this section ({why})")
+        else:
+            check.errors.append(f"[{section}] {name}: no such option in this section")
 
     # values, and options deprecated for removal
     options = data.get("options", {})
@@ -360,13 +392,14 @@ def main() -> int:
             missing.append(entry)
             continue
         content = p.read_bytes()
-        key = (hashlib.sha256(content).hexdigest(), namespaces)
+        # comments (the per-host header) do not change what is validated
+        key = (hashlib.sha256(strip_comments(content)).hexdigest(), namespaces)
         checks.setdefault(key, Check(content, namespaces)).entries.append(entry)
 
     nfiles = sum(len(c.entries) for c in checks.values()) + len(missing)
     print(f"{nfiles} oslo files, {len(checks)} distinct; validating with {venv}", flush=True)
 
-    # option data per namespace set, then the auth plugins named by keystone_authtoken
+    # option data per namespace set, then the keystoneauth plugins named by auth_type
     namespace_sets = sorted({c.namespaces for c in checks.values()})
     optdata: dict[tuple[str, ...], dict] = {}
     failed_sets: dict[tuple[str, ...], str] = {}
@@ -380,10 +413,14 @@ def main() -> int:
                 failed_sets[ns] = str(e)
     auth_types = set()
     for c in checks.values():
-        at = parse_ini(c.content.decode("utf-8", "replace")).get(AUTHTOKEN_GROUP, {}).get("auth_type")
-        if at:
-            auth_types.add(at[-1])
-    plugins = plugin_options(venv, auth_types)
+        for opts in parse_ini(c.content.decode("utf-8", "replace")).values():
+            if opts.get("auth_type"):
+                auth_types.add(opts["auth_type"][-1])
+    try:
+        ka = keystoneauth_options(venv, auth_types)
+    except Exception as e:  # noqa: BLE001
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futs = []
@@ -393,7 +430,7 @@ def main() -> int:
             elif not c.namespaces:
                 c.errors.append("the manifest names no namespaces for this file")
             else:
-                futs.append(pool.submit(run_check, venv, c, optdata[c.namespaces], plugins))
+                futs.append(pool.submit(run_check, venv, c, optdata[c.namespaces], ka))
         for fut in futs:
             fut.result()
 
