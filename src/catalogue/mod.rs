@@ -14,7 +14,7 @@ use crate::inventory::spec::{IniSections, IniValue};
 use crate::source::{normalize, SourceMap, SourceTree};
 use crate::tomlfile;
 pub use role::{Requirements, RoleDef};
-pub use service::{FileSpec, Healthcheck, NetworkMode, ServiceManifest};
+pub use service::{DirSpec, FileSpec, Healthcheck, NetworkMode, ServiceManifest, SharedFile};
 
 /// Shared folder of the catalogue.
 pub const COMMON_DIR: &str = "_common";
@@ -184,6 +184,26 @@ impl Catalogue {
                 }
             }
         }
+        // Files shared between services must exist where they are said to.
+        for svc in self.services.values() {
+            for sf in &svc.manifest.shared_files {
+                let declared = self
+                    .services
+                    .get(sf.from.get_ref())
+                    .map(|other| other.manifest.files.iter().any(|f| f.dest.get_ref() == sf.dest.get_ref()));
+                let problem = match declared {
+                    None => Some(format!("service `{}` (shared file source) does not exist", sf.from.get_ref())),
+                    Some(false) => Some(format!("service `{}` renders no file {}", sf.from.get_ref(), sf.dest.get_ref())),
+                    Some(true) => None,
+                };
+                if let Some(message) = problem {
+                    diags.push(
+                        Diagnostic::new(message, Location::new(&svc.file, Some(sf.dest.span())))
+                            .help("name a service of the catalogue and one of its `[[files]]` destinations"),
+                    );
+                }
+            }
+        }
     }
 
     fn check_manifest(&self, name: &str, file: &Path, m: &ServiceManifest, diags: &mut Diagnostics) {
@@ -193,6 +213,20 @@ impl Catalogue {
                 Diagnostic::new(format!("deploy step {step} is out of range"), Location::new(file, Some(m.step.span())))
                     .help("steps go from 1 to 6, as in TripleO"),
             );
+        }
+        for d in &m.directories {
+            if !d.path.get_ref().starts_with('/') {
+                diags.push(
+                    Diagnostic::new(format!("directory `{}` is not an absolute path", d.path.get_ref()), Location::new(file, Some(d.path.span())))
+                        .help("write the full path on the host"),
+                );
+            }
+            if parse_mode(d.mode.get_ref()).is_none() {
+                diags.push(
+                    Diagnostic::new(format!("directory mode `{}` is not an octal mode", d.mode.get_ref()), Location::new(file, Some(d.mode.span())))
+                        .help("write the mode as an octal string, e.g. \"0755\""),
+                );
+            }
         }
         for f in &m.files {
             let dest = f.dest.get_ref();

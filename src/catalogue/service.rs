@@ -34,6 +34,44 @@ pub struct ServiceManifest {
     pub healthcheck: Option<Healthcheck>,
     #[serde(default)]
     pub files: Vec<FileSpec>,
+    /// Files of another service on the same host that this container mounts too (and
+    /// restarts for): e.g. neutron's RPC server uses neutron_server's neutron.conf.
+    #[serde(default)]
+    pub shared_files: Vec<SharedFile>,
+    /// Directories the service needs on its host besides its log directory.
+    #[serde(default)]
+    pub directories: Vec<DirSpec>,
+    /// Owner (and group) of the log directory on the host: the container's user id.
+    #[serde(default = "root")]
+    pub log_owner: String,
+}
+
+/// A file rendered by another service, mounted into this one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedFile {
+    /// The service that renders it (must run on every host this one runs on).
+    pub from: Spanned<String>,
+    /// Its path on the host, as that service declares it.
+    pub dest: Spanned<String>,
+    pub container_path: String,
+}
+
+/// A directory on the host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    pub path: Spanned<String>,
+    #[serde(default = "dir_mode")]
+    pub mode: Spanned<String>,
+    #[serde(default = "root")]
+    pub owner: String,
+    #[serde(default = "root")]
+    pub group: String,
+}
+
+fn dir_mode() -> Spanned<String> {
+    Spanned::new(0..0, "0755".into())
 }
 
 fn default_restart() -> String {

@@ -247,6 +247,7 @@ impl<'c> Renderer<'c> {
         let host_v = host_value(cloud, host);
         let vars_v = crate::render::context::ser(&host.vars);
         let role = cloud.roles.get(&host.role);
+        let mut pending: Vec<(&Service, Value)> = Vec::new();
         for svc_name in &host.services {
             let Some(svc) = cloud.catalogue.services.get(svc_name) else { continue };
             let m = &svc.manifest;
@@ -274,7 +275,6 @@ impl<'c> Renderer<'c> {
                 secrets => crate::render::context::ser(&secrets),
             };
             let mut first_oslo = true;
-            let mut svc_files: Vec<&DesiredFile> = Vec::new();
             let mut rendered: Vec<DesiredFile> = Vec::new();
             for f in &m.files {
                 let content = if let Some(src) = &f.src {
@@ -333,38 +333,84 @@ impl<'c> Renderer<'c> {
                     kind,
                 });
             }
-            svc_files.extend(rendered.iter());
-            let container = self.container(svc, &svc_files, &ctx, diags);
+            hs.directories.push(DesiredDir {
+                path: format!("{LOG_ROOT}/{svc_name}"),
+                mode: "0750".into(),
+                owner: m.log_owner.clone(),
+                group: m.log_owner.clone(),
+            });
+            for d in &m.directories {
+                hs.directories.push(DesiredDir {
+                    path: d.path.get_ref().clone(),
+                    mode: d.mode.get_ref().clone(),
+                    owner: d.owner.clone(),
+                    group: d.group.clone(),
+                });
+            }
+            for f in rendered {
+                self.insert_file(&mut hs, svc, host, f, diags);
+            }
+            pending.push((svc, ctx));
+        }
+        // Containers last: their config hash covers files of other services they share.
+        for (svc, ctx) in pending {
+            let m = &svc.manifest;
+            let mut used: Vec<&DesiredFile> = hs.files.values().filter(|f| f.service == svc.name).collect();
+            let mut shared_mounts = Vec::new();
+            for sf in &m.shared_files {
+                match hs.files.get(sf.dest.get_ref()) {
+                    Some(f) if &f.service == sf.from.get_ref() => {
+                        used.push(f);
+                        shared_mounts.push(format!("{}:{}:ro", sf.dest.get_ref(), sf.container_path));
+                    }
+                    _ => diags.push(
+                        Diagnostic::new(
+                            format!(
+                                "service `{}` on `{}` mounts {} of service `{}`, which does not run there",
+                                svc.name,
+                                host.name,
+                                sf.dest.get_ref(),
+                                sf.from.get_ref()
+                            ),
+                            Location::new(&svc.file, Some(sf.dest.span())),
+                        )
+                        .help(format!("add `{}` to role `{}` or remove the shared file", sf.from.get_ref(), host.role)),
+                    ),
+                }
+            }
+            let container = self.container(svc, &used, shared_mounts, &ctx, diags);
             let def_json = serde_json::to_string_pretty(&container).unwrap_or_default() + "\n";
             let def_file = DesiredFile {
-                path: format!("{CONTAINER_DEFS}/{svc_name}.json"),
+                path: format!("{CONTAINER_DEFS}/{}.json", svc.name),
                 secret: cloud.secrets.appears_in(&def_json),
                 content: def_json,
                 mode: 0o600,
                 owner: "root".into(),
                 group: "root".into(),
-                service: svc_name.clone(),
-                kind: FileKind::Container { container: svc_name.clone() },
+                service: svc.name.clone(),
+                kind: FileKind::Container { container: svc.name.clone() },
             };
-            hs.directories.push(DesiredDir { path: format!("{LOG_ROOT}/{svc_name}"), mode: "0750".into(), owner: "root".into(), group: "root".into() });
-            for f in rendered.into_iter().chain(std::iter::once(def_file)) {
-                if let Some(other) = hs.files.get(&f.path) {
-                    let dest_span = m.files.iter().find(|x| x.dest.get_ref() == &f.path).map(|x| x.dest.span());
-                    diags.push(
-                        Diagnostic::new(
-                            format!("services `{}` and `{svc_name}` both write {} on `{}`", other.service, f.path, host.name),
-                            Location::new(&svc.file, dest_span),
-                        )
-                        .help("give each service its own destination path"),
-                    );
-                    continue;
-                }
-                hs.files.insert(f.path.clone(), f);
-            }
+            self.insert_file(&mut hs, svc, host, def_file, diags);
             hs.containers.insert(container.name.clone(), container);
         }
         hs.directories.sort_by(|a, b| a.path.cmp(&b.path));
+        hs.directories.dedup_by(|a, b| a.path == b.path);
         hs
+    }
+
+    fn insert_file(&self, hs: &mut HostState, svc: &Service, host: &Host, f: DesiredFile, diags: &mut Diagnostics) {
+        if let Some(other) = hs.files.get(&f.path) {
+            let dest_span = svc.manifest.files.iter().find(|x| x.dest.get_ref() == &f.path).map(|x| x.dest.span());
+            diags.push(
+                Diagnostic::new(
+                    format!("services `{}` and `{}` both write {} on `{}`", other.service, svc.name, f.path, host.name),
+                    Location::new(&svc.file, dest_span),
+                )
+                .help("give each service its own destination path"),
+            );
+            return;
+        }
+        hs.files.insert(f.path.clone(), f);
     }
 
     fn render_ini(&self, layers: &[(&Path, &crate::inventory::spec::IniSections)], ctx: &Value) -> Result<RenderedIni, Diagnostic> {
@@ -426,7 +472,7 @@ impl<'c> Renderer<'c> {
         Ok(out)
     }
 
-    fn container(&self, svc: &Service, files: &[&DesiredFile], ctx: &Value, diags: &mut Diagnostics) -> ContainerDef {
+    fn container(&self, svc: &Service, files: &[&DesiredFile], shared_mounts: Vec<String>, ctx: &Value, diags: &mut Diagnostics) -> ContainerDef {
         let cloud = self.cloud;
         let m = &svc.manifest;
         let mut environment = BTreeMap::new();
@@ -445,6 +491,7 @@ impl<'c> Renderer<'c> {
         for (dest, cpath) in mounted {
             volumes.push(format!("{dest}:{cpath}:ro"));
         }
+        volumes.extend(shared_mounts);
         volumes.push(format!("{LOG_ROOT}/{}:{}:rw", svc.name, m.log_dir));
         volumes.extend(m.volumes.iter().cloned());
         let mut def = ContainerDef {

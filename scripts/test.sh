@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a fresh machine (Debian 12, root):
+#
+#   scripts/test.sh
+#
+# 1. installs what the tests need: Debian packages (apt-get), the OpenStack projects
+#    whose option definitions validate rendered configs (pip, into a venv under .cache/);
+# 2. builds provision and runs every Rust test (unit, integration, CLI);
+# 3. renders every inventory in inventories/ and checks every oslo.config file with
+#    oslo-config-validator against the projects' current release, and haproxy.cfg with
+#    haproxy itself.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$(pwd)"
+log() { printf '\n== %s\n' "$*" >&2; }
+
+log "system packages"
+need=()
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v git >/dev/null || need+=(git)
+if ((${#need[@]})); then
+    if [[ ! -d /var/lib/apt/lists/partial ]] || [[ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v partial)" ]]; then
+        apt-get update -qq
+    fi
+    apt-get install -y -qq "${need[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; }
+fi
+
+log "python venv for oslo-config-validator"
+tests/config-check/setup.sh
+
+log "build"
+cargo build --release --locked 2>&1 | tail -n 3
+
+log "render every inventory and validate the configs"
+out="$repo/.cache/render"
+status=0
+for inv in inventories/*.toml; do
+    case "$inv" in *.secrets.toml) continue ;; esac
+    name="$(basename "$inv" .toml)"
+    rm -rf "$out/$name"
+    target/release/provision render "$inv" --out "$out/$name"
+    tests/config-check/check_rendered.py "$out/$name" || status=1
+done
+
+log "Rust tests"
+cargo test --release --locked || status=1
+exit "$status"
