@@ -120,12 +120,16 @@ pub fn describe(location: &Location, sources: &SourceMap) -> String {
 pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "error: {}", d.message);
-    let _ = writeln!(out, "  --> {}", describe(&d.location, sources));
-    if let (Some(span), Some(src)) = (&d.location.span, sources.get(&d.location.file)) {
-        if !src.secret {
+    let quoted = match (&d.location.span, sources.get(&d.location.file)) {
+        (Some(span), Some(src)) if !src.secret => Some((span.clone(), src)),
+        _ => None,
+    };
+    let gutter = quoted.as_ref().map(|(span, src)| line_col(&src.text, span.start).0.to_string().len()).unwrap_or(1);
+    let _ = writeln!(out, "{:gutter$}--> {}", "", describe(&d.location, sources));
+    if let Some((span, src)) = quoted {
+        {
             let (line, col) = line_col(&src.text, span.start);
             if let Some(text) = src.text.lines().nth(line - 1) {
-                let gutter = line.to_string().len();
                 let width = {
                     let end = span.end.min(src.text.len()).max(span.start);
                     let piece = &src.text[floor_char_boundary(&src.text, span.start)..floor_char_boundary(&src.text, end)];
@@ -139,10 +143,10 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
         }
     }
     for (text, loc) in &d.notes {
-        let _ = writeln!(out, "   = note: {text} ({})", describe(loc, sources));
+        let _ = writeln!(out, "{:gutter$} = note: {text} ({})", "", describe(loc, sources));
     }
     if let Some(help) = &d.help {
-        let _ = writeln!(out, "   = help: {help}");
+        let _ = writeln!(out, "{:gutter$} = help: {help}", "");
     }
     out
 }

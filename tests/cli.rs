@@ -72,7 +72,7 @@ fn validate_reports_located_errors_and_exits_1() {
     let line_of = |needle: &str| broken[..broken.find(needle).unwrap()].matches('\n').count() + 1;
     assert!(err.contains(&format!("broken.toml:{}:9", line_of("\"52:54:00:0a:0f\""))), "{err}");
     assert!(err.contains(&format!("broken.toml:{}:8", line_of("\"Netwroker\""))), "{err}");
-    assert!(err.contains("is not valid: 2 errors found"), "{err}");
+    assert!(err.contains("is not valid: 3 errors found"), "{err}");
     assert!(text(&o.stdout).is_empty());
 }
 

@@ -22,6 +22,8 @@ pub struct ServiceManifest {
     #[serde(default)]
     pub privileged: bool,
     pub pid: Option<String>,
+    /// `"host"` to share the host's cgroup namespace (libvirt needs it).
+    pub cgroupns: Option<String>,
     #[serde(default = "default_restart")]
     pub restart: String,
     pub log_dir: String,

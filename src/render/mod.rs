@@ -23,6 +23,8 @@ use ini::{Rendered, RenderedIni};
 
 /// Where the logs of a service go on its host.
 pub const LOG_ROOT: &str = "/var/log/overcloud";
+/// Data that services keep on their host.
+pub const DATA_ROOT: &str = "/var/lib/overcloud/";
 /// Where container definitions are written on each host.
 pub const CONTAINER_DEFS: &str = "/var/lib/overcloud/containers";
 
@@ -78,6 +80,8 @@ pub struct ContainerDef {
     pub privileged: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroupns: Option<String>,
     pub restart: String,
     pub environment: BTreeMap<String, String>,
     pub volumes: Vec<String>,
@@ -138,6 +142,8 @@ impl<'c> Renderer<'c> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| AutoEscape::None);
+        // Keep template sources for located errors, in release builds too.
+        env.set_debug(true);
         // Like Ansible's template module: trailing newlines kept, blocks trimmed.
         if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).trim_blocks(true).build() {
             env.set_syntax(syntax);
@@ -186,7 +192,14 @@ impl<'c> Renderer<'c> {
     }
 
     fn template_error(&self, e: &minijinja::Error, origin: &Origin) -> Diagnostic {
-        let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+        let snippet = match (e.template_source(), e.range()) {
+            (Some(src), Some(r)) => src.get(r).filter(|t| !t.contains('\n') && t.len() <= 80).map(|t| format!(" `{}`", t.trim())),
+            _ => None,
+        };
+        let detail = match (e.kind(), snippet) {
+            (minijinja::ErrorKind::UndefinedError, Some(snippet)) => snippet,
+            _ => e.detail().map(|d| format!(": {d}")).unwrap_or_default(),
+        };
         let (kind, help) = match e.kind() {
             minijinja::ErrorKind::UndefinedError => (
                 "undefined variable",
@@ -339,6 +352,14 @@ impl<'c> Renderer<'c> {
                 owner: m.log_owner.clone(),
                 group: m.log_owner.clone(),
             });
+            // Bind-mount sources under the provisioner's data root must exist before podman
+            // starts the container: they are desired directories too.
+            for v in &m.volumes {
+                let src = v.split(':').next().unwrap_or("");
+                if src.starts_with(DATA_ROOT) && src.len() > DATA_ROOT.len() {
+                    hs.directories.push(DesiredDir { path: src.to_string(), mode: "0750".into(), owner: "root".into(), group: "root".into() });
+                }
+            }
             for d in &m.directories {
                 hs.directories.push(DesiredDir {
                     path: d.path.get_ref().clone(),
@@ -393,8 +414,16 @@ impl<'c> Renderer<'c> {
             self.insert_file(&mut hs, svc, host, def_file, diags);
             hs.containers.insert(container.name.clone(), container);
         }
-        hs.directories.sort_by(|a, b| a.path.cmp(&b.path));
-        hs.directories.dedup_by(|a, b| a.path == b.path);
+        // One entry per path; an explicitly declared directory wins over a derived one.
+        let mut dirs: BTreeMap<String, DesiredDir> = BTreeMap::new();
+        for d in hs.directories.drain(..) {
+            let derived = d.owner == "root" && d.mode == "0750" && !d.path.starts_with(LOG_ROOT);
+            if derived && dirs.contains_key(&d.path) {
+                continue;
+            }
+            dirs.insert(d.path.clone(), d);
+        }
+        hs.directories = dirs.into_values().collect();
         hs
     }
 
@@ -504,6 +533,7 @@ impl<'c> Renderer<'c> {
             network: m.network,
             privileged: m.privileged,
             pid: m.pid.clone(),
+            cgroupns: m.cgroupns.clone(),
             restart: m.restart.clone(),
             environment,
             volumes,
