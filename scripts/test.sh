@@ -7,8 +7,8 @@
 #    whose option definitions validate rendered configs (pip, into a venv under .cache/);
 # 2. builds provision and runs every Rust test (unit, integration, CLI);
 # 3. renders every inventory in inventories/ and checks every oslo.config file with
-#    oslo-config-validator against the projects' current release, and haproxy.cfg with
-#    haproxy itself.
+#    oslo-config-validator against the projects' current release, and haproxy.cfg and
+#    rsyslog.conf with haproxy and rsyslogd themselves.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -19,6 +19,7 @@ need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v haproxy >/dev/null || need+=(haproxy)
+command -v rsyslogd >/dev/null || need+=(rsyslog)
 command -v git >/dev/null || need+=(git)
 if ((${#need[@]})); then
     if [[ ! -d /var/lib/apt/lists/partial ]] || [[ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v partial)" ]]; then
@@ -42,6 +43,7 @@ for inv in inventories/*.toml; do
     rm -rf "$out/$name"
     target/release/provision render "$inv" --out "$out/$name"
     tests/config-check/check_rendered.py "$out/$name" || status=1
+    tests/config-check/check_native.sh "$out/$name" || status=1
 done
 
 log "Rust tests"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Checks the non-oslo configs of a render folder with the software that reads them:
+#   haproxy.cfg    haproxy -c
+#   rsyslog.conf   rsyslogd -N1
+# Each distinct file is checked once. Ends with "N passed, M failed".
+#
+#   check_native.sh RENDER_DIR
+set -uo pipefail
+dir="$1"
+pass=0 fail=0
+declare -A seen
+check() { # label file command...
+    local label="$1" file="$2"; shift 2
+    local sum; sum=$(grep -v '^#' "$file" | sed 's/[0-9.]*//g' | sha256sum | cut -c1-16)
+    [[ -n "${seen[$label$sum]:-}" ]] && return
+    seen[$label$sum]=1
+    local out
+    if out=$("$@" 2>&1); then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        printf 'FAIL %s %s\n%s\n' "$label" "$file" "$out" >&2
+    fi
+}
+while IFS= read -r -d '' f; do
+    check haproxy "$f" haproxy -c -q -f "$f"
+done < <(find "$dir" -path '*/etc/overcloud/haproxy/haproxy.cfg' -print0)
+while IFS= read -r -d '' f; do
+    # rsyslogd -N1 checks the syntax and loads the modules; the work directory must exist.
+    work=$(mktemp -d)
+    check rsyslog "$f" rsyslogd -N1 -f <(sed "s#workDirectory=\"/var/lib/rsyslog\"#workDirectory=\"$work\"#" "$f")
+    rm -rf "$work"
+done < <(find "$dir" -path '*/etc/overcloud/rsyslog/*.conf' -print0)
+echo "$pass passed, $fail failed"
+((fail == 0))
