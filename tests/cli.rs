@@ -135,3 +135,22 @@ fn a_secret_from_the_environment_overrides_the_file() {
     let nova = std::fs::read_to_string(dir.path().join("lab-novacompute-0/etc/overcloud/nova_compute/nova.conf")).unwrap();
     assert!(nova.contains(":from-the-environment-42@"), "transport_url does not use the environment's secret");
 }
+
+#[test]
+fn turning_host_key_checking_off_is_loud() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = std::fs::read_to_string(repo().join("inventories/lab.toml")).unwrap();
+    let insecure = lab
+        .replace("templates = \"../templates\"", &format!("templates = \"{}\"", repo().join("templates").display()))
+        .replace("roles = \"../roles\"", &format!("roles = \"{}\"", repo().join("roles").display()))
+        .replace("file = \"lab.secrets.toml\"", &format!("file = \"{}\"", repo().join("inventories/lab.secrets.toml").display()))
+        .replace("connect_timeout = 5\n", "connect_timeout = 5\nstrict_host_key_checking = false\n");
+    let inv = dir.path().join("insecure.toml");
+    std::fs::write(&inv, insecure).unwrap();
+    let o = provision(&["validate", inv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("warning: strict host-key checking is OFF"), "{}", text(&o.stderr));
+    // The default is strict: no warning.
+    let o = provision(&["validate", "inventories/lab.toml"]);
+    assert!(!text(&o.stderr).contains("warning"), "{}", text(&o.stderr));
+}
