@@ -12,3 +12,5 @@ pub mod source;
 pub mod tomlfile;
 pub mod render;
 pub mod evaluate;
+pub mod git;
+pub mod diff;

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
+use provision::diff::{self, format, revisions};
 use provision::evaluate::{evaluate, Evaluation};
+use provision::git::Repo;
 use provision::model::LoadOptions;
 use provision::render::output;
 use provision::source::FsTree;
@@ -33,6 +35,30 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Show what a change does to every host: the desired state at two git revisions
+    /// compared, offline, with no checkout and no machine touched.
+    Diff {
+        /// The inventory TOML file (a path in the working tree; it is read from each revision).
+        inventory: PathBuf,
+        /// The revision to compare from (a commit, branch or tag).
+        #[arg(long)]
+        base: String,
+        /// The revision to compare to; default: the working tree, uncommitted changes included.
+        #[arg(long)]
+        head: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Exit 0 when nothing changes, 2 when something does, 1 on error (as Terraform).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Markdown,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -80,7 +106,53 @@ fn main() -> ExitCode {
             },
             Err(code) => code,
         },
+        Command::Diff { inventory, base, head, format: fmt, detailed_exitcode } => {
+            match run_diff(&inventory, &base, head.as_deref()) {
+                Ok(report) => {
+                    let text = match fmt {
+                        OutputFormat::Text => format::text(&report),
+                        OutputFormat::Markdown => format::markdown(&report),
+                        OutputFormat::Json => format::json(&report),
+                    };
+                    print!("{text}");
+                    if detailed_exitcode && report.has_changes() {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+fn run_diff(inventory: &std::path::Path, base: &str, head: Option<&str>) -> Result<diff::Report, String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let repo = Repo::discover(&cwd).map_err(|e| e.to_string())?;
+    let rel = repo.relative(&cwd, inventory).map_err(|e| e.to_string())?;
+    let base_src = revisions::Source::Commit(repo.resolve(base).map_err(|e| e.to_string())?);
+    let head_src = match head {
+        Some(h) => revisions::Source::Commit(repo.resolve(h).map_err(|e| e.to_string())?),
+        None => revisions::Source::WorkingTree,
+    };
+    let opts = LoadOptions::from_process_env();
+    let (b, h) = std::thread::scope(|s| {
+        let b = s.spawn(|| revisions::evaluate_at(&repo, &rel, &base_src, "base", &opts));
+        let h = revisions::evaluate_at(&repo, &rel, &head_src, "head", &opts);
+        (b.join(), h)
+    });
+    let b = b.map_err(|_| "evaluating the base revision failed unexpectedly".to_string())?.map_err(|e| e.to_string())?;
+    let h = h.map_err(|e| e.to_string())?;
+    let label = rel.display().to_string();
+    Ok(diff::compare(
+        &label,
+        &diff::Side { label: base_src.info(), state: &b.state, secrets: &b.cloud.secrets },
+        &diff::Side { label: head_src.info(), state: &h.state, secrets: &h.cloud.secrets },
+    ))
 }
 
 /// Evaluates an inventory, printing warnings and errors to stderr.

@@ -102,6 +102,11 @@ impl Secrets {
         self.values.get(name).map(|(v, _)| v)
     }
 
+    /// The names of every known secret.
+    pub fn names(&self) -> Vec<&str> {
+        self.values.keys().map(String::as_str).collect()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.values.contains_key(name)
     }

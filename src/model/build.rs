@@ -21,12 +21,15 @@ use crate::source::{SourceMap, SourceTree};
 pub struct LoadOptions {
     /// Environment variables considered for secrets (`PROVISION_SECRET_*`).
     pub env: Vec<(String, String)>,
+    /// Where to read the secrets file when the tree has none (a git revision usually
+    /// does not hold it): the working tree's root.
+    pub secrets_fallback: Option<std::path::PathBuf>,
 }
 
 impl LoadOptions {
     /// Takes the secret variables from this process's environment.
     pub fn from_process_env() -> Self {
-        Self { env: std::env::vars().filter(|(k, _)| k.starts_with("PROVISION_")).collect() }
+        Self { env: std::env::vars().filter(|(k, _)| k.starts_with("PROVISION_")).collect(), secrets_fallback: None }
     }
 }
 
@@ -64,7 +67,12 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         diags,
     );
     let secrets_file = inv.secrets.file.as_ref().map(|f| inv.resolve(f.get_ref()));
-    let secrets = Secrets::load(secrets_file.as_deref(), &inv.secrets.env_prefix, &opts.env, tree, sources, diags);
+    let fallback = opts.secrets_fallback.as_ref().map(|root| crate::git::WorkTree { root: root.clone() });
+    let secrets_tree: &dyn SourceTree = match (&secrets_file, &fallback) {
+        (Some(f), Some(fb)) if !tree.exists(f) => fb,
+        _ => tree,
+    };
+    let secrets = Secrets::load(secrets_file.as_deref(), &inv.secrets.env_prefix, &opts.env, secrets_tree, sources, diags);
     let secrets_hint = match &secrets_file {
         Some(f) => format!("add `NAME = \"...\"` to {} or set {}NAME", f.display(), inv.secrets.env_prefix),
         None => format!("set `[secrets] file = \"...\"` in the inventory, or the environment variable {}NAME", inv.secrets.env_prefix),
