@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use similar::{ChangeTag, TextDiff};
 
+use crate::inventory::secrets::forms_of;
 use crate::inventory::Secrets;
-use crate::render::{DesiredFile, DesiredState};
+use crate::render::{DesiredFile, DesiredState, FileKind};
 
 /// Version of the JSON format (docs/diff.md).
 pub const FORMAT: u32 = 1;
@@ -174,7 +175,7 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
     summary.hosts_removed = hosts_removed.len();
 
     // Secret values that differ between the sides: (base value, head value).
-    let changed_secrets: Vec<(String, String)> = secret_changes(base.secrets, head.secrets);
+    let changed_secrets: Vec<(Vec<String>, Vec<String>)> = secret_changes(base.secrets, head.secrets);
 
     let mut groups: BTreeMap<ChangeKey, FileChange> = BTreeMap::new();
     let mut containers: BTreeMap<(String, ContainerAction), Vec<String>> = BTreeMap::new();
@@ -191,12 +192,12 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
                 (Some(x), None) => (FileAction::Delete, Some(x), None),
                 (None, None) => continue,
             };
-            let before_text = before.map(|f| base.secrets.redact(&f.content)).unwrap_or_default();
-            let after_text = after.map(|f| head.secrets.redact(&f.content)).unwrap_or_default();
+            let before_text = before.map(|f| base.secrets.redact(&shown(f))).unwrap_or_default();
+            let after_text = after.map(|f| head.secrets.redact(&shown(f))).unwrap_or_default();
             let secret_changed = matches!(action, FileAction::Modify)
                 && changed_secrets.iter().any(|(bv, hv)| {
-                    before.map(|f| f.content.contains(bv.as_str())).unwrap_or(false)
-                        || after.map(|f| f.content.contains(hv.as_str())).unwrap_or(false)
+                    before.map(|f| bv.iter().any(|form| f.content.contains(form.as_str()))).unwrap_or(false)
+                        || after.map(|f| hv.iter().any(|form| f.content.contains(form.as_str()))).unwrap_or(false)
                 });
             let (diff, changed_lines) = if before_text == after_text {
                 (String::new(), String::new())
@@ -212,7 +213,8 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
                 _ => None,
             };
             if diff.is_empty() && !secret_changed && mode.is_none() && owner.is_none() && action == FileAction::Modify {
-                // Only a secret changed, but not one we know by value (a removed secret).
+                // Only the config hash of a container definition changed (the restart
+                // says so), or a secret we do not know by value (a removed secret).
                 continue;
             }
             summary.file_changes += 1;
@@ -301,16 +303,25 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
     }
 }
 
-fn secret_changes(base: &Secrets, head: &Secrets) -> Vec<(String, String)> {
+/// A file's content as the diff shows it: a container definition without its config
+/// hash, which changes whenever any of its files does and is reported as a restart.
+fn shown(f: &DesiredFile) -> std::borrow::Cow<'_, str> {
+    match f.kind {
+        FileKind::Container { .. } => f.content.lines().filter(|l| !l.contains("\"provision.config_hash\"")).map(|l| format!("{l}\n")).collect::<String>().into(),
+        _ => f.content.as_str().into(),
+    }
+}
+
+/// The forms of every secret value that differs between the sides: (base, head).
+fn secret_changes(base: &Secrets, head: &Secrets) -> Vec<(Vec<String>, Vec<String>)> {
     let mut out = Vec::new();
-    for name in base.names().into_iter().chain(head.names()) {
+    for name in base.names() {
         if let (Some(b), Some(h)) = (base.get(name), head.get(name)) {
-            if b != h && !b.expose().is_empty() && !h.expose().is_empty() {
-                out.push((b.expose().to_string(), h.expose().to_string()));
+            if b != h {
+                out.push((forms_of(b.expose()), forms_of(h.expose())));
             }
         }
     }
-    out.dedup();
     out
 }
 

@@ -47,6 +47,8 @@ pub enum SecretOrigin {
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
     values: BTreeMap<String, (SecretValue, SecretOrigin)>,
+    /// `all_forms`, computed once.
+    forms: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Secrets {
@@ -95,7 +97,7 @@ impl Secrets {
                 }
             }
         }
-        Secrets { values }
+        Secrets { values, forms: Default::default() }
     }
 
     pub fn get(&self, name: &str) -> Option<&SecretValue> {
@@ -111,26 +113,75 @@ impl Secrets {
         self.values.contains_key(name)
     }
 
-    /// Every known value, longest first (for redaction).
-    pub fn all_values(&self) -> Vec<&SecretValue> {
-        let mut v: Vec<&SecretValue> = self.values.values().map(|(v, _)| v).filter(|v| !v.0.is_empty()).collect();
-        v.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
-        v
+    /// Every form in which a known value can appear in a rendered file (as is,
+    /// URL-encoded as in a database or transport URL, JSON-escaped), longest first.
+    pub fn all_forms(&self) -> &[String] {
+        self.forms.get_or_init(|| self.compute_forms())
+    }
+
+    fn compute_forms(&self) -> Vec<String> {
+        let mut forms: Vec<String> = Vec::new();
+        for (v, _) in self.values.values() {
+            forms.extend(forms_of(&v.0));
+        }
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        forms.dedup();
+        forms
     }
 
     /// Replaces every secret value in a text by `(secret)`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for v in self.all_values() {
-            if out.contains(v.expose()) {
-                out = out.replace(v.expose(), "(secret)");
+        for form in self.all_forms() {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), "(secret)");
             }
         }
         out
     }
 
-    /// Whether a text contains any secret value.
+    /// Whether a text contains any secret value, in any of its forms.
     pub fn appears_in(&self, text: &str) -> bool {
-        self.all_values().iter().any(|v| text.contains(v.expose()))
+        self.all_forms().iter().any(|f| text.contains(f.as_str()))
+    }
+}
+
+/// The forms in which a value can appear in a rendered file: as is, URL-encoded (with
+/// and without `/`), JSON-escaped.
+pub fn forms_of(value: &str) -> Vec<String> {
+    if value.is_empty() {
+        return Vec::new();
+    }
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let mut forms = vec![value.to_string(), percent_encode(value, false), percent_encode(value, true), json.trim_matches('"').to_string()];
+    forms.dedup();
+    forms
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (and `/` if asked).
+fn percent_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_encoded_forms() {
+        let s = Secrets { values: [("db".to_string(), (SecretValue::new("p@ss/w:rd\"x"), SecretOrigin::File))].into(), forms: Default::default() };
+        let url = "mysql+pymysql://nova:p%40ss%2Fw%3Ard%22x@db/nova";
+        assert!(s.appears_in(url));
+        assert_eq!(s.redact(url), "mysql+pymysql://nova:(secret)@db/nova");
+        assert_eq!(s.redact(r#"{"PW": "p@ss/w:rd\"x"}"#), r#"{"PW": "(secret)"}"#);
+        assert_eq!(format!("{:?}", s.get("db").unwrap()), "(secret)");
     }
 }
