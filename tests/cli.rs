@@ -45,6 +45,15 @@ fn secret_values(file: &str) -> Vec<String> {
         .collect()
 }
 
+/// lab.toml with its relative paths made absolute, to be written anywhere.
+fn lab_elsewhere() -> String {
+    std::fs::read_to_string(repo().join("inventories/lab.toml"))
+        .unwrap()
+        .replace("templates = \"../templates\"", &format!("templates = \"{}\"", repo().join("templates").display()))
+        .replace("roles = \"../roles\"", &format!("roles = \"{}\"", repo().join("roles").display()))
+        .replace("file = \"lab.secrets.toml\"", &format!("file = \"{}\"", repo().join("inventories/lab.secrets.toml").display()))
+}
+
 #[test]
 fn validate_accepts_every_example_inventory() {
     for inv in ["inventories/lab.toml", "inventories/vagrant.toml", "inventories/example-production.toml"] {
@@ -57,13 +66,7 @@ fn validate_accepts_every_example_inventory() {
 #[test]
 fn validate_reports_located_errors_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = std::fs::read_to_string(repo().join("inventories/lab.toml")).unwrap();
-    let broken = lab
-        .replace("templates = \"../templates\"", &format!("templates = \"{}\"", repo().join("templates").display()))
-        .replace("roles = \"../roles\"", &format!("roles = \"{}\"", repo().join("roles").display()))
-        .replace("file = \"lab.secrets.toml\"", &format!("file = \"{}\"", repo().join("inventories/lab.secrets.toml").display()))
-        .replace("\"52:54:00:0a:00:0f\"", "\"52:54:00:0a:0f\"")
-        .replace("role = \"Networker\"", "role = \"Netwroker\"");
+    let broken = lab_elsewhere().replace("\"52:54:00:0a:00:0f\"", "\"52:54:00:0a:0f\"").replace("role = \"Networker\"", "role = \"Netwroker\"");
     let inv = dir.path().join("broken.toml");
     std::fs::write(&inv, &broken).unwrap();
     let o = provision(&["validate", inv.to_str().unwrap()]);
@@ -139,12 +142,7 @@ fn a_secret_from_the_environment_overrides_the_file() {
 #[test]
 fn turning_host_key_checking_off_is_loud() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = std::fs::read_to_string(repo().join("inventories/lab.toml")).unwrap();
-    let insecure = lab
-        .replace("templates = \"../templates\"", &format!("templates = \"{}\"", repo().join("templates").display()))
-        .replace("roles = \"../roles\"", &format!("roles = \"{}\"", repo().join("roles").display()))
-        .replace("file = \"lab.secrets.toml\"", &format!("file = \"{}\"", repo().join("inventories/lab.secrets.toml").display()))
-        .replace("connect_timeout = 5\n", "connect_timeout = 5\nstrict_host_key_checking = false\n");
+    let insecure = lab_elsewhere().replace("connect_timeout = 5\n", "connect_timeout = 5\nstrict_host_key_checking = false\n");
     let inv = dir.path().join("insecure.toml");
     std::fs::write(&inv, insecure).unwrap();
     let o = provision(&["validate", inv.to_str().unwrap()]);
