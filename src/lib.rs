@@ -14,3 +14,4 @@ pub mod render;
 pub mod evaluate;
 pub mod git;
 pub mod diff;
+pub mod transport;

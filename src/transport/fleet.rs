@@ -1,0 +1,61 @@
+//! Connections to a whole cloud: the undercloud directly, then every node through it
+//! (or directly, if the inventory says so), all at once up to a bound.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::{Credentials, HostKeyPolicy, Session, SshOptions, Target, TransportError, DEFAULT_KEX};
+use crate::model::Cloud;
+
+impl SshOptions {
+    /// The inventory's SSH settings. `accept_new` is the explicit first-contact mode.
+    pub fn from_cloud(cloud: &Cloud, accept_new: bool) -> SshOptions {
+        SshOptions {
+            user: cloud.ssh.user.clone(),
+            private_key: Some(cloud.ssh.private_key.clone()),
+            use_agent: true,
+            host_keys: HostKeyPolicy { known_hosts: cloud.ssh.known_hosts.clone(), strict: cloud.ssh.strict_host_key_checking, accept_new },
+            connect_timeout: Duration::from_secs(cloud.ssh.connect_timeout_secs.max(1)),
+            keepalive: Duration::from_secs(15),
+            kex: DEFAULT_KEX.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// Open connections to a cloud's hosts.
+pub struct Fleet {
+    pub undercloud: Arc<Session>,
+    /// Every requested node: its session, or why it could not be reached.
+    pub nodes: BTreeMap<String, Result<Arc<Session>, TransportError>>,
+}
+
+impl Fleet {
+    /// Connects to the undercloud, then to `nodes` (host names of the cloud), at most
+    /// `parallel` handshakes at a time.
+    pub async fn connect(cloud: &Cloud, nodes: &[String], opts: &SshOptions, creds: &Credentials, parallel: usize) -> Result<Fleet, TransportError> {
+        let uc = Target { name: cloud.undercloud.name.clone(), address: cloud.undercloud.address.clone(), port: cloud.undercloud.ssh_port };
+        let undercloud = Arc::new(Session::connect(&uc, opts, creds).await?);
+        let limit = Arc::new(Semaphore::new(parallel.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for name in nodes {
+            let Some(host) = cloud.host(name) else { continue };
+            let target = Target { name: host.name.clone(), address: host.ctlplane_ip.to_string(), port: cloud.ssh.port };
+            let (uc, opts, creds, limit, jump) = (undercloud.clone(), opts.clone(), creds.clone(), limit.clone(), cloud.ssh.jump_through_undercloud);
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let session = if jump { uc.connect_via(&target, &opts, &creds).await } else { Session::connect(&target, &opts, &creds).await };
+                (target.name, session.map(Arc::new))
+            });
+        }
+        let mut out = BTreeMap::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((name, session)) = done {
+                out.insert(name, session);
+            }
+        }
+        Ok(Fleet { undercloud, nodes: out })
+    }
+}
