@@ -52,6 +52,19 @@ enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// Connect to the undercloud and every node (through it), run `true`, and report
+    /// each host's reachability and round trip.
+    Ping {
+        /// The inventory TOML file.
+        inventory: PathBuf,
+        /// Record the keys of hosts not yet in known_hosts (first contact). A changed key
+        /// is still refused.
+        #[arg(long)]
+        accept_new_host_keys: bool,
+        /// Handshakes at a time.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -104,6 +117,10 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Err(code) => code,
+        },
+        Command::Ping { inventory, accept_new_host_keys, parallel } => match load(&inventory) {
+            Ok(ev) => ping(&ev.cloud, accept_new_host_keys, parallel),
             Err(code) => code,
         },
         Command::Diff { inventory, base, head, format: fmt, detailed_exitcode } => {
@@ -178,4 +195,59 @@ fn load(inventory: &std::path::Path) -> Result<Evaluation, ExitCode> {
             Err(ExitCode::FAILURE)
         }
     }
+}
+
+fn ping(cloud: &provision::model::Cloud, accept_new: bool, parallel: usize) -> ExitCode {
+    use provision::transport::{Credentials, Fleet, SshOptions};
+    use std::time::{Duration, Instant};
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let opts = SshOptions::from_cloud(cloud, accept_new);
+        let creds = match Credentials::load(&opts) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let names: Vec<String> = cloud.hosts.iter().map(|h| h.name.clone()).collect();
+        let start = Instant::now();
+        let fleet = match Fleet::connect(cloud, &names, &opts, &creds, parallel).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut failed = 0;
+        let mut report = |name: &str, role: &str, r: Result<Duration, String>| match r {
+            Ok(d) => println!("ok    {name:<28} {role:<12} {:>7.1} ms", d.as_secs_f64() * 1000.0),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {name:<28} {role:<12} {e}");
+            }
+        };
+        let t = Instant::now();
+        let uc = fleet.undercloud.exec("true", None, Duration::from_secs(30)).await.map(|_| t.elapsed()).map_err(|e| e.to_string());
+        report(&cloud.undercloud.name, "undercloud", uc);
+        for h in &cloud.hosts {
+            let r = match fleet.nodes.get(&h.name) {
+                Some(Ok(s)) => {
+                    let t = Instant::now();
+                    s.exec("true", None, Duration::from_secs(30)).await.map(|_| t.elapsed()).map_err(|e| e.to_string())
+                }
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("not attempted".into()),
+            };
+            report(&h.name, &h.role, r);
+        }
+        println!("\n{} of {} hosts answered in {:.2} s.", cloud.hosts.len() + 1 - failed, cloud.hosts.len() + 1, start.elapsed().as_secs_f64());
+        if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    })
 }

@@ -146,6 +146,7 @@ impl Inventory {
                 connect_timeout: 10,
                 strict_host_key_checking: toml::Spanned::new(0..0, true),
                 jump_through_undercloud: true,
+                key_exchange: None,
             }),
             undercloud: undercloud.unwrap_or_else(|| UndercloudSpec {
                 name: placeholder("undercloud"),

@@ -52,6 +52,8 @@ pub struct SshSpec {
     /// Reach the overcloud nodes through the undercloud (like ProxyJump).
     #[serde(default = "default_true_plain")]
     pub jump_through_undercloud: bool,
+    /// Key-exchange algorithms offered, most preferred first; default: the transport's.
+    pub key_exchange: Option<Vec<Spanned<String>>>,
 }
 
 fn default_user() -> String {

@@ -90,7 +90,16 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         connect_timeout_secs: inv.ssh.connect_timeout,
         strict_host_key_checking: *inv.ssh.strict_host_key_checking.get_ref(),
         jump_through_undercloud: inv.ssh.jump_through_undercloud,
+        key_exchange: inv.ssh.key_exchange.iter().flatten().map(|k| k.get_ref().clone()).collect(),
     };
+    for k in inv.ssh.key_exchange.iter().flatten() {
+        if !crate::transport::KNOWN_KEX.contains(&k.get_ref().as_str()) {
+            diags.push(
+                Diagnostic::new(format!("unknown key-exchange algorithm `{}`", k.get_ref()), loc(&file, k.span()))
+                    .help(format!("use some of: {}", crate::transport::KNOWN_KEX.join(", "))),
+            );
+        }
+    }
 
     // Networks.
     let mut networks = BTreeMap::new();

@@ -48,6 +48,8 @@ pub struct SshSettings {
     pub connect_timeout_secs: u64,
     pub strict_host_key_checking: bool,
     pub jump_through_undercloud: bool,
+    /// Key-exchange algorithms, most preferred first (empty: the transport's default).
+    pub key_exchange: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

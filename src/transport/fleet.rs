@@ -20,7 +20,11 @@ impl SshOptions {
             host_keys: HostKeyPolicy { known_hosts: cloud.ssh.known_hosts.clone(), strict: cloud.ssh.strict_host_key_checking, accept_new },
             connect_timeout: Duration::from_secs(cloud.ssh.connect_timeout_secs.max(1)),
             keepalive: Duration::from_secs(15),
-            kex: DEFAULT_KEX.iter().map(|s| s.to_string()).collect(),
+            kex: if cloud.ssh.key_exchange.is_empty() {
+                DEFAULT_KEX.iter().map(|s| s.to_string()).collect()
+            } else {
+                cloud.ssh.key_exchange.clone()
+            },
         }
     }
 }

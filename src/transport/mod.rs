@@ -34,6 +34,22 @@ pub struct SshOptions {
 /// docs/performance.md), and OpenSSH before 9.9 does not offer ML-KEM anyway.
 pub const DEFAULT_KEX: &[&str] = &["curve25519-sha256", "curve25519-sha256@libssh.org", "mlkem768x25519-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group14-sha256"];
 
+/// Key-exchange algorithms the transport can offer.
+pub const KNOWN_KEX: &[&str] = &[
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "mlkem768x25519-sha256",
+    "diffie-hellman-group-exchange-sha256",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group17-sha512",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group15-sha512",
+    "diffie-hellman-group14-sha256",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+];
+
 /// A host to connect to.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -54,7 +70,7 @@ pub enum TransportError {
     Unreachable { host: String, addr: String, message: String },
     #[error("{host} ({addr}): authentication as `{user}` failed (tried: {tried}); check that the key is in the host's authorized_keys")]
     AuthFailed { host: String, addr: String, user: String, tried: String },
-    #[error("{host} ({addr}): host key {fingerprint} is not in {known_hosts}; nothing was sent. Add it (ssh-keyscan, or a first run with --accept-new-host-keys) after checking it is this machine's key")]
+    #[error("{host} ({addr}): host key {fingerprint} is not in {known_hosts}; nothing was sent. After checking that it is this machine's key, add it (`ssh-keyscan -t ed25519 ADDRESS >> KNOWN_HOSTS`, or `provision ping --accept-new-host-keys`)")]
     UnknownHostKey { host: String, addr: String, fingerprint: String, known_hosts: String },
     #[error("{host} ({addr}): HOST KEY CHANGED: the host presented {fingerprint}, but {known_hosts}:{line} expects {expected}; nothing was sent. If the machine was reinstalled, remove the old entry; otherwise someone may be impersonating it")]
     HostKeyChanged { host: String, addr: String, fingerprint: String, expected: String, known_hosts: String, line: usize },
