@@ -82,7 +82,7 @@ async fn a_command_that_outlives_its_timeout_is_reported() {
 async fn upload_is_atomic_with_mode_and_owner() {
     let cloud = lab();
     let s = connect_uc(&cloud, &options(&cloud)).await;
-    let path = "/etc/overcloud/transport-test/upload.conf";
+    let path = "/etc/overcloud/transport-upload/upload.conf";
     let content = b"[DEFAULT]\ndebug = true\n".repeat(1000);
     s.upload(path, &content, 0o640, "root", "42436", 30 * SECOND).await.unwrap();
     let out = s.exec(&format!("stat -c '%a %U %g %s' {path}; sha256sum < {path}"), None, 10 * SECOND).await.unwrap();
@@ -92,7 +92,7 @@ async fn upload_is_atomic_with_mode_and_owner() {
     let local: String = sha2::Sha256::digest(&content).iter().map(|b| format!("{b:02x}")).collect();
     assert!(lines.next().unwrap().starts_with(&local));
     // No temporary file is left beside it.
-    let out = s.exec("ls -A /etc/overcloud/transport-test", None, 10 * SECOND).await.unwrap();
+    let out = s.exec("ls -A /etc/overcloud/transport-upload", None, 10 * SECOND).await.unwrap();
     assert_eq!(out.stdout_text(), "upload.conf\n");
     use sha2::Digest;
 }
@@ -105,10 +105,10 @@ async fn each_host_has_its_own_files() {
     let uc = Session::connect(&undercloud(&cloud), &opts, &creds).await.unwrap();
     let a = uc.connect_via(&node(&cloud, "lab-novacompute-0"), &opts, &creds).await.unwrap();
     let b = uc.connect_via(&node(&cloud, "lab-novacompute-1"), &opts, &creds).await.unwrap();
-    a.upload("/etc/overcloud/transport-test/who", b"compute-0\n", 0o644, "root", "root", 10 * SECOND).await.unwrap();
-    let out = b.exec("cat /etc/overcloud/transport-test/who 2>/dev/null || echo absent", None, 10 * SECOND).await.unwrap();
+    a.upload("/etc/overcloud/transport-own/who", b"compute-0\n", 0o644, "root", "root", 10 * SECOND).await.unwrap();
+    let out = b.exec("cat /etc/overcloud/transport-own/who 2>/dev/null || echo absent", None, 10 * SECOND).await.unwrap();
     assert_eq!(out.stdout_text(), "absent\n");
-    assert!(!std::path::Path::new("/etc/overcloud/transport-test/who").exists(), "the lab's hosts write into this machine's /etc");
+    assert!(!std::path::Path::new("/etc/overcloud/transport-own/who").exists(), "the lab's hosts write into this machine's /etc");
 }
 
 #[tokio::test]
@@ -253,7 +253,7 @@ async fn a_cut_transfer_leaves_no_half_written_file() {
     let opts = options(&cloud);
     let creds = Credentials::load(&opts).unwrap();
     let watcher = Session::connect(&undercloud(&cloud), &opts, &creds).await.unwrap();
-    let path = "/etc/overcloud/transport-test/big.img";
+    let path = "/etc/overcloud/transport-cut/big.img";
     watcher.upload(path, b"the old content\n", 0o600, "root", "root", 10 * SECOND).await.unwrap();
     let uploader = Arc::new(Session::connect(&undercloud(&cloud), &opts, &creds).await.unwrap());
     let big = vec![b'x'; 256 << 20];
@@ -262,7 +262,7 @@ async fn a_cut_transfer_leaves_no_half_written_file() {
     // Wait (bounded) until the temporary file is being written, then cut the connection.
     let mut seen = false;
     for _ in 0..200 {
-        let out = watcher.exec("ls -A /etc/overcloud/transport-test | grep -c '^.provision' || true", None, 10 * SECOND).await.unwrap();
+        let out = watcher.exec("ls -A /etc/overcloud/transport-cut | grep -c '^.provision' || true", None, 10 * SECOND).await.unwrap();
         if out.stdout_text().trim() != "0" {
             seen = true;
             break;
@@ -277,7 +277,7 @@ async fn a_cut_transfer_leaves_no_half_written_file() {
     // The destination still holds the old content, and no temporary file remains.
     let mut clean = false;
     for _ in 0..100 {
-        let out = watcher.exec(&format!("cat {path}; ls -A /etc/overcloud/transport-test | grep '^.provision' || true"), None, 10 * SECOND).await.unwrap();
+        let out = watcher.exec(&format!("cat {path}; ls -A /etc/overcloud/transport-cut | grep '^.provision' || true"), None, 10 * SECOND).await.unwrap();
         assert!(out.stdout_text().starts_with("the old content\n"), "{}", out.stdout_text());
         if out.stdout_text() == "the old content\n" {
             clean = true;

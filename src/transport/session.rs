@@ -249,7 +249,17 @@ impl Session {
             let mut channel = self.handle.channel_open_session().await.map_err(|e| self.lost("opening a channel", e))?;
             channel.exec(true, command).await.map_err(|e| self.lost("starting the command", e))?;
             if let Some(input) = stdin {
-                channel.data(input).await.map_err(|e| self.lost("sending input", e))?;
+                // russh waits for window space without noticing a dead connection: race it.
+                tokio::select! {
+                    sent = channel.data(input) => sent.map_err(|e| self.lost("sending input", e))?,
+                    _ = self.closed() => {
+                        return Err(TransportError::Disconnected {
+                            host: self.target.name.clone(),
+                            during: "sending input".into(),
+                            message: "the connection closed".into(),
+                        })
+                    }
+                }
                 channel.eof().await.map_err(|e| self.lost("sending input", e))?;
             }
             let mut out = ExecOutput::default();
@@ -359,6 +369,13 @@ impl Session {
             Ok(())
         } else {
             Err(TransportError::Upload { host: self.target.name.clone(), path: path.to_string(), message: out.stderr_text().trim().to_string() })
+        }
+    }
+
+    /// Resolves when the connection is closed (checked every 100 ms).
+    async fn closed(&self) {
+        while !self.handle.is_closed() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# The local lab: an undercloud and N overcloud nodes, each a real OpenSSH sshd on its own
+# loopback address (127.0.10.x) with a private view of the directories the provisioner
+# writes, a Redfish BMC per node (sushy-tools, fake driver) that powers the node's sshd on
+# and off, and real podman on every host. See lab/README.md.
+#
+#   lab/lab.sh up [--nodes N] [--powered-off]   build and start (N default 6)
+#   lab/lab.sh down [--purge]                   stop what up started (by recorded PID)
+#   lab/lab.sh status                           hosts, sshd, SSH, BMC
+#   lab/lab.sh ssh HOST [COMMAND...]            ssh to a lab host (name or address)
+#
+# Runs as root on Debian 12. Installs what it needs (apt-get, pip into .cache/lab-venv).
+set -euo pipefail
+umask 022
+
+LAB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$LAB")"
+STATE="$LAB/state"
+VENV="$REPO/.cache/lab-venv"
+PY="$VENV/bin/python"
+LIB="$LAB/lablib.py"
+UNDERCLOUD_ADDR=127.0.10.1
+SUSHY_PORT=8000
+NOTIFIER_PORT=8001
+IMAGE_REPO=localhost/provision-lab
+BASE_IMAGE="$IMAGE_REPO/base:latest"
+# Mount points of every host's private directories (see NS_SCRIPT), created on this
+# machine when missing (empty directories; down removes those it created).
+MOUNTPOINTS=(/etc/overcloud /var/lib/overcloud /var/log/overcloud /etc/containers
+    /run/overcloud /run/containers /run/libpod /run/runc)
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+need_root() { [[ $(id -u) == 0 ]] || die "run as root (it starts sshd, mounts, podman)"; }
+
+# ------------------------------------------------------------------ installation
+
+PACKAGES=(openssh-server openssh-client podman runc conmon busybox-static iproute2 util-linux python3 python3-venv)
+
+ensure_packages() {
+    local missing=() p status
+    for p in "${PACKAGES[@]}"; do
+        status="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"
+        [[ $status == installed ]] || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    log "installing Debian packages: ${missing[*]}"
+    # Never let a package's maintainer script start a service (e.g. the machine's own
+    # sshd on port 22): a temporary policy-rc.d, only if the machine has none.
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; made_policy=1
+    fi
+    local rc=0
+    {
+        apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    } || rc=$?
+    [[ -n $made_policy ]] && rm -f "$policy"
+    ((rc == 0)) || die "apt-get install ${missing[*]} failed ($rc)"
+}
+
+ensure_venv() {
+    local req="$LAB/requirements.txt" stamp="$VENV/.lab-requirements.sha256" want
+    want="$(sha256sum < "$req" | cut -d' ' -f1)"
+    if [[ -x $VENV/bin/sushy-emulator && -f $stamp && "$(cat "$stamp")" == "$want" ]] &&
+        "$PY" -c 'import bcrypt' 2>/dev/null; then
+        return 0
+    fi
+    log "installing sushy-tools into $VENV (pip)"
+    # Debian's python3 (python3-venv): a venv that does not depend on a pyenv install
+    if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        rm -rf "$VENV"
+        /usr/bin/python3 -m venv "$VENV"
+    fi
+    "$PY" -m pip install --quiet --disable-pip-version-check -r "$req"
+    echo "$want" > "$stamp"
+}
+
+# ------------------------------------------------------------------------ hosts
+
+# The host table written by `lablib.py gen`: name address kind system_id mac
+hosts_table() { grep -v '^#' "$STATE/hosts.tsv"; }
+
+pid_alive_as() { # PID MARKER: the process is alive and its command line contains MARKER
+    local pid=$1 marker=$2 cl
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    cl="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" || return 1
+    [[ $cl == *"$marker"* ]]
+}
+
+sshd_pid() { # HOSTDIR -> prints the PID of the host's sshd listener if it runs
+    local d=$1 pid
+    pid="$(cat "$d/sshd.pid" 2>/dev/null)" || return 1
+    pid_alive_as "$pid" "$d/sshd_config" || return 1
+    echo "$pid"
+}
+
+write_host() { # NAME ADDRESS KIND: keys, sshd_config, the private directories, podman config
+    local name=$1 addr=$2 kind=$3
+    local d="$STATE/hosts/$name" k="$STATE/keys/$name"
+    mkdir -p "$k" "$d/fs/etc/overcloud" "$d/fs/var/lib/overcloud" "$d/fs/var/log/overcloud" \
+        "$d/fs/root" "$d/fs/etc/containers" "$d/fs/run" "$d/storage"
+    chmod 700 "$d/fs/root"
+    if [[ ! -s $k/ssh_host_ed25519_key ]]; then
+        rm -f "$k/ssh_host_ed25519_key" "$k/ssh_host_ed25519_key.pub"
+        ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$k/ssh_host_ed25519_key"
+    fi
+    local forwarding=no
+    [[ $kind == undercloud ]] && forwarding=yes
+    cat > "$d/sshd_config" <<EOF
+# $name ($kind), generated by lab/lab.sh up: a lab host's own sshd.
+ListenAddress $addr:22
+HostKey $k/ssh_host_ed25519_key
+PidFile $d/sshd.pid
+PermitRootLogin prohibit-password
+AuthorizedKeysFile $STATE/id_ed25519.pub
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+MaxStartups 200:30:400
+MaxSessions 200
+AllowTcpForwarding $forwarding
+AllowAgentForwarding no
+X11Forwarding no
+PermitTunnel no
+PrintMotd no
+PrintLastLog no
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+LogLevel INFO
+EOF
+    # podman: its own storage (graphroot here; runroot and tmp_dir on the per-boot tmpfs,
+    # at the usual short paths: a long runroot makes conmon miss the exit, 20 s per run),
+    # runc + cgroupfs + no default ulimits (what works on this machine), host networking
+    # as TripleO's containers use, and the lab's images from a shared read-only store.
+    cat > "$d/fs/etc/containers/containers.conf" <<EOF
+# $name: podman settings of the lab (lab/lab.sh)
+[containers]
+default_ulimits = []
+netns = "host"
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "/run/libpod"
+EOF
+    cat > "$d/fs/etc/containers/storage.conf" <<EOF
+# $name: container storage of this host only; the lab's images are read from the
+# shared read-only store $STATE/images.
+[storage]
+driver = "overlay"
+graphroot = "$d/storage"
+runroot = "/run/containers/storage"
+
+[storage.options]
+additionalimagestores = ["$STATE/images"]
+EOF
+    printf 'unqualified-search-registries = []\n' > "$d/fs/etc/containers/registries.conf"
+    printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' > "$d/fs/etc/containers/policy.json"
+}
+
+# Inside the host's new mount and UTS namespaces (private propagation): its host name, the
+# private directories, a fresh tmpfs (each power-on is a boot) for /run/overcloud and
+# podman's and runc's runtime state (/run/containers, /run/libpod, /run/runc), and for
+# /dev/shm (podman's locks), then sshd.
+NS_SCRIPT='
+d=$1
+hostname "$2"
+mount --bind "$d/fs/etc/overcloud" /etc/overcloud
+mount --bind "$d/fs/var/lib/overcloud" /var/lib/overcloud
+mount --bind "$d/fs/var/log/overcloud" /var/log/overcloud
+mount --bind "$d/fs/root" /root
+mount --bind "$d/fs/etc/containers" /etc/containers
+mount -t tmpfs -o mode=0755,size=512m lab-run "$d/fs/run"
+for r in overcloud containers libpod runc; do
+    mkdir -p "$d/fs/run/$r"
+    mount --bind "$d/fs/run/$r" "/run/$r"
+done
+mount -t tmpfs -o mode=1777,size=256m lab-shm /dev/shm
+exec /usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log"
+'
+
+host_start() { # NAME: start the host's sshd (no-op when it runs); waits until it listens
+    local name=$1 d="$STATE/hosts/$1" pid i
+    [[ -f $d/sshd_config ]] || die "no lab host $name"
+    exec 9> "$d/.lock"
+    flock -w 30 9 || die "$name: lock busy"
+    if sshd_pid "$d" > /dev/null; then exec 9>&-; return 0; fi
+    # what a previous boot left (sessions of a listener that died): a clean power cycle
+    "$PY" "$LIB" kill-host "$d" > /dev/null
+    rm -f "$d/sshd.pid" "$d/mntns"
+    : >> "$d/sshd.log"
+    unshare --mount --uts --propagation private -- /bin/sh -euc "$NS_SCRIPT" sh "$d" "$name" 9>&- ||
+        die "$name: starting sshd failed (log: $d/sshd.log)"
+    # sshd writes its PidFile once its socket is bound: wait for it (bounded)
+    for ((i = 0; i < 250; i++)); do
+        pid="$(sshd_pid "$d")" && break
+        sleep 0.02
+    done
+    [[ -n ${pid:-} ]] || die "$name: sshd did not start within 5 s: $(tail -n 3 "$d/sshd.log")"
+    readlink "/proc/$pid/ns/mnt" > "$d/mntns"
+    exec 9>&-
+}
+
+host_stop() { # NAME: end the host's sshd and every process of its namespace (power cut)
+    local name=$1 d="$STATE/hosts/$1"
+    [[ -d $d ]] || return 0
+    exec 9> "$d/.lock"
+    flock -w 30 9 || die "$name: lock busy"
+    "$PY" "$LIB" kill-host "$d" > /dev/null
+    rm -f "$d/sshd.pid" "$d/mntns"
+    exec 9>&-
+}
+
+# ----------------------------------------------------------------------- images
+
+build_image() { # the base image from busybox-static, in the shared read-only store
+    local store="$STATE/images" b="$STATE/image-build" names stamp want
+    names="$("$PY" "$LIB" image-names "$REPO")"
+    want="$( (dpkg-query -W -f='${Version}' busybox-static; podman --version; echo "$names") | sha256sum | cut -d' ' -f1)"
+    stamp="$store/.lab-image.sha256"
+    if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+        return 0
+    fi
+    log "building $BASE_IMAGE from busybox-static"
+    rm -rf "$store" "$b"
+    mkdir -p "$b/rootfs" "$b/run" "$b/tmp" "$store"
+    local r="$b/rootfs" applet
+    mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,proc,sys,dev,root,run,var/tmp,var/log,var/lib}
+    chmod 1777 "$r/tmp" "$r/var/tmp"
+    cp /bin/busybox "$r/bin/busybox"
+    for applet in $(/bin/busybox --list-full); do
+        [[ $applet == bin/busybox || -e $r/$applet ]] && continue
+        mkdir -p "$r/$(dirname "$applet")"
+        ln -s /bin/busybox "$r/$applet"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$r/etc/passwd"
+    printf 'root:x:0:\nnobody:x:65534:\n' > "$r/etc/group"
+    tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$b/rootfs.tar" .
+    cat > "$b/containers.conf" <<EOF
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+    cat > "$b/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$store"
+runroot = "$b/run"
+EOF
+    local pm=(env CONTAINERS_CONF="$b/containers.conf" CONTAINERS_STORAGE_CONF="$b/storage.conf"
+        podman --tmpdir "$b/tmp")
+    "${pm[@]}" import --change 'CMD ["/bin/sh"]' "$b/rootfs.tar" "$BASE_IMAGE" > /dev/null
+    # the catalogue's images, as names of the base image (nothing can be pulled here)
+    local n tags=()
+    for n in $names; do tags+=("$IMAGE_REPO/$n:latest"); done
+    ((${#tags[@]} == 0)) || "${pm[@]}" tag "$BASE_IMAGE" "${tags[@]}"
+    rm -rf "$b"
+    echo "$want" > "$stamp"
+}
+
+# -------------------------------------------------------------- BMC and notifier
+
+start_daemon() { # NAME MARKER COMMAND...: background, PID recorded in state/pids/NAME.pid
+    local name=$1 marker=$2
+    shift 2
+    mkdir -p "$STATE/pids" "$STATE/logs"
+    setsid "$@" < /dev/null >> "$STATE/logs/$name.log" 2>&1 &
+    local pid=$!
+    echo "$pid" > "$STATE/pids/$name.pid"
+    sleep 0.05
+    pid_alive_as "$pid" "$marker" || die "$name exited at once: $(tail -n 5 "$STATE/logs/$name.log")"
+}
+
+stop_daemon() { # NAME MARKER: TERM the recorded PID (if it is still that program), then KILL
+    local name=$1 marker=$2 f="$STATE/pids/$1.pid" pid i
+    pid="$(cat "$f" 2>/dev/null)" || return 0
+    if pid_alive_as "$pid" "$marker"; then
+        kill -TERM "$pid" 2> /dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            pid_alive_as "$pid" "$marker" || break
+            sleep 0.1
+        done
+        if pid_alive_as "$pid" "$marker"; then
+            kill -KILL "$pid" 2> /dev/null || true
+            for ((i = 0; i < 20; i++)); do
+                pid_alive_as "$pid" "$marker" || break
+                sleep 0.05
+            done
+        fi
+        pid_alive_as "$pid" "$marker" && die "$name (pid $pid) does not stop"
+        log "stopped $name (pid $pid)"
+    fi
+    rm -f "$f"
+}
+
+# --------------------------------------------------------------------- commands
+
+lab_running() { # any recorded process still alive?
+    local d
+    pid_alive_as "$(cat "$STATE/pids/sushy.pid" 2>/dev/null)" sushy-emulator && return 0
+    pid_alive_as "$(cat "$STATE/pids/notifier.pid" 2>/dev/null)" "lablib.py notifier" && return 0
+    for d in "$STATE"/hosts/*/; do
+        [[ -d $d ]] && sshd_pid "${d%/}" > /dev/null && return 0
+    done
+    return 1
+}
+
+cmd_up() {
+    local nodes=6 powered_off=""
+    while (($#)); do
+        case $1 in
+            --nodes) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--nodes N"; nodes=$2; shift 2 ;;
+            --nodes=*) nodes=${1#--nodes=}; [[ $nodes =~ ^[0-9]+$ ]] || die "--nodes N"; shift ;;
+            --powered-off) powered_off=--powered-off; shift ;;
+            *) die "up: unknown argument $1 (up [--nodes N] [--powered-off])" ;;
+        esac
+    done
+    need_root
+    local t0 t
+    t0="$(now)"
+    ensure_packages
+    ensure_venv
+    [[ -x $PY ]] || die "no venv python"
+    if lab_running; then
+        log "the lab is running: stopping it first"
+        cmd_down
+    elif [[ -d $STATE/hosts || -d $STATE/pids ]]; then
+        cmd_down > /dev/null 2>&1 # leftovers of an earlier run
+    fi
+    log "packages ready ($(since "$t0") s)"
+
+    t="$(now)"
+    mkdir -p "$STATE" "$STATE/keys" "$STATE/pids" "$STATE/logs"
+    rm -rf "$STATE/hosts" "$STATE/bmc" "$STATE/logs"/*
+    rm -f "$STATE"/lab-*.toml "$STATE/hosts.tsv"
+    mkdir -p "$STATE/hosts"
+    [[ -d /run/sshd ]] || { mkdir -p /run/sshd; chmod 755 /run/sshd; }
+    local m
+    for m in "${MOUNTPOINTS[@]}"; do
+        if [[ ! -d $m ]]; then
+            mkdir -p "$m"
+            echo "$m" >> "$STATE/created-mountpoints"
+        fi
+    done
+    if [[ ! -s $STATE/id_ed25519 || ! -s $STATE/id_ed25519.pub ]]; then
+        rm -f "$STATE/id_ed25519" "$STATE/id_ed25519.pub"
+        ssh-keygen -q -t ed25519 -N '' -C provision-lab -f "$STATE/id_ed25519"
+    fi
+    local inventory
+    inventory="$("$PY" "$LIB" gen "$STATE" --nodes "$nodes" $powered_off)"
+
+    local name addr kind sid mac
+    : > "$STATE/known_hosts.tmp"
+    {
+        echo "# lab hosts, generated by lab/lab.sh up: ssh -F lab/state/ssh_config HOST"
+        echo "Host *"
+        echo "    User root"
+        echo "    IdentityFile $STATE/id_ed25519"
+        echo "    IdentitiesOnly yes"
+        echo "    UserKnownHostsFile $STATE/known_hosts"
+        echo "    GlobalKnownHostsFile /dev/null"
+        echo "    StrictHostKeyChecking yes"
+        echo "    BatchMode yes"
+        echo "    ConnectTimeout 5"
+        echo "    LogLevel ERROR"
+    } > "$STATE/ssh_config.tmp"
+    while IFS=$'\t' read -r name addr kind sid mac; do
+        write_host "$name" "$addr" "$kind"
+        printf '%s %s\n' "$addr" "$(cut -d' ' -f1,2 "$STATE/keys/$name/ssh_host_ed25519_key.pub")" >> "$STATE/known_hosts.tmp"
+        printf 'Host %s\n    HostName %s\n' "$name" "$addr" >> "$STATE/ssh_config.tmp"
+    done < <(hosts_table)
+    mv "$STATE/known_hosts.tmp" "$STATE/known_hosts"
+    mv "$STATE/ssh_config.tmp" "$STATE/ssh_config"
+    cp "$STATE/known_hosts" "$STATE/known_hosts.hashed"
+    ssh-keygen -q -H -f "$STATE/known_hosts.hashed" > /dev/null 2>&1
+    rm -f "$STATE/known_hosts.hashed.old"
+    log "configuration for $(hosts_table | wc -l) hosts ($(since "$t") s)"
+
+    t="$(now)"
+    build_image
+    log "image $BASE_IMAGE ready ($(since "$t") s)"
+
+    t="$(now)"
+    mkdir -p "$STATE/bmc/sushy-state"
+    start_daemon notifier "lablib.py notifier" "$PY" -u "$LIB" notifier "$STATE"
+    "$PY" "$LIB" wait-port "$UNDERCLOUD_ADDR" "$NOTIFIER_PORT" "$(cat "$STATE/pids/notifier.pid")" 10 ||
+        die "notifier: $(tail -n 5 "$STATE/logs/notifier.log")"
+    start_daemon sushy sushy-emulator "$VENV/bin/sushy-emulator" --config "$STATE/bmc/sushy.conf"
+    "$PY" "$LIB" wait-port "$UNDERCLOUD_ADDR" "$SUSHY_PORT" "$(cat "$STATE/pids/sushy.pid")" 30 ||
+        die "sushy-emulator: $(tail -n 5 "$STATE/logs/sushy.log")"
+    "$PY" "$LIB" check-bmc "$STATE"
+    log "Redfish BMC on http://$UNDERCLOUD_ADDR:$SUSHY_PORT, power notifier on :$NOTIFIER_PORT ($(since "$t") s)"
+
+    t="$(now)"
+    local started=()
+    while IFS=$'\t' read -r name addr kind sid mac; do
+        if [[ $kind == undercloud || -z $powered_off ]]; then
+            host_start "$name"
+            started+=("$name")
+        fi
+    done < <(hosts_table)
+    log "started ${#started[@]} sshd ($(since "$t") s)"
+    t="$(now)"
+    "$PY" "$LIB" check-ssh "$STATE" "${started[@]}"
+    log "all ${#started[@]} answer over SSH ($(since "$t") s)"
+    log "up: $(hosts_table | wc -l) hosts${powered_off:+ (nodes powered off)}, inventory ${inventory#"$REPO/"}, in $(since "$t0") s"
+}
+
+cmd_down() {
+    local purge=""
+    [[ ${1:-} == --purge ]] && purge=1
+    need_root
+    [[ -d $STATE ]] || { log "nothing to stop"; return 0; }
+    [[ -x $PY ]] || die "no lab venv at $VENV: cannot stop by recorded PIDs"
+    # the notifier first: no power event may start an sshd while we stop them
+    stop_daemon notifier "lablib.py notifier"
+    stop_daemon sushy sushy-emulator
+    local dirs=() d
+    for d in "$STATE"/hosts/*/; do [[ -d $d ]] && dirs+=("${d%/}"); done
+    if ((${#dirs[@]})); then
+        local killed
+        killed="$("$PY" "$LIB" kill-host "${dirs[@]}")"
+        log "stopped ${#dirs[@]} hosts ($killed processes)"
+    fi
+    rm -rf "$STATE/hosts" "$STATE/bmc" "$STATE/pids" "$STATE/hosts.tsv" "$STATE/inventory"
+    if [[ -f $STATE/created-mountpoints ]]; then
+        while read -r d; do rmdir "$d" 2> /dev/null || true; done < "$STATE/created-mountpoints"
+        rm -f "$STATE/created-mountpoints"
+    fi
+    if [[ -n $purge ]]; then
+        rm -rf "$STATE"
+        log "purged $STATE"
+    fi
+    log "down"
+}
+
+cmd_status() {
+    [[ -x $PY && -f $STATE/hosts.tsv ]] || { echo "lab: not up"; return 3; }
+    "$PY" "$LIB" status "$STATE"
+}
+
+cmd_ssh() {
+    (($#)) || die "ssh HOST [COMMAND...]"
+    exec ssh -F "$STATE/ssh_config" "$@"
+}
+
+cmd_host() { # internal, for the power notifier: _host start|stop NAME
+    need_root
+    case ${1:-} in
+        start) host_start "$2"; echo "started $2 (pid $(sshd_pid "$STATE/hosts/$2"))" ;;
+        stop) host_stop "$2"; echo "stopped $2" ;;
+        *) die "_host start|stop NAME" ;;
+    esac
+}
+
+case ${1:-} in
+    up) shift; cmd_up "$@" ;;
+    down) shift; cmd_down "$@" ;;
+    status) shift; cmd_status "$@" ;;
+    ssh) shift; cmd_ssh "$@" ;;
+    _host) shift; cmd_host "$@" ;;
+    *) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
