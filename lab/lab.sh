@@ -27,7 +27,7 @@ BASE_IMAGE="$IMAGE_REPO/base:latest"
 # Mount points of every host's private directories (see NS_SCRIPT), created on this
 # machine when missing (empty directories; down removes those it created).
 MOUNTPOINTS=(/etc/overcloud /var/lib/overcloud /var/log/overcloud /etc/containers
-    /run/overcloud /run/containers /run/libpod /run/runc)
+    /run/overcloud /run/containers /run/libpod /run/runc /run/netns /run/openvswitch)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
@@ -41,10 +41,10 @@ need_root() { [[ $(id -u) == 0 ]] || die "run as root (it starts sshd, mounts, p
 PACKAGES=(openssh-server openssh-client podman runc conmon busybox-static iproute2 util-linux python3 python3-venv)
 
 ensure_packages() {
-    local missing=() p status
+    local missing=() p installed
+    installed=" $(dpkg-query -W -f='${Package}=${db:Status-Status} ' "${PACKAGES[@]}" 2>/dev/null || true) "
     for p in "${PACKAGES[@]}"; do
-        status="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"
-        [[ $status == installed ]] || missing+=("$p")
+        [[ $installed == *" $p=installed "* ]] || missing+=("$p")
     done
     ((${#missing[@]})) || return 0
     log "installing Debian packages: ${missing[*]}"
@@ -168,8 +168,9 @@ EOF
 }
 
 # Inside the host's new mount and UTS namespaces (private propagation): its host name, the
-# private directories, a fresh tmpfs (each power-on is a boot) for /run/overcloud and
-# podman's and runc's runtime state (/run/containers, /run/libpod, /run/runc), and for
+# private directories, a fresh tmpfs (each power-on is a boot) for /run/overcloud, for
+# podman's and runc's runtime state (/run/containers, /run/libpod, /run/runc), for the
+# directories the catalogue creates in /run (/run/netns, /run/openvswitch), and for
 # /dev/shm (podman's locks), then sshd.
 NS_SCRIPT='
 d=$1
@@ -180,7 +181,7 @@ mount --bind "$d/fs/var/log/overcloud" /var/log/overcloud
 mount --bind "$d/fs/root" /root
 mount --bind "$d/fs/etc/containers" /etc/containers
 mount -t tmpfs -o mode=0755,size=512m lab-run "$d/fs/run"
-for r in overcloud containers libpod runc; do
+for r in overcloud containers libpod runc netns openvswitch; do
     mkdir -p "$d/fs/run/$r"
     mount --bind "$d/fs/run/$r" "/run/$r"
 done
@@ -188,14 +189,14 @@ mount -t tmpfs -o mode=1777,size=256m lab-shm /dev/shm
 exec /usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log"
 '
 
-host_start() { # NAME: start the host's sshd (no-op when it runs); waits until it listens
-    local name=$1 d="$STATE/hosts/$1" pid i
+host_start() { # NAME [fresh]: start the host's sshd (no-op when it runs); waits until it listens
+    local name=$1 fresh=${2:-} d="$STATE/hosts/$1" pid i
     [[ -f $d/sshd_config ]] || die "no lab host $name"
     exec 9> "$d/.lock"
     flock -w 30 9 || die "$name: lock busy"
     if sshd_pid "$d" > /dev/null; then exec 9>&-; return 0; fi
     # what a previous boot left (sessions of a listener that died): a clean power cycle
-    "$PY" "$LIB" kill-host "$d" > /dev/null
+    [[ -n $fresh ]] || "$PY" "$LIB" kill-host "$d" > /dev/null
     rm -f "$d/sshd.pid" "$d/mntns"
     : >> "$d/sshd.log"
     unshare --mount --uts --propagation private -- /bin/sh -euc "$NS_SCRIPT" sh "$d" "$name" 9>&- ||
@@ -259,7 +260,7 @@ runroot = "$b/run"
 EOF
     local pm=(env CONTAINERS_CONF="$b/containers.conf" CONTAINERS_STORAGE_CONF="$b/storage.conf"
         podman --tmpdir "$b/tmp")
-    "${pm[@]}" import --change 'CMD ["/bin/sh"]' "$b/rootfs.tar" "$BASE_IMAGE" > /dev/null
+    "${pm[@]}" import --quiet --change 'CMD ["/bin/sh"]' "$b/rootfs.tar" "$BASE_IMAGE" > /dev/null
     # the catalogue's images, as names of the base image (nothing can be pulled here)
     local n tags=()
     for n in $names; do tags+=("$IMAGE_REPO/$n:latest"); done
@@ -325,28 +326,29 @@ cmd_up() {
             *) die "up: unknown argument $1 (up [--nodes N] [--powered-off])" ;;
         esac
     done
+    ((nodes >= 1 && nodes <= 189)) || die "--nodes: 1 to 189 (addresses 127.0.10.11 to .199)"
     need_root
     local t0 t
     t0="$(now)"
     ensure_packages
     ensure_venv
     [[ -x $PY ]] || die "no venv python"
+    log "packages ready ($(since "$t0") s)"
     if lab_running; then
         log "the lab is running: stopping it first"
         cmd_down
     elif [[ -d $STATE/hosts || -d $STATE/pids ]]; then
         cmd_down > /dev/null 2>&1 # leftovers of an earlier run
     fi
-    log "packages ready ($(since "$t0") s)"
 
     t="$(now)"
     mkdir -p "$STATE" "$STATE/keys" "$STATE/pids" "$STATE/logs"
     rm -rf "$STATE/hosts" "$STATE/bmc" "$STATE/logs"/*
     rm -f "$STATE"/lab-*.toml "$STATE/hosts.tsv"
     mkdir -p "$STATE/hosts"
-    [[ -d /run/sshd ]] || { mkdir -p /run/sshd; chmod 755 /run/sshd; }
     local m
-    for m in "${MOUNTPOINTS[@]}"; do
+    # sshd's privilege separation directory, and the mount points of the private ones
+    for m in /run/sshd "${MOUNTPOINTS[@]}"; do
         if [[ ! -d $m ]]; then
             mkdir -p "$m"
             echo "$m" >> "$STATE/created-mountpoints"
@@ -359,7 +361,7 @@ cmd_up() {
     local inventory
     inventory="$("$PY" "$LIB" gen "$STATE" --nodes "$nodes" $powered_off)"
 
-    local name addr kind sid mac
+    local name addr kind
     : > "$STATE/known_hosts.tmp"
     {
         echo "# lab hosts, generated by lab/lab.sh up: ssh -F lab/state/ssh_config HOST"
@@ -374,7 +376,7 @@ cmd_up() {
         echo "    ConnectTimeout 5"
         echo "    LogLevel ERROR"
     } > "$STATE/ssh_config.tmp"
-    while IFS=$'\t' read -r name addr kind sid mac; do
+    while IFS=$'\t' read -r name addr kind _; do
         write_host "$name" "$addr" "$kind"
         printf '%s %s\n' "$addr" "$(cut -d' ' -f1,2 "$STATE/keys/$name/ssh_host_ed25519_key.pub")" >> "$STATE/known_hosts.tmp"
         printf 'Host %s\n    HostName %s\n' "$name" "$addr" >> "$STATE/ssh_config.tmp"
@@ -403,9 +405,9 @@ cmd_up() {
 
     t="$(now)"
     local started=()
-    while IFS=$'\t' read -r name addr kind sid mac; do
+    while IFS=$'\t' read -r name addr kind _; do
         if [[ $kind == undercloud || -z $powered_off ]]; then
-            host_start "$name"
+            host_start "$name" fresh
             started+=("$name")
         fi
     done < <(hosts_table)
@@ -469,5 +471,5 @@ case ${1:-} in
     status) shift; cmd_status "$@" ;;
     ssh) shift; cmd_ssh "$@" ;;
     _host) shift; cmd_host "$@" ;;
-    *) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -5,7 +5,9 @@
 #
 # 1. installs what the tests need: Debian packages (apt-get), the OpenStack projects
 #    whose option definitions validate rendered configs (pip, into a venv under .cache/);
-# 2. builds provision and runs every Rust test (unit, integration, CLI);
+# 2. starts the local lab (lab/lab.sh up: real sshd hosts on 127.0.10.x, sushy-tools
+#    Redfish BMCs, podman) unless it is running, builds provision and runs every Rust
+#    test (unit, integration against the lab, CLI), then stops the lab it started;
 # 3. renders every inventory in inventories/ and checks every oslo.config file with
 #    oslo-config-validator against the projects' current release, and haproxy.cfg and
 #    rsyslog.conf with haproxy and rsyslogd themselves.
@@ -45,6 +47,14 @@ for inv in inventories/*.toml; do
     tests/config-check/check_rendered.py "$out/$name" || status=1
     tests/config-check/check_native.sh "$out/$name" || status=1
 done
+
+log "the local lab (real sshd hosts, Redfish BMCs, podman): lab/lab.sh up"
+lab_started=""
+if ! lab/lab.sh status >/dev/null 2>&1; then
+    lab/lab.sh up
+    lab_started=1
+fi
+trap '[[ -n $lab_started ]] && lab/lab.sh down >/dev/null 2>&1 || true' EXIT
 
 log "Rust tests"
 cargo test --release --locked || status=1

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Checks a running lab (lab/lab.sh up, 6 nodes or more, powered on) end to end with
+# OpenSSH and curl, and prints what it measured:
+#
+#   lab/selftest.sh [--no-power]
+#
+# 1. every host answers over SSH with the lab key and strict known_hosts (plain and hashed);
+# 2. a node is reached through the undercloud (ssh -J, with lab/state/ssh_config);
+# 3. the nodes refuse TCP forwarding (only the undercloud is a jump host);
+# 4. a file written in /etc/overcloud, /var/lib/overcloud, /root of one host is seen on no
+#    other host and not on this machine;
+# 5. podman runs the lab's base image on a node;
+# 6. the BMC refuses a wrong password; a Redfish ForceOff stops a node's sshd, On brings
+#    it back (skipped with --no-power).
+set -euo pipefail
+LAB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+S="$LAB/state"
+BMC=http://127.0.10.1:8000
+AUTH="admin:lab-bmc-only"
+# (ssh keeps the first value given for an option: known_hosts variants go before these)
+BASE=(ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null
+    -i "$S/id_ed25519" -o IdentitiesOnly=yes -o ConnectTimeout=5)
+SSH=("${BASE[@]}" -o "UserKnownHostsFile=$S/known_hosts")
+fails=0
+ok() { printf 'ok    %s\n' "$*"; }
+bad() { printf 'FAIL  %s\n' "$*"; fails=$((fails + 1)); }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+[[ -f $S/hosts.tsv ]] || { echo "the lab is not up: lab/lab.sh up" >&2; exit 2; }
+mapfile -t HOSTS < <(grep -v '^#' "$S/hosts.tsv" | cut -f1,2)
+((${#HOSTS[@]} >= 3)) || { echo "need an undercloud and 2 nodes" >&2; exit 2; }
+name_of() { cut -f1 <<< "$1"; }
+addr_of() { cut -f2 <<< "$1"; }
+N1="$(addr_of "${HOSTS[1]}")" N2="$(addr_of "${HOSTS[2]}")"
+N2_NAME="$(name_of "${HOSTS[2]}")"
+
+# 1
+for h in "${HOSTS[@]}"; do
+    a="$(addr_of "$h")" n="$(name_of "$h")"
+    got="$("${SSH[@]}" "root@$a" hostname 2>&1)" && [[ $got == "$n" ]] &&
+        ok "ssh root@$a: hostname $got" || bad "ssh root@$a: $got"
+done
+got="$("${BASE[@]}" -o "UserKnownHostsFile=$S/known_hosts.hashed" "root@$N1" true 2>&1)" &&
+    ok "ssh root@$N1 with hashed known_hosts" || bad "hashed known_hosts: $got"
+got="$("${BASE[@]}" -o "UserKnownHostsFile=/dev/null" "root@$N1" true 2>&1)" &&
+    bad "an unknown host key was accepted" || ok "an unknown host key is refused"
+got="$("${SSH[@]}" "root@127.0.10.1" 'for i in 1 2 3 4 5 6 7 8 9 10; do true; done; echo $HOME; ls -A ~ | wc -l' 2>&1 | tr '\n' ' ')"
+[[ $got == "/root 0 " ]] && ok "root's home is empty on the undercloud ($got)" || bad "home: $got"
+
+# 2, 3
+got="$(ssh -F "$S/ssh_config" -J root@127.0.10.1 "root@$N2" 'echo $SSH_CONNECTION' 2>&1)" &&
+    ok "ssh -J root@127.0.10.1 root@$N2: $got" || bad "jump: $got"
+got="$("${SSH[@]}" -o "ProxyCommand=${SSH[*]} -W %h:%p root@127.0.10.1" "root@$N2" hostname 2>&1)" &&
+    ok "ProxyCommand ssh -W through the undercloud: $got" || bad "ProxyCommand: $got"
+got="$("${SSH[@]}" -W "$N2:22" "root@$N1" < /dev/null 2>&1)" &&
+    bad "a node forwarded TCP" || ok "nodes refuse TCP forwarding"
+
+# 4
+stamp="selftest-$$"
+"${SSH[@]}" "root@$N1" "echo $stamp > /etc/overcloud/$stamp && echo $stamp > /var/lib/overcloud/$stamp && echo $stamp > /root/$stamp && echo $stamp > /run/overcloud/$stamp"
+seen=""
+for h in "${HOSTS[@]}"; do
+    a="$(addr_of "$h")"
+    [[ $a == "$N1" ]] && continue
+    out="$("${SSH[@]}" "root@$a" "ls /etc/overcloud/$stamp /var/lib/overcloud/$stamp /root/$stamp /run/overcloud/$stamp 2>/dev/null || true")"
+    [[ -n $out ]] && seen+=" $a"
+done
+ls /etc/overcloud/$stamp /var/lib/overcloud/$stamp /root/$stamp /run/overcloud/$stamp > /dev/null 2>&1 && seen+=" this-machine"
+back="$("${SSH[@]}" "root@$N1" "cat /etc/overcloud/$stamp /var/lib/overcloud/$stamp /root/$stamp /run/overcloud/$stamp | sort -u")"
+[[ -z $seen && $back == "$stamp" ]] && ok "files written on $N1 are private to it" ||
+    bad "isolation: seen on:$seen, read back '$back'"
+"${SSH[@]}" "root@$N1" "rm -f /etc/overcloud/$stamp /var/lib/overcloud/$stamp /root/$stamp /run/overcloud/$stamp"
+
+# 5
+t="$(now)"
+got="$("${SSH[@]}" "root@$N2" 'podman --version && podman run --rm localhost/provision-lab/base:latest /bin/true && echo ran' 2>&1 | tr '\n' ' ')"
+[[ $got == *ran* ]] && ok "podman on $N2: ${got% ran } ran base:latest in $(since "$t") s" || bad "podman: $got"
+
+# 6
+code="$(curl -s -o /dev/null -w '%{http_code}' -u admin:wrong "$BMC/redfish/v1/Systems")"
+[[ $code == 401 ]] && ok "the BMC refuses a wrong password (401)" || bad "wrong BMC password: $code"
+if [[ ${1:-} != --no-power ]]; then
+    sid="lab-node-${N2##*.}"
+    reset() {
+        curl -s -o /dev/null -w '%{http_code}' -u "$AUTH" -H 'Content-Type: application/json' \
+            -X POST -d "{\"ResetType\": \"$1\"}" "$BMC/redfish/v1/Systems/$sid/Actions/ComputerSystem.Reset"
+    }
+    t="$(now)"
+    code="$(reset ForceOff)"
+    gone=""
+    for ((i = 0; i < 100; i++)); do
+        "${SSH[@]}" "root@$N2" true 2> /dev/null || { gone=1; break; }
+        sleep 0.25
+    done
+    [[ $code == 204 && -n $gone ]] && ok "ForceOff $sid: sshd of $N2_NAME gone after $(since "$t") s" ||
+        bad "ForceOff $sid: http $code, still answering after $(since "$t") s"
+    t="$(now)"
+    code="$(reset On)"
+    back=""
+    for ((i = 0; i < 100; i++)); do
+        "${SSH[@]}" "root@$N2" true 2> /dev/null && { back=1; break; }
+        sleep 0.25
+    done
+    [[ $code == 204 && -n $back ]] && ok "On $sid: $N2_NAME answers again after $(since "$t") s" ||
+        bad "On $sid: http $code, not answering after $(since "$t") s"
+fi
+
+if ((fails)); then
+    echo "selftest: $fails failed"
+    exit 1
+fi
+echo "selftest: all passed"
