@@ -118,6 +118,9 @@ HostKey $k/ssh_host_ed25519_key
 PidFile $d/sshd.pid
 PermitRootLogin prohibit-password
 AuthorizedKeysFile $STATE/id_ed25519.pub
+# The lab may live under a world-writable folder (a CI clone in /tmp): sshd's strict
+# modes would then refuse the key file. Lab-only hosts on loopback: not checked.
+StrictModes no
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no

@@ -50,11 +50,11 @@ done
 
 log "the local lab (real sshd hosts, Redfish BMCs, podman): lab/lab.sh up"
 lab_started=""
-if ! lab/lab.sh status >/dev/null 2>&1; then
-    lab/lab.sh up
-    lab_started=1
-fi
 trap '[[ -n $lab_started ]] && lab/lab.sh down >/dev/null 2>&1 || true' EXIT
+if ! lab/lab.sh status >/dev/null 2>&1; then
+    lab_started=1   # before up: a failed start is torn down too
+    lab/lab.sh up
+fi
 
 log "Rust tests"
 cargo test --release --locked || status=1

@@ -15,3 +15,4 @@ pub mod evaluate;
 pub mod git;
 pub mod diff;
 pub mod transport;
+pub mod plan;

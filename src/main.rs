@@ -52,6 +52,26 @@ enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// Show what an apply would change on each host: files to create or change (with
+    /// diffs, secrets redacted), containers to create, restart or remove. Changes nothing.
+    Plan {
+        /// The inventory TOML file.
+        inventory: PathBuf,
+        /// Only these hosts or roles (comma-separated names).
+        #[arg(long)]
+        limit: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Exit 0 when nothing would change, 2 when something would, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Record the keys of hosts not yet in known_hosts (first contact).
+        #[arg(long)]
+        accept_new_host_keys: bool,
+        /// Hosts connected to at a time.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+    },
     /// Connect to the undercloud and every node (through it), run `true`, and report
     /// each host's reachability and round trip.
     Ping {
@@ -117,6 +137,10 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Err(code) => code,
+        },
+        Command::Plan { inventory, limit, format: fmt, detailed_exitcode, accept_new_host_keys, parallel } => match load(&inventory) {
+            Ok(ev) => run_plan(&inventory, ev, limit.as_deref(), fmt, detailed_exitcode, accept_new_host_keys, parallel),
             Err(code) => code,
         },
         Command::Ping { inventory, accept_new_host_keys, parallel } => match load(&inventory) {
@@ -249,5 +273,72 @@ fn ping(cloud: &provision::model::Cloud, accept_new: bool, parallel: usize) -> E
         }
         println!("\n{} of {} hosts answered in {:.2} s.", cloud.hosts.len() + 1 - failed, cloud.hosts.len() + 1, start.elapsed().as_secs_f64());
         if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    })
+}
+
+fn run_plan(
+    inventory: &std::path::Path,
+    mut ev: Evaluation,
+    limit: Option<&str>,
+    fmt: OutputFormat,
+    detailed_exitcode: bool,
+    accept_new: bool,
+    parallel: usize,
+) -> ExitCode {
+    use provision::transport::{Credentials, Fleet, SshOptions};
+    if let Some(limit) = limit {
+        let wanted: Vec<&str> = limit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let known: Vec<&str> = ev.cloud.hosts.iter().flat_map(|h| [h.name.as_str(), h.role.as_str()]).collect();
+        if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
+            eprintln!("error: --limit names `{bad}`, which is neither a host nor a role of {}", inventory.display());
+            return ExitCode::FAILURE;
+        }
+        let roles: std::collections::BTreeMap<String, String> = ev.cloud.hosts.iter().map(|h| (h.name.clone(), h.role.clone())).collect();
+        ev.state.hosts.retain(|name, _| wanted.contains(&name.as_str()) || roles.get(name).map(|r| wanted.contains(&r.as_str())).unwrap_or(false));
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let opts = SshOptions::from_cloud(&ev.cloud, accept_new);
+        let creds = match Credentials::load(&opts) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
+        let fleet = match Fleet::connect(&ev.cloud, &names, &opts, &creds, parallel).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (report, unreachable) = provision::plan::plan(&inventory.display().to_string(), &ev.state, &ev.cloud.secrets, &fleet, std::time::Duration::from_secs(60)).await;
+        print!(
+            "{}",
+            match fmt {
+                OutputFormat::Text => format::text(&report),
+                OutputFormat::Markdown => format::markdown(&report),
+                OutputFormat::Json => format::json(&report),
+            }
+        );
+        for u in &unreachable {
+            eprintln!("error: {}", u.error);
+        }
+        if !unreachable.is_empty() {
+            eprintln!("error: {} host(s) could not be read; the plan covers the others", unreachable.len());
+            ExitCode::FAILURE
+        } else if detailed_exitcode && report.has_changes() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        }
     })
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{compact_hosts, ContainerAction, FileAction, Report, RevisionInfo};
+use super::{compact_hosts, ContainerAction, FileAction, Report, ReportKind, RevisionInfo};
 
 /// GitHub cuts comments at 65,536 characters; keep a margin for the marker.
 pub const MARKDOWN_LIMIT: usize = 60_000;
@@ -33,8 +33,15 @@ fn symbol(a: FileAction) -> &'static str {
 
 /// The closing line, like Terraform's "Plan: ...".
 pub fn summary_line(r: &Report) -> String {
+    let verb = match r.kind {
+        ReportKind::Diff => "Diff",
+        ReportKind::Plan => "Plan",
+    };
     if !r.has_changes() {
-        return "No changes. Every host's desired state is the same at both revisions.".into();
+        return match r.kind {
+            ReportKind::Diff => "No changes. Every host's desired state is the same at both revisions.".into(),
+            ReportKind::Plan => "No changes. Every host matches its desired state.".into(),
+        };
     }
     let s = &r.summary;
     let mut parts = Vec::new();
@@ -57,7 +64,7 @@ pub fn summary_line(r: &Report) -> String {
     if s.containers_removed > 0 {
         parts.push(format!("{} to remove", s.containers_removed));
     }
-    format!("Diff: {}.", parts.join(", "))
+    format!("{verb}: {}.", parts.join(", "))
 }
 
 /// Text for a terminal.
@@ -117,7 +124,7 @@ pub fn text(r: &Report) -> String {
 /// diffs; cut with a marker before GitHub's limit, keeping the summary.
 pub fn markdown(r: &Report) -> String {
     let mut head = String::new();
-    let _ = writeln!(head, "### provision diff: `{}`\n", r.inventory);
+    let _ = writeln!(head, "### provision {}: `{}`\n", if r.kind == ReportKind::Plan { "plan" } else { "diff" }, r.inventory);
     let _ = writeln!(head, "`{}` → `{}`\n", side(&r.base), side(&r.head));
     let _ = writeln!(head, "**{}**\n", summary_line(r));
     if !r.has_changes() {

@@ -110,10 +110,21 @@ pub struct Summary {
     pub containers_removed: usize,
 }
 
+/// What a report compares.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// Two revisions (`provision diff`).
+    Diff,
+    /// The hosts' actual state and the desired one (`provision plan`).
+    Plan,
+}
+
 /// The whole comparison.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub format: u32,
+    pub kind: ReportKind,
     pub inventory: String,
     pub base: RevisionInfo,
     pub head: RevisionInfo,
@@ -291,6 +302,7 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
 
     Report {
         format: FORMAT,
+        kind: ReportKind::Diff,
         inventory: inventory.to_string(),
         base: base.label.clone(),
         head: head.label.clone(),

@@ -92,6 +92,29 @@ pub struct ContainerDef {
     pub labels: BTreeMap<String, String>,
 }
 
+impl ContainerDef {
+    /// A container known only by name (one found on a host that is not desired there).
+    pub fn named(name: &str) -> Self {
+        ContainerDef {
+            name: name.to_string(),
+            service: name.to_string(),
+            step: 0,
+            image: String::new(),
+            command: Vec::new(),
+            user: None,
+            network: NetworkMode::Host,
+            privileged: false,
+            pid: None,
+            cgroupns: None,
+            restart: String::new(),
+            environment: BTreeMap::new(),
+            volumes: Vec::new(),
+            healthcheck: None,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
 /// The desired state of one host.
 #[derive(Debug, Clone, Default)]
 pub struct HostState {

@@ -1,0 +1,137 @@
+//! Reading a host's actual state in one round trip: one batched command stats and
+//! hashes every managed path and lists the managed containers; a second, only when some
+//! files differ, fetches those files' contents for the plan's diffs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::render::HostState;
+use crate::transport::{shell_quote, Session, TransportError};
+
+/// What a managed path is on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActualPath {
+    pub kind: String,
+    pub mode: u32,
+    pub uid: String,
+    pub gid: String,
+    pub user: String,
+    pub group: String,
+    pub sha256: Option<String>,
+}
+
+/// A managed container on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActualContainer {
+    pub state: String,
+    pub config_hash: String,
+}
+
+/// A host's actual state.
+#[derive(Debug, Clone, Default)]
+pub struct ActualHost {
+    pub paths: BTreeMap<String, ActualPath>,
+    pub containers: BTreeMap<String, ActualContainer>,
+    /// Contents of the files whose hash differs from the desired one.
+    pub contents: BTreeMap<String, Vec<u8>>,
+}
+
+/// The one command that reads everything about `paths`.
+pub fn gather_command(paths: &[&str]) -> String {
+    let quoted: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
+    let list = quoted.join(" ");
+    format!(
+        "stat -c 'S\t%n\t%F\t%a\t%u\t%g\t%U\t%G' {list} 2>/dev/null; \
+         for f in {list}; do [ -f \"$f\" ] && printf 'H\\t%s\\t%s\\n' \"$f\" \"$(sha256sum < \"$f\" | cut -c1-64)\"; done; \
+         command -v podman >/dev/null 2>&1 && podman ps -a --filter label=managed_by=provision \
+           --format 'C\t{{{{.Names}}}}\t{{{{.State}}}}\t{{{{index .Labels \"provision.config_hash\"}}}}' 2>/dev/null; true"
+    )
+}
+
+/// Parses the output of [`gather_command`].
+pub fn parse_gather(out: &str) -> ActualHost {
+    let mut host = ActualHost::default();
+    for line in out.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.as_slice() {
+            ["S", path, kind, mode, uid, gid, user, group] => {
+                host.paths.insert(
+                    path.to_string(),
+                    ActualPath {
+                        kind: kind.to_string(),
+                        mode: u32::from_str_radix(mode, 8).unwrap_or(0),
+                        uid: uid.to_string(),
+                        gid: gid.to_string(),
+                        user: user.to_string(),
+                        group: group.to_string(),
+                        sha256: None,
+                    },
+                );
+            }
+            ["H", path, sha] => {
+                if let Some(p) = host.paths.get_mut(*path) {
+                    p.sha256 = Some(sha.to_string());
+                }
+            }
+            ["C", name, state, hash] => {
+                host.containers.insert(name.to_string(), ActualContainer { state: state.to_string(), config_hash: hash.to_string() });
+            }
+            _ => {}
+        }
+    }
+    host
+}
+
+/// Reads the actual state of the paths and containers `desired` manages.
+pub async fn gather(session: &Session, desired: &HostState, timeout: Duration) -> Result<ActualHost, TransportError> {
+    let mut paths: Vec<&str> = desired.files.keys().map(String::as_str).collect();
+    paths.extend(desired.directories.iter().map(|d| d.path.as_str()));
+    let out = session.exec(&gather_command(&paths), None, timeout).await?;
+    let mut actual = parse_gather(&out.stdout_text());
+    // Second round trip, only for files whose content differs: fetch them for the diff.
+    let differing: Vec<&str> = desired
+        .files
+        .values()
+        .filter(|f| actual.paths.get(&f.path).and_then(|a| a.sha256.as_deref()).map(|h| h != f.sha256()).unwrap_or(false))
+        .map(|f| f.path.as_str())
+        .collect();
+    if !differing.is_empty() {
+        let cmd: Vec<String> = differing.iter().map(|p| format!("wc -c < {q}; cat {q}", q = shell_quote(p))).collect();
+        let out = session.exec(&cmd.join("; "), None, timeout).await?;
+        let mut rest: &[u8] = &out.stdout;
+        for path in differing {
+            let Some(nl) = rest.iter().position(|b| *b == b'\n') else { break };
+            let size: usize = String::from_utf8_lossy(&rest[..nl]).trim().parse().unwrap_or(0);
+            rest = &rest[nl + 1..];
+            let take = size.min(rest.len());
+            actual.contents.insert(path.to_string(), rest[..take].to_vec());
+            rest = &rest[take..];
+        }
+    }
+    Ok(actual)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_hash_and_podman_lines() {
+        let out = "S\t/etc/overcloud/a.conf\tregular file\t640\t0\t42436\troot\tnova\n\
+                   S\t/var/log/overcloud/nova\tdirectory\t750\t42436\t42436\tnova\tnova\n\
+                   H\t/etc/overcloud/a.conf\tabc123\n\
+                   C\tnova_compute\trunning\tdeadbeef\n";
+        let h = parse_gather(out);
+        let a = &h.paths["/etc/overcloud/a.conf"];
+        assert_eq!((a.mode, a.uid.as_str(), a.gid.as_str(), a.sha256.as_deref()), (0o640, "0", "42436", Some("abc123")));
+        assert_eq!(h.paths["/var/log/overcloud/nova"].kind, "directory");
+        assert_eq!(h.containers["nova_compute"], ActualContainer { state: "running".into(), config_hash: "deadbeef".into() });
+    }
+
+    #[test]
+    fn the_command_quotes_paths() {
+        let c = gather_command(&["/etc/a b"]);
+        assert!(c.contains("'/etc/a b'"), "{c}");
+        assert!(c.contains("{{.Names}}"), "{c}");
+    }
+}
