@@ -3,6 +3,7 @@
 //!   ssh_bench INVENTORY sessions         connect to the undercloud, then to every node
 //!                                        through it, all at once, and run `true` on each
 //!   ssh_bench INVENTORY upload N FILES   upload FILES small files to each of the first N nodes
+//!   ssh_bench INVENTORY batch N FILES    the same as one batch per node (one command each)
 //!
 //! Prints one line of figures (seconds) per phase.
 
@@ -32,7 +33,7 @@ async fn main() {
     }
     let creds = Credentials::load(&opts).expect("key");
     let mut names: Vec<String> = cloud.hosts.iter().map(|h| h.name.clone()).collect();
-    if mode == "upload" {
+    if mode == "upload" || mode == "batch" {
         let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
         names.truncate(n);
     }
@@ -74,6 +75,27 @@ async fn main() {
                     while let Some(r) = inner.join_next().await {
                         r.expect("join").expect("upload");
                     }
+                });
+            }
+            while let Some(r) = tasks.join_next().await {
+                r.expect("node");
+            }
+            println!("nodes={} files_per_node={files} connect_all={:.3} upload={:.3} total={:.3}", sessions.len(), connected.as_secs_f64(), t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64());
+        }
+        "batch" => {
+            let files: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(100);
+            let t = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for s in sessions.clone() {
+                tasks.spawn(async move {
+                    let contents: Vec<(String, String)> = (0..files)
+                        .map(|i| (format!("/etc/overcloud/bench/file-{i}.conf"), format!("[DEFAULT]\n# file {i}\noption_{i} = value\n").repeat(10)))
+                        .collect();
+                    let batch: Vec<provision::transport::UploadFile> = contents
+                        .iter()
+                        .map(|(p, c)| provision::transport::UploadFile { path: p, content: c.as_bytes(), mode: 0o640, owner: "root", group: "root" })
+                        .collect();
+                    s.upload_batch(&batch, Duration::from_secs(120)).await.expect("batch")
                 });
             }
             while let Some(r) = tasks.join_next().await {

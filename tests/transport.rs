@@ -287,3 +287,41 @@ async fn a_cut_transfer_leaves_no_half_written_file() {
     }
     assert!(clean, "a temporary file was left behind");
 }
+
+#[tokio::test]
+async fn a_batch_of_files_arrives_whole_or_not_at_all() {
+    use provision::transport::UploadFile;
+    let cloud = lab();
+    let opts = options(&cloud);
+    let creds = Credentials::load(&opts).unwrap();
+    let uc = Session::connect(&undercloud(&cloud), &opts, &creds).await.unwrap();
+    let s = uc.connect_via(&node(&cloud, "lab-novacompute-2"), &opts, &creds).await.unwrap();
+    let contents: Vec<(String, Vec<u8>)> = (0..150)
+        .map(|i| (format!("/etc/overcloud/batch-{}/file-{i}.conf", i % 3), format!("[DEFAULT]\nindex = {i}\n").repeat(i + 1).into_bytes()))
+        .collect();
+    let files: Vec<UploadFile> = contents
+        .iter()
+        .enumerate()
+        .map(|(i, (p, c))| UploadFile { path: p, content: c, mode: if i % 2 == 0 { 0o640 } else { 0o600 }, owner: "root", group: "42436" })
+        .collect();
+    s.upload_batch(&files, 60 * SECOND).await.unwrap();
+    let out = s.exec("cd /etc/overcloud && for f in batch-*/*; do printf '%s %s ' \"$f\" \"$(stat -c '%a %g' \"$f\")\"; sha256sum < \"$f\" | cut -c1-64; done; ls -A batch-0 | grep -c '^.provision' || true", None, 30 * SECOND).await.unwrap();
+    let text = out.stdout_text();
+    for (i, (p, c)) in contents.iter().enumerate() {
+        let sha: String = sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), c)).iter().map(|b| format!("{b:02x}")).collect();
+        let mode = if i % 2 == 0 { "640" } else { "600" };
+        let line = format!("{} {mode} 42436 {sha}", p.trim_start_matches("/etc/overcloud/"));
+        assert!(text.contains(&line), "missing `{line}`");
+    }
+    assert_eq!(text.lines().last(), Some("0"), "temporary files left");
+    // A batch that fails part-way (an owner the host does not have) replaces nothing.
+    let bad = [
+        UploadFile { path: "/etc/overcloud/batch-0/file-0.conf", content: b"replaced\n", mode: 0o640, owner: "root", group: "root" },
+        UploadFile { path: "/etc/overcloud/batch-0/file-3.conf", content: b"replaced\n", mode: 0o640, owner: "no-such-user", group: "root" },
+    ];
+    let err = s.upload_batch(&bad, 30 * SECOND).await.unwrap_err();
+    assert!(matches!(err, TransportError::Upload { .. }), "{err}");
+    let out = s.exec("cat /etc/overcloud/batch-0/file-0.conf | head -n 2; ls -A /etc/overcloud/batch-0 | grep -c '^.provision' || true", None, 10 * SECOND).await.unwrap();
+    assert_eq!(out.stdout_text(), "[DEFAULT]\nindex = 0\n0\n", "a failed batch changed a destination or left a temporary file");
+    s.exec("rm -rf /etc/overcloud/batch-*", None, 10 * SECOND).await.unwrap();
+}
