@@ -16,3 +16,4 @@ pub mod git;
 pub mod diff;
 pub mod transport;
 pub mod plan;
+pub mod apply;

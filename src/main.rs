@@ -72,6 +72,25 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         parallel: usize,
     },
+    /// Make the hosts' files and directories match the inventory: shows the plan, asks
+    /// for confirmation (or --yes), then writes only what differs, one atomic batch per
+    /// host. Containers are not started yet.
+    Apply {
+        /// The inventory TOML file.
+        inventory: PathBuf,
+        /// Only these hosts or roles (comma-separated names).
+        #[arg(long)]
+        limit: Option<String>,
+        /// Hosts worked on at a time.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        /// Apply without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Record the keys of hosts not yet in known_hosts (first contact).
+        #[arg(long)]
+        accept_new_host_keys: bool,
+    },
     /// Connect to the undercloud and every node (through it), run `true`, and report
     /// each host's reachability and round trip.
     Ping {
@@ -141,6 +160,10 @@ fn main() -> ExitCode {
         },
         Command::Plan { inventory, limit, format: fmt, detailed_exitcode, accept_new_host_keys, parallel } => match load(&inventory) {
             Ok(ev) => run_plan(&inventory, ev, limit.as_deref(), fmt, detailed_exitcode, accept_new_host_keys, parallel),
+            Err(code) => code,
+        },
+        Command::Apply { inventory, limit, parallel, yes, accept_new_host_keys } => match load(&inventory) {
+            Ok(ev) => run_apply(&inventory, ev, limit.as_deref(), parallel, yes, accept_new_host_keys),
             Err(code) => code,
         },
         Command::Ping { inventory, accept_new_host_keys, parallel } => match load(&inventory) {
@@ -286,15 +309,8 @@ fn run_plan(
     parallel: usize,
 ) -> ExitCode {
     use provision::transport::{Credentials, Fleet, SshOptions};
-    if let Some(limit) = limit {
-        let wanted: Vec<&str> = limit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-        let known: Vec<&str> = ev.cloud.hosts.iter().flat_map(|h| [h.name.as_str(), h.role.as_str()]).collect();
-        if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
-            eprintln!("error: --limit names `{bad}`, which is neither a host nor a role of {}", inventory.display());
-            return ExitCode::FAILURE;
-        }
-        let roles: std::collections::BTreeMap<String, String> = ev.cloud.hosts.iter().map(|h| (h.name.clone(), h.role.clone())).collect();
-        ev.state.hosts.retain(|name, _| wanted.contains(&name.as_str()) || roles.get(name).map(|r| wanted.contains(&r.as_str())).unwrap_or(false));
+    if let Err(code) = apply_limit(inventory, &mut ev, limit) {
+        return code;
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -340,5 +356,101 @@ fn run_plan(
         } else {
             ExitCode::SUCCESS
         }
+    })
+}
+
+/// Keeps only the hosts named by `--limit` (host or role names).
+fn apply_limit(inventory: &std::path::Path, ev: &mut Evaluation, limit: Option<&str>) -> Result<(), ExitCode> {
+    let Some(limit) = limit else { return Ok(()) };
+    let wanted: Vec<&str> = limit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let known: Vec<&str> = ev.cloud.hosts.iter().flat_map(|h| [h.name.as_str(), h.role.as_str()]).collect();
+    if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
+        eprintln!("error: --limit names `{bad}`, which is neither a host nor a role of {}", inventory.display());
+        return Err(ExitCode::FAILURE);
+    }
+    let roles: std::collections::BTreeMap<String, String> = ev.cloud.hosts.iter().map(|h| (h.name.clone(), h.role.clone())).collect();
+    ev.state.hosts.retain(|name, _| wanted.contains(&name.as_str()) || roles.get(name).map(|r| wanted.contains(&r.as_str())).unwrap_or(false));
+    Ok(())
+}
+
+fn run_apply(inventory: &std::path::Path, mut ev: Evaluation, limit: Option<&str>, parallel: usize, yes: bool, accept_new: bool) -> ExitCode {
+    use provision::transport::{Credentials, Fleet, SshOptions};
+    use std::io::IsTerminal;
+    use std::time::{Duration, Instant};
+    if let Err(code) = apply_limit(inventory, &mut ev, limit) {
+        return code;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let started = Instant::now();
+        let opts = SshOptions::from_cloud(&ev.cloud, accept_new);
+        let creds = match Credentials::load(&opts) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
+        let fleet = match Fleet::connect(&ev.cloud, &names, &opts, &creds, parallel).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let timeout = Duration::from_secs(300);
+        let (report, unreachable) = provision::plan::plan(&inventory.display().to_string(), &ev.state, &ev.cloud.secrets, &fleet, timeout).await;
+        print!("{}", format::text(&report));
+        for u in &unreachable {
+            eprintln!("error: {}", u.error);
+        }
+        if report.files.is_empty() && unreachable.is_empty() {
+            println!("\nNothing to write: every host's files match.");
+            return ExitCode::SUCCESS;
+        }
+        if !yes {
+            if !std::io::stdin().is_terminal() {
+                eprintln!("error: not applying without confirmation: pass --yes (standard input is not a terminal)");
+                return ExitCode::FAILURE;
+            }
+            print!("\nApply these changes? Only 'yes' is accepted: ");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            let mut answer = String::new();
+            if std::io::stdin().read_line(&mut answer).is_err() || answer.trim() != "yes" {
+                eprintln!("Apply cancelled.");
+                return ExitCode::FAILURE;
+            }
+        }
+        let results = provision::apply::apply_files(&ev.state, &fleet, parallel, timeout).await;
+        let mut failed = 0;
+        let (mut files, mut dirs, mut hosts_changed) = (0, 0, 0);
+        for r in &results {
+            match &r.error {
+                None => {
+                    files += r.files_written;
+                    dirs += r.directories_fixed;
+                    if r.files_written + r.directories_fixed > 0 {
+                        hosts_changed += 1;
+                        println!("{:<28} {} files, {} directories written ({:.2} s)", r.host, r.files_written, r.directories_fixed, r.seconds);
+                    }
+                }
+                Some((action, e)) => {
+                    failed += 1;
+                    println!("{:<28} FAILED while {action}: {e}", r.host);
+                }
+            }
+        }
+        println!(
+            "\nApply: {files} files and {dirs} directories written on {hosts_changed} hosts, {failed} failed, in {:.2} s. Containers are not started by apply yet.",
+            started.elapsed().as_secs_f64()
+        );
+        if failed > 0 || !unreachable.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
     })
 }

@@ -84,6 +84,12 @@ pub fn parse_gather(out: &str) -> ActualHost {
 
 /// Reads the actual state of the paths and containers `desired` manages.
 pub async fn gather(session: &Session, desired: &HostState, timeout: Duration) -> Result<ActualHost, TransportError> {
+    gather_with(session, desired, timeout, true).await
+}
+
+/// As [`gather`]; with `fetch_contents` false, the differing files are not fetched (one
+/// round trip in all).
+pub async fn gather_with(session: &Session, desired: &HostState, timeout: Duration, fetch_contents: bool) -> Result<ActualHost, TransportError> {
     let mut paths: Vec<&str> = desired.files.keys().map(String::as_str).collect();
     paths.extend(desired.directories.iter().map(|d| d.path.as_str()));
     let out = session.exec(&gather_command(&paths), None, timeout).await?;
@@ -95,7 +101,7 @@ pub async fn gather(session: &Session, desired: &HostState, timeout: Duration) -
         .filter(|f| actual.paths.get(&f.path).and_then(|a| a.sha256.as_deref()).map(|h| h != f.sha256()).unwrap_or(false))
         .map(|f| f.path.as_str())
         .collect();
-    if !differing.is_empty() {
+    if fetch_contents && !differing.is_empty() {
         let cmd: Vec<String> = differing.iter().map(|p| format!("wc -c < {q}; cat {q}", q = shell_quote(p))).collect();
         let out = session.exec(&cmd.join("; "), None, timeout).await?;
         let mut rest: &[u8] = &out.stdout;
