@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml::Spanned;
 
@@ -78,10 +78,8 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         None => format!("set `[secrets] file = \"...\"` in the inventory, or the environment variable {}NAME", inv.secrets.env_prefix),
     };
 
-    // SSH.
-    if !*inv.ssh.strict_host_key_checking.get_ref() {
-        // Not an error, but it must be loud: the CLI prints it on every run.
-    }
+    // SSH. Turning strict host-key checking off is not an error, but the CLI says so
+    // on every run.
     let ssh = SshSettings {
         user: inv.ssh.user.clone(),
         private_key: inv.resolve(inv.ssh.private_key.get_ref()),
@@ -579,6 +577,3 @@ fn check_bmc(
         verify_tls: spec.verify_tls,
     }
 }
-
-#[allow(dead_code)]
-fn _path_type_check(_: PathBuf) {}
