@@ -47,7 +47,7 @@ async fn plan_reads_changes_and_modifies_nothing() {
     let (_, fleet) = plan_one(&ev, HOST).await;
     let s = fleet.nodes[HOST].as_ref().unwrap().clone();
     // A known starting point: nothing of ours on the host.
-    run(&s, "rm -rf /etc/overcloud/* /var/lib/overcloud/containers").await;
+    run(&s, "rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*").await;
 
     let (report, _) = plan_one(&ev, HOST).await;
     let creates: Vec<&str> = report.files.iter().filter(|f| f.action == FileAction::Create).map(|f| f.path.as_str()).collect();
@@ -57,6 +57,8 @@ async fn plan_reads_changes_and_modifies_nothing() {
     got.sort();
     assert_eq!(got, expected, "an empty host needs every desired file");
     assert!(report.summary.containers_created >= 2, "{:?}", report.summary);
+    let log_dir = report.directories.iter().find(|d| d.path == "/var/log/overcloud/rsyslog").expect("the log directory to create");
+    assert_eq!((log_dir.action, log_dir.after.as_deref()), (FileAction::Create, Some("0750 root:root")));
     // Plan wrote nothing.
     assert_eq!(run(&s, "find /etc/overcloud -type f | wc -l").await.trim(), "0");
 

@@ -57,6 +57,9 @@ pub fn summary_line(r: &Report) -> String {
         let _ = write!(files, " ({} with a changed secret)", s.secrets_changed);
     }
     parts.push(files);
+    if s.directory_changes > 0 {
+        parts.push(plural(s.directory_changes, "directory change", "directory changes"));
+    }
     parts.push(format!("{} to restart", plural(s.restarts, "container", "containers")));
     if s.containers_created > 0 {
         parts.push(format!("{} to create", s.containers_created));
@@ -103,6 +106,18 @@ pub fn text(r: &Report) -> String {
             if f.hosts.len() > 1 && f.action == FileAction::Modify {
                 let _ = writeln!(out, "  (context lines from {})", f.hosts[0]);
             }
+        }
+    }
+    if !r.directories.is_empty() {
+        let _ = writeln!(out, "\nDirectories:");
+        for d in &r.directories {
+            let what = match (&d.before, &d.after) {
+                (Some(b), Some(a)) => format!("{b} -> {a}"),
+                (None, Some(a)) => a.clone(),
+                (Some(b), None) => format!("{b} (no longer managed)"),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(out, "  {} {}  {what}  {}", symbol(d.action), d.path, on_hosts(&d.hosts));
         }
     }
     if !r.containers.is_empty() {

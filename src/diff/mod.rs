@@ -86,6 +86,17 @@ pub struct ContainerChange {
     pub hosts: Vec<String>,
 }
 
+/// One change to a managed directory, the same on every host listed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DirChange {
+    pub path: String,
+    pub action: FileAction,
+    pub hosts: Vec<String>,
+    /// The desired `mode owner:group` (before it, for a change: the other side's).
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
 /// Hosts whose whole set of changes is the same.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HostGroup {
@@ -104,6 +115,8 @@ pub struct Summary {
     pub file_changes: usize,
     /// Files whose secret changed, counted per host.
     pub secrets_changed: usize,
+    /// Directory changes, counted per host.
+    pub directory_changes: usize,
     /// Containers to restart (recreate), counted per host.
     pub restarts: usize,
     pub containers_created: usize,
@@ -131,6 +144,7 @@ pub struct Report {
     pub hosts_added: Vec<HostRef>,
     pub hosts_removed: Vec<HostRef>,
     pub files: Vec<FileChange>,
+    pub directories: Vec<DirChange>,
     pub containers: Vec<ContainerChange>,
     pub host_groups: Vec<HostGroup>,
     pub summary: Summary,
@@ -138,7 +152,11 @@ pub struct Report {
 
 impl Report {
     pub fn has_changes(&self) -> bool {
-        !(self.hosts_added.is_empty() && self.hosts_removed.is_empty() && self.files.is_empty() && self.containers.is_empty())
+        !(self.hosts_added.is_empty()
+            && self.hosts_removed.is_empty()
+            && self.files.is_empty()
+            && self.directories.is_empty()
+            && self.containers.is_empty())
     }
 }
 
@@ -190,6 +208,7 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
 
     let mut groups: BTreeMap<ChangeKey, FileChange> = BTreeMap::new();
     let mut containers: BTreeMap<(String, ContainerAction), Vec<String>> = BTreeMap::new();
+    let mut dirs: BTreeMap<(String, FileAction, Option<String>, Option<String>), Vec<String>> = BTreeMap::new();
     let mut per_host: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     for (name, b) in &base.state.hosts {
         let Some(h) = head.state.hosts.get(name) else { continue };
@@ -248,6 +267,23 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
                 .push(name.clone());
             per_host.entry(name.clone()).or_default().0.insert(path.clone());
         }
+        let describe = |d: &crate::render::DesiredDir| format!("{} {}:{}", d.mode, d.owner, d.group);
+        let bdirs: BTreeMap<&str, String> = b.directories.iter().map(|d| (d.path.as_str(), describe(d))).collect();
+        let hdirs: BTreeMap<&str, String> = h.directories.iter().map(|d| (d.path.as_str(), describe(d))).collect();
+        let dir_paths: BTreeSet<&str> = bdirs.keys().chain(hdirs.keys()).copied().collect();
+        for path in dir_paths {
+            let (before, after) = (bdirs.get(path), hdirs.get(path));
+            let action = match (before, after) {
+                (Some(x), Some(y)) if x == y => continue,
+                (Some(_), Some(_)) => FileAction::Modify,
+                (None, Some(_)) => FileAction::Create,
+                (Some(_), None) => FileAction::Delete,
+                (None, None) => continue,
+            };
+            summary.directory_changes += 1;
+            dirs.entry((path.to_string(), action, before.cloned(), after.cloned())).or_default().push(name.clone());
+            per_host.entry(name.clone()).or_default().0.insert(format!("{path}/"));
+        }
         let names: BTreeSet<&String> = b.containers.keys().chain(h.containers.keys()).collect();
         for c in names {
             let action = match (b.containers.get(c), h.containers.get(c)) {
@@ -278,6 +314,13 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
         sort_hosts(&mut f.hosts);
     }
     files.sort_by(|a, b| (&a.path, natural_key(&a.hosts[0])).cmp(&(&b.path, natural_key(&b.hosts[0]))));
+    let directories: Vec<DirChange> = dirs
+        .into_iter()
+        .map(|((path, action, before, after), mut hosts)| {
+            sort_hosts(&mut hosts);
+            DirChange { path, action, hosts, before, after }
+        })
+        .collect();
     let mut containers: Vec<ContainerChange> = containers
         .into_iter()
         .map(|((container, action), mut hosts)| {
@@ -309,6 +352,7 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
         hosts_added,
         hosts_removed,
         files,
+        directories,
         containers,
         host_groups,
         summary,

@@ -57,6 +57,16 @@ pub fn as_state(desired: &HostState, actual: &ActualHost) -> HostState {
             },
         );
     }
+    for d in &desired.directories {
+        if let Some(a) = actual.paths.get(&d.path).filter(|a| a.kind == "directory") {
+            hs.directories.push(crate::render::DesiredDir {
+                path: d.path.clone(),
+                mode: format!("{:04o}", a.mode),
+                owner: if same_id(&d.owner, &a.user, &a.uid) { d.owner.clone() } else { a.user.clone() },
+                group: if same_id(&d.group, &a.group, &a.gid) { d.group.clone() } else { a.group.clone() },
+            });
+        }
+    }
     for (name, c) in &actual.containers {
         let mut def = desired.containers.get(name).cloned().unwrap_or_else(|| ContainerDef::named(name));
         def.labels.insert("provision.config_hash".into(), c.config_hash.clone());

@@ -386,7 +386,7 @@ impl<'c> Renderer<'c> {
             for d in &m.directories {
                 hs.directories.push(DesiredDir {
                     path: d.path.get_ref().clone(),
-                    mode: d.mode.get_ref().clone(),
+                    mode: format!("{:04o}", parse_mode(d.mode.get_ref()).unwrap_or(0o755)),
                     owner: d.owner.clone(),
                     group: d.group.clone(),
                 });
