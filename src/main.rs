@@ -245,32 +245,17 @@ fn load(inventory: &std::path::Path) -> Result<Evaluation, ExitCode> {
 }
 
 fn ping(cloud: &provision::model::Cloud, accept_new: bool, parallel: usize) -> ExitCode {
-    use provision::transport::{Credentials, Fleet, SshOptions};
     use std::time::{Duration, Instant};
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
-        let opts = SshOptions::from_cloud(cloud, accept_new);
-        let creds = match Credentials::load(&opts) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
         let names: Vec<String> = cloud.hosts.iter().map(|h| h.name.clone()).collect();
         let start = Instant::now();
-        let fleet = match Fleet::connect(cloud, &names, &opts, &creds, parallel).await {
+        let fleet = match open_fleet(cloud, &names, accept_new, parallel).await {
             Ok(f) => f,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         let mut failed = 0;
         let mut report = |name: &str, role: &str, r: Result<Duration, String>| match r {
@@ -308,33 +293,18 @@ fn run_plan(
     accept_new: bool,
     parallel: usize,
 ) -> ExitCode {
-    use provision::transport::{Credentials, Fleet, SshOptions};
     if let Err(code) = apply_limit(inventory, &mut ev, limit) {
         return code;
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
-        let opts = SshOptions::from_cloud(&ev.cloud, accept_new);
-        let creds = match Credentials::load(&opts) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
         let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
-        let fleet = match Fleet::connect(&ev.cloud, &names, &opts, &creds, parallel).await {
+        let fleet = match open_fleet(&ev.cloud, &names, accept_new, parallel).await {
             Ok(f) => f,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         let (report, unreachable) = provision::plan::plan(&inventory.display().to_string(), &ev.state, &ev.cloud.secrets, &fleet, std::time::Duration::from_secs(60)).await;
         print!(
@@ -374,36 +344,21 @@ fn apply_limit(inventory: &std::path::Path, ev: &mut Evaluation, limit: Option<&
 }
 
 fn run_apply(inventory: &std::path::Path, mut ev: Evaluation, limit: Option<&str>, parallel: usize, yes: bool, accept_new: bool) -> ExitCode {
-    use provision::transport::{Credentials, Fleet, SshOptions};
     use std::io::IsTerminal;
     use std::time::{Duration, Instant};
     if let Err(code) = apply_limit(inventory, &mut ev, limit) {
         return code;
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let started = Instant::now();
-        let opts = SshOptions::from_cloud(&ev.cloud, accept_new);
-        let creds = match Credentials::load(&opts) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
         let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
-        let fleet = match Fleet::connect(&ev.cloud, &names, &opts, &creds, parallel).await {
+        let fleet = match open_fleet(&ev.cloud, &names, accept_new, parallel).await {
             Ok(f) => f,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         let timeout = Duration::from_secs(300);
         let (report, unreachable) = provision::plan::plan(&inventory.display().to_string(), &ev.state, &ev.cloud.secrets, &fleet, timeout).await;
@@ -452,5 +407,25 @@ fn run_apply(inventory: &std::path::Path, mut ev: Evaluation, limit: Option<&str
             started.elapsed().as_secs_f64()
         );
         if failed > 0 || !unreachable.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Connects to the undercloud and the named nodes, printing why it could not.
+async fn open_fleet(cloud: &provision::model::Cloud, names: &[String], accept_new: bool, parallel: usize) -> Result<provision::transport::Fleet, ExitCode> {
+    let opts = SshOptions::from_cloud(cloud, accept_new);
+    let creds = Credentials::load(&opts).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
+    Fleet::connect(cloud, names, &opts, &creds, parallel).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
     })
 }
