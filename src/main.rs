@@ -419,6 +419,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// Connects to the undercloud and the named nodes, printing why it could not.
 async fn open_fleet(cloud: &provision::model::Cloud, names: &[String], accept_new: bool, parallel: usize) -> Result<provision::transport::Fleet, ExitCode> {
+    use provision::transport::{Credentials, Fleet, SshOptions};
     let opts = SshOptions::from_cloud(cloud, accept_new);
     let creds = Credentials::load(&opts).map_err(|e| {
         eprintln!("error: {e}");
