@@ -25,7 +25,7 @@ if [[ ! -x $venv/bin/ansible-playbook || ! -x $venv/bin/pyinfra ]]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q ansible-core pyinfra
 fi
-cargo build --release --locked -q || { [[ -x target/release/provision ]] && echo "[compare] build failed: using the existing target/release/provision" >&2; }
+cargo build --release --locked -q
 prov=$root/target/release/provision
 
 work=$(mktemp -d /tmp/provision-compare.XXXXXX)
@@ -138,7 +138,7 @@ for n in "${sizes[@]}"; do
     for other in ansible pyinfra; do
         rows+=("| $n | $other / provision | $(awk -v a="${t[$other.cold]}" -v b="${t[provision.cold]}" 'BEGIN{printf "%.1fx", a/b}') | $(awk -v a="${t[$other.noop]}" -v b="${t[provision.noop]}" 'BEGIN{printf "%.1fx", a/b}') | $(awk -v a="${t[$other.change]}" -v b="${t[provision.change]}" 'BEGIN{printf "%.1fx", a/b}') |")
     done
-    checks+=("$n nodes: $total_files files and directories of the manifest per tool; the one change rewrites $changed_files files")
+    checks+=("$n nodes: $total_files files of the manifest pushed by each tool; the one change rewrites $changed_files files")
     unset t
     lab/lab.sh down >/dev/null
 done
