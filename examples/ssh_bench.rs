@@ -38,25 +38,45 @@ async fn main() {
         names.truncate(n);
     }
     let start = Instant::now();
-    let fleet = Fleet::connect(&cloud, &names, &opts, &creds, 64).await.expect("undercloud");
+    let fleet = Fleet::connect(&cloud, &names, &opts, &creds, 64)
+        .await
+        .expect("undercloud");
     let connected = start.elapsed();
-    let failed: Vec<String> = fleet.nodes.iter().filter_map(|(n, s)| s.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
+    let failed: Vec<String> = fleet
+        .nodes
+        .iter()
+        .filter_map(|(n, s)| s.as_ref().err().map(|e| format!("{n}: {e}")))
+        .collect();
     if !failed.is_empty() {
         eprintln!("{}", failed.join("\n"));
         std::process::exit(1);
     }
-    let sessions: Vec<_> = fleet.nodes.values().filter_map(|s| s.as_ref().ok().cloned()).collect();
+    let sessions: Vec<_> = fleet
+        .nodes
+        .values()
+        .filter_map(|s| s.as_ref().ok().cloned())
+        .collect();
     match mode {
         "sessions" => {
             let t = Instant::now();
             let mut tasks = tokio::task::JoinSet::new();
             for s in sessions.clone() {
-                tasks.spawn(async move { s.exec("true", None, Duration::from_secs(30)).await.map(|o| o.success()) });
+                tasks.spawn(async move {
+                    s.exec("true", None, Duration::from_secs(30))
+                        .await
+                        .map(|o| o.success())
+                });
             }
             while let Some(r) = tasks.join_next().await {
                 assert!(matches!(r, Ok(Ok(true))), "a command failed");
             }
-            println!("nodes={} connect_all={:.3} run_true={:.3} total={:.3}", sessions.len(), connected.as_secs_f64(), t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64());
+            println!(
+                "nodes={} connect_all={:.3} run_true={:.3} total={:.3}",
+                sessions.len(),
+                connected.as_secs_f64(),
+                t.elapsed().as_secs_f64(),
+                start.elapsed().as_secs_f64()
+            );
         }
         "upload" => {
             let files: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(100);
@@ -68,8 +88,17 @@ async fn main() {
                     for i in 0..files {
                         let s = s.clone();
                         inner.spawn(async move {
-                            let content = format!("[DEFAULT]\n# file {i}\noption_{i} = value\n").repeat(10);
-                            s.upload(&format!("/etc/overcloud/bench/file-{i}.conf"), content.as_bytes(), 0o640, "root", "root", Duration::from_secs(60)).await
+                            let content =
+                                format!("[DEFAULT]\n# file {i}\noption_{i} = value\n").repeat(10);
+                            s.upload(
+                                &format!("/etc/overcloud/bench/file-{i}.conf"),
+                                content.as_bytes(),
+                                0o640,
+                                "root",
+                                "root",
+                                Duration::from_secs(60),
+                            )
+                            .await
                         });
                     }
                     while let Some(r) = inner.join_next().await {
@@ -80,7 +109,13 @@ async fn main() {
             while let Some(r) = tasks.join_next().await {
                 r.expect("node");
             }
-            println!("nodes={} files_per_node={files} connect_all={:.3} upload={:.3} total={:.3}", sessions.len(), connected.as_secs_f64(), t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64());
+            println!(
+                "nodes={} files_per_node={files} connect_all={:.3} upload={:.3} total={:.3}",
+                sessions.len(),
+                connected.as_secs_f64(),
+                t.elapsed().as_secs_f64(),
+                start.elapsed().as_secs_f64()
+            );
         }
         "batch" => {
             let files: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(100);
@@ -89,19 +124,38 @@ async fn main() {
             for s in sessions.clone() {
                 tasks.spawn(async move {
                     let contents: Vec<(String, String)> = (0..files)
-                        .map(|i| (format!("/etc/overcloud/bench/file-{i}.conf"), format!("[DEFAULT]\n# file {i}\noption_{i} = value\n").repeat(10)))
+                        .map(|i| {
+                            (
+                                format!("/etc/overcloud/bench/file-{i}.conf"),
+                                format!("[DEFAULT]\n# file {i}\noption_{i} = value\n").repeat(10),
+                            )
+                        })
                         .collect();
                     let batch: Vec<provision::transport::UploadFile> = contents
                         .iter()
-                        .map(|(p, c)| provision::transport::UploadFile { path: p, content: c.as_bytes(), mode: 0o640, owner: "root", group: "root" })
+                        .map(|(p, c)| provision::transport::UploadFile {
+                            path: p,
+                            content: c.as_bytes(),
+                            mode: 0o640,
+                            owner: "root",
+                            group: "root",
+                        })
                         .collect();
-                    s.upload_batch(&batch, Duration::from_secs(120)).await.expect("batch")
+                    s.upload_batch(&batch, Duration::from_secs(120))
+                        .await
+                        .expect("batch")
                 });
             }
             while let Some(r) = tasks.join_next().await {
                 r.expect("node");
             }
-            println!("nodes={} files_per_node={files} connect_all={:.3} upload={:.3} total={:.3}", sessions.len(), connected.as_secs_f64(), t.elapsed().as_secs_f64(), start.elapsed().as_secs_f64());
+            println!(
+                "nodes={} files_per_node={files} connect_all={:.3} upload={:.3} total={:.3}",
+                sessions.len(),
+                connected.as_secs_f64(),
+                t.elapsed().as_secs_f64(),
+                start.elapsed().as_secs_f64()
+            );
         }
         other => panic!("unknown mode {other}"),
     }

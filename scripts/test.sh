@@ -33,6 +33,11 @@ fi
 log "python venv for oslo-config-validator"
 tests/config-check/setup.sh
 
+log "format"
+if cargo fmt --version >/dev/null 2>&1; then
+    cargo fmt --check || { echo "cargo fmt --check: run cargo fmt" >&2; exit 1; }
+fi
+
 log "build"
 cargo build --release --locked 2>&1 | tail -n 3
 

@@ -19,10 +19,16 @@ pub struct Location {
 
 impl Location {
     pub fn new(file: &Path, span: Option<Range<usize>>) -> Self {
-        Self { file: file.to_path_buf(), span }
+        Self {
+            file: file.to_path_buf(),
+            span,
+        }
     }
     pub fn file(file: &Path) -> Self {
-        Self { file: file.to_path_buf(), span: None }
+        Self {
+            file: file.to_path_buf(),
+            span: None,
+        }
     }
 }
 
@@ -39,7 +45,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>, location: Location) -> Self {
-        Self { message: message.into(), location, help: None, notes: Vec::new() }
+        Self {
+            message: message.into(),
+            location,
+            help: None,
+            notes: Vec::new(),
+        }
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
@@ -77,11 +88,16 @@ impl Diagnostics {
     /// Sorts by file and position, so reports are stable.
     pub fn sort(&mut self) {
         self.items.sort_by(|a, b| {
-            (&a.location.file, a.location.span.as_ref().map(|s| s.start), &a.message).cmp(&(
-                &b.location.file,
-                b.location.span.as_ref().map(|s| s.start),
-                &b.message,
-            ))
+            (
+                &a.location.file,
+                a.location.span.as_ref().map(|s| s.start),
+                &a.message,
+            )
+                .cmp(&(
+                    &b.location.file,
+                    b.location.span.as_ref().map(|s| s.start),
+                    &b.message,
+                ))
         });
     }
 }
@@ -124,7 +140,10 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
         (Some(span), Some(src)) if !src.secret => Some((span.clone(), src)),
         _ => None,
     };
-    let gutter = quoted.as_ref().map(|(span, src)| line_col(&src.text, span.start).0.to_string().len()).unwrap_or(1);
+    let gutter = quoted
+        .as_ref()
+        .map(|(span, src)| line_col(&src.text, span.start).0.to_string().len())
+        .unwrap_or(1);
     let _ = writeln!(out, "{:gutter$}--> {}", "", describe(&d.location, sources));
     if let Some((span, src)) = quoted {
         {
@@ -132,18 +151,30 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
             if let Some(text) = src.text.lines().nth(line - 1) {
                 let width = {
                     let end = span.end.min(src.text.len()).max(span.start);
-                    let piece = &src.text[floor_char_boundary(&src.text, span.start)..floor_char_boundary(&src.text, end)];
+                    let piece = &src.text[floor_char_boundary(&src.text, span.start)
+                        ..floor_char_boundary(&src.text, end)];
                     let first_line = piece.split('\n').next().unwrap_or("");
                     first_line.chars().count().max(1)
                 };
                 let _ = writeln!(out, "{:gutter$} |", "");
                 let _ = writeln!(out, "{line} | {text}");
-                let _ = writeln!(out, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width));
+                let _ = writeln!(
+                    out,
+                    "{:gutter$} | {}{}",
+                    "",
+                    " ".repeat(col - 1),
+                    "^".repeat(width)
+                );
             }
         }
     }
     for (text, loc) in &d.notes {
-        let _ = writeln!(out, "{:gutter$} = note: {text} ({})", "", describe(loc, sources));
+        let _ = writeln!(
+            out,
+            "{:gutter$} = note: {text} ({})",
+            "",
+            describe(loc, sources)
+        );
     }
     if let Some(help) = &d.help {
         let _ = writeln!(out, "{:gutter$} = help: {help}", "");

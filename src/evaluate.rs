@@ -25,24 +25,47 @@ pub struct Failure {
 impl Failure {
     /// The diagnostics as text, for a terminal or a log.
     pub fn render(&self) -> String {
-        self.diags.items.iter().map(|d| diagnostics::render(d, &self.sources)).collect::<Vec<_>>().join("\n")
+        self.diags
+            .items
+            .iter()
+            .map(|d| diagnostics::render(d, &self.sources))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
 /// Loads, checks and renders everything.
-pub fn evaluate(inventory: &Path, tree: &dyn SourceTree, opts: &LoadOptions) -> Result<Evaluation, Failure> {
+pub fn evaluate(
+    inventory: &Path,
+    tree: &dyn SourceTree,
+    opts: &LoadOptions,
+) -> Result<Evaluation, Failure> {
     let loaded = model::build(inventory, tree, opts);
     let mut diags = loaded.diags;
     let Some(cloud) = loaded.cloud else {
-        return Err(Failure { diags, sources: loaded.sources });
+        return Err(Failure {
+            diags,
+            sources: loaded.sources,
+        });
     };
     let renderer = Renderer::new(&cloud, &mut diags);
-    let state = if diags.is_empty() { renderer.render_all(&mut diags) } else { DesiredState::default() };
+    let state = if diags.is_empty() {
+        renderer.render_all(&mut diags)
+    } else {
+        DesiredState::default()
+    };
     drop(renderer);
     diags.sort();
     if diags.is_empty() {
-        Ok(Evaluation { cloud, state, sources: loaded.sources })
+        Ok(Evaluation {
+            cloud,
+            state,
+            sources: loaded.sources,
+        })
     } else {
-        Err(Failure { diags, sources: loaded.sources })
+        Err(Failure {
+            diags,
+            sources: loaded.sources,
+        })
     }
 }

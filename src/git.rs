@@ -56,7 +56,10 @@ fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(GitError::Failed { args: args.join(" "), message: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+        Err(GitError::Failed {
+            args: args.join(" "),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -68,17 +71,26 @@ impl Repo {
             other => other,
         })?;
         let root = PathBuf::from(String::from_utf8_lossy(&out).trim());
-        Ok(Repo { root: root.canonicalize().unwrap_or(root) })
+        Ok(Repo {
+            root: root.canonicalize().unwrap_or(root),
+        })
     }
 
     /// Resolves a revision to its commit.
     pub fn resolve(&self, rev: &str) -> Result<Revision, GitError> {
         let spec = format!("{rev}^{{commit}}");
         match git(&self.root, &["rev-parse", "--verify", "--quiet", &spec]) {
-            Ok(out) => Ok(Revision { name: rev.to_string(), commit: String::from_utf8_lossy(&out).trim().to_string() }),
+            Ok(out) => Ok(Revision {
+                name: rev.to_string(),
+                commit: String::from_utf8_lossy(&out).trim().to_string(),
+            }),
             Err(GitError::Failed { message, .. }) => Err(GitError::UnknownRevision {
                 rev: rev.to_string(),
-                message: if message.is_empty() { "no such commit, branch or tag in this repository".into() } else { message },
+                message: if message.is_empty() {
+                    "no such commit, branch or tag in this repository".into()
+                } else {
+                    message
+                },
             }),
             Err(e) => Err(e),
         }
@@ -89,24 +101,41 @@ impl Repo {
         let cwd = cwd.canonicalize().unwrap_or(cwd.to_path_buf());
         let abs = normalize(&cwd.join(path));
         // Resolve symlinks of the folder part when it exists (the file may not, at head).
-        let abs = match (abs.parent().and_then(|p| p.canonicalize().ok()), abs.file_name()) {
+        let abs = match (
+            abs.parent().and_then(|p| p.canonicalize().ok()),
+            abs.file_name(),
+        ) {
             (Some(dir), Some(name)) => dir.join(name),
             _ => abs,
         };
         abs.strip_prefix(&self.root)
             .map(Path::to_path_buf)
-            .map_err(|_| GitError::Outside { path: path.to_path_buf(), root: self.root.clone() })
+            .map_err(|_| GitError::Outside {
+                path: path.to_path_buf(),
+                root: self.root.clone(),
+            })
     }
 
     /// Every file of a revision, by path relative to the repository root.
     pub fn tree(&self, rev: &Revision) -> Result<MemoryTree, GitError> {
-        let listing = git(&self.root, &["ls-tree", "-r", "-z", "-l", "--full-tree", &rev.commit])?;
+        let listing = git(
+            &self.root,
+            &["ls-tree", "-r", "-z", "-l", "--full-tree", &rev.commit],
+        )?;
         let mut wanted: Vec<(String, String)> = Vec::new();
         for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
             let entry = String::from_utf8_lossy(entry);
-            let Some((meta, path)) = entry.split_once('\t') else { continue };
+            let Some((meta, path)) = entry.split_once('\t') else {
+                continue;
+            };
             let fields: Vec<&str> = meta.split_whitespace().collect();
-            if fields.len() == 4 && fields[1] == "blob" && fields[3].parse::<u64>().map(|s| s <= MAX_FILE).unwrap_or(false) {
+            if fields.len() == 4
+                && fields[1] == "blob"
+                && fields[3]
+                    .parse::<u64>()
+                    .map(|s| s <= MAX_FILE)
+                    .unwrap_or(false)
+            {
                 wanted.push((fields[2].to_string(), path.to_string()));
             }
         }
@@ -118,7 +147,10 @@ impl Repo {
             .stderr(Stdio::null())
             .spawn()
             .map_err(GitError::Spawn)?;
-        let mut stdin = child.stdin.take().ok_or_else(|| GitError::Failed { args: "cat-file".into(), message: "no stdin".into() })?;
+        let mut stdin = child.stdin.take().ok_or_else(|| GitError::Failed {
+            args: "cat-file".into(),
+            message: "no stdin".into(),
+        })?;
         let oids: Vec<String> = wanted.iter().map(|(o, _)| o.clone()).collect();
         let writer = std::thread::spawn(move || {
             for oid in oids {
@@ -127,15 +159,32 @@ impl Repo {
                 }
             }
         });
-        let stdout = child.stdout.take().ok_or_else(|| GitError::Failed { args: "cat-file".into(), message: "no stdout".into() })?;
+        let stdout = child.stdout.take().ok_or_else(|| GitError::Failed {
+            args: "cat-file".into(),
+            message: "no stdout".into(),
+        })?;
         let mut reader = BufReader::new(stdout);
         let mut tree = MemoryTree::new();
         for (_, path) in &wanted {
             let mut header = String::new();
-            reader.read_line(&mut header).map_err(|e| GitError::Failed { args: "cat-file".into(), message: e.to_string() })?;
-            let size: usize = header.split_whitespace().nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+            reader
+                .read_line(&mut header)
+                .map_err(|e| GitError::Failed {
+                    args: "cat-file".into(),
+                    message: e.to_string(),
+                })?;
+            let size: usize = header
+                .split_whitespace()
+                .nth(2)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             let mut content = vec![0u8; size + 1];
-            reader.read_exact(&mut content).map_err(|e| GitError::Failed { args: "cat-file".into(), message: e.to_string() })?;
+            reader
+                .read_exact(&mut content)
+                .map_err(|e| GitError::Failed {
+                    args: "cat-file".into(),
+                    message: e.to_string(),
+                })?;
             content.pop();
             if let Ok(text) = String::from_utf8(content) {
                 tree.insert(path.clone(), text);
@@ -155,13 +204,24 @@ pub struct WorkTree {
 
 impl SourceTree for WorkTree {
     fn read(&self, path: &Path) -> Result<String, SourceError> {
-        crate::source::FsTree.read(&self.root.join(path)).map_err(|e| match e {
-            SourceError::NotFound { .. } => SourceError::NotFound { path: path.to_path_buf() },
-            SourceError::Unreadable { message, .. } => SourceError::Unreadable { path: path.to_path_buf(), message },
-        })
+        crate::source::FsTree
+            .read(&self.root.join(path))
+            .map_err(|e| match e {
+                SourceError::NotFound { .. } => SourceError::NotFound {
+                    path: path.to_path_buf(),
+                },
+                SourceError::Unreadable { message, .. } => SourceError::Unreadable {
+                    path: path.to_path_buf(),
+                    message,
+                },
+            })
     }
     fn list(&self, dir: &Path) -> Result<Vec<String>, SourceError> {
-        crate::source::FsTree.list(&self.root.join(dir)).map_err(|_| SourceError::NotFound { path: dir.to_path_buf() })
+        crate::source::FsTree
+            .list(&self.root.join(dir))
+            .map_err(|_| SourceError::NotFound {
+                path: dir.to_path_buf(),
+            })
     }
     fn exists(&self, path: &Path) -> bool {
         crate::source::FsTree.exists(&self.root.join(path))

@@ -4,16 +4,16 @@
 //! networks, addresses) -> [`render`] (desired files and containers per host). Input
 //! files come through [`source`]; problems are [`diagnostics`].
 
+pub mod apply;
 pub mod catalogue;
 pub mod diagnostics;
-pub mod inventory;
-pub mod model;
-pub mod source;
-pub mod tomlfile;
-pub mod render;
+pub mod diff;
 pub mod evaluate;
 pub mod git;
-pub mod diff;
-pub mod transport;
+pub mod inventory;
+pub mod model;
 pub mod plan;
-pub mod apply;
+pub mod render;
+pub mod source;
+pub mod tomlfile;
+pub mod transport;

@@ -113,6 +113,16 @@ enum OutputFormat {
     Json,
 }
 
+impl OutputFormat {
+    fn render(self, report: &diff::Report) -> String {
+        match self {
+            OutputFormat::Text => format::text(report),
+            OutputFormat::Markdown => format::markdown(report),
+            OutputFormat::Json => format::json(report),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -124,7 +134,12 @@ fn main() -> ExitCode {
                     .cloud
                     .roles
                     .keys()
-                    .map(|r| format!("{r} {}", ev.cloud.hosts.iter().filter(|h| &h.role == r).count()))
+                    .map(|r| {
+                        format!(
+                            "{r} {}",
+                            ev.cloud.hosts.iter().filter(|h| &h.role == r).count()
+                        )
+                    })
                     .collect();
                 println!(
                     "{}: valid. Cloud `{}`: undercloud `{}`, {} nodes ({}), {} files and {} containers rendered.",
@@ -158,44 +173,80 @@ fn main() -> ExitCode {
             },
             Err(code) => code,
         },
-        Command::Plan { inventory, limit, format: fmt, detailed_exitcode, accept_new_host_keys, parallel } => match load(&inventory) {
-            Ok(ev) => run_plan(&inventory, ev, limit.as_deref(), fmt, detailed_exitcode, accept_new_host_keys, parallel),
+        Command::Plan {
+            inventory,
+            limit,
+            format: fmt,
+            detailed_exitcode,
+            accept_new_host_keys,
+            parallel,
+        } => match load(&inventory) {
+            Ok(ev) => run_plan(
+                &inventory,
+                ev,
+                limit.as_deref(),
+                fmt,
+                detailed_exitcode,
+                accept_new_host_keys,
+                parallel,
+            ),
             Err(code) => code,
         },
-        Command::Apply { inventory, limit, parallel, yes, accept_new_host_keys } => match load(&inventory) {
-            Ok(ev) => run_apply(&inventory, ev, limit.as_deref(), parallel, yes, accept_new_host_keys),
+        Command::Apply {
+            inventory,
+            limit,
+            parallel,
+            yes,
+            accept_new_host_keys,
+        } => match load(&inventory) {
+            Ok(ev) => run_apply(
+                &inventory,
+                ev,
+                limit.as_deref(),
+                parallel,
+                yes,
+                accept_new_host_keys,
+            ),
             Err(code) => code,
         },
-        Command::Ping { inventory, accept_new_host_keys, parallel } => match load(&inventory) {
+        Command::Ping {
+            inventory,
+            accept_new_host_keys,
+            parallel,
+        } => match load(&inventory) {
             Ok(ev) => ping(&ev.cloud, accept_new_host_keys, parallel),
             Err(code) => code,
         },
-        Command::Diff { inventory, base, head, format: fmt, detailed_exitcode } => {
-            match run_diff(&inventory, &base, head.as_deref()) {
-                Ok(report) => {
-                    let text = match fmt {
-                        OutputFormat::Text => format::text(&report),
-                        OutputFormat::Markdown => format::markdown(&report),
-                        OutputFormat::Json => format::json(&report),
-                    };
-                    print!("{text}");
-                    if detailed_exitcode && report.has_changes() {
-                        ExitCode::from(2)
-                    } else {
-                        ExitCode::SUCCESS
-                    }
-                }
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    ExitCode::FAILURE
+        Command::Diff {
+            inventory,
+            base,
+            head,
+            format: fmt,
+            detailed_exitcode,
+        } => match run_diff(&inventory, &base, head.as_deref()) {
+            Ok(report) => {
+                print!("{}", fmt.render(&report));
+                if detailed_exitcode && report.has_changes() {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
                 }
             }
-        }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-fn run_diff(inventory: &std::path::Path, base: &str, head: Option<&str>) -> Result<diff::Report, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+fn run_diff(
+    inventory: &std::path::Path,
+    base: &str,
+    head: Option<&str>,
+) -> Result<diff::Report, String> {
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
     let repo = Repo::discover(&cwd).map_err(|e| e.to_string())?;
     let rel = repo.relative(&cwd, inventory).map_err(|e| e.to_string())?;
     let base_src = revisions::Source::Commit(repo.resolve(base).map_err(|e| e.to_string())?);
@@ -209,13 +260,23 @@ fn run_diff(inventory: &std::path::Path, base: &str, head: Option<&str>) -> Resu
         let h = revisions::evaluate_at(&repo, &rel, &head_src, "head", &opts);
         (b.join(), h)
     });
-    let b = b.map_err(|_| "evaluating the base revision failed unexpectedly".to_string())?.map_err(|e| e.to_string())?;
+    let b = b
+        .map_err(|_| "evaluating the base revision failed unexpectedly".to_string())?
+        .map_err(|e| e.to_string())?;
     let h = h.map_err(|e| e.to_string())?;
     let label = rel.display().to_string();
     Ok(diff::compare(
         &label,
-        &diff::Side { label: base_src.info(), state: &b.state, secrets: &b.cloud.secrets },
-        &diff::Side { label: head_src.info(), state: &h.state, secrets: &h.cloud.secrets },
+        &diff::Side {
+            label: base_src.info(),
+            state: &b.state,
+            secrets: &b.cloud.secrets,
+        },
+        &diff::Side {
+            label: head_src.info(),
+            state: &h.state,
+            secrets: &h.cloud.secrets,
+        },
     ))
 }
 
@@ -259,28 +320,48 @@ fn ping(cloud: &provision::model::Cloud, accept_new: bool, parallel: usize) -> E
         };
         let mut failed = 0;
         let mut report = |name: &str, role: &str, r: Result<Duration, String>| match r {
-            Ok(d) => println!("ok    {name:<28} {role:<12} {:>7.1} ms", d.as_secs_f64() * 1000.0),
+            Ok(d) => println!(
+                "ok    {name:<28} {role:<12} {:>7.1} ms",
+                d.as_secs_f64() * 1000.0
+            ),
             Err(e) => {
                 failed += 1;
                 println!("FAIL  {name:<28} {role:<12} {e}");
             }
         };
         let t = Instant::now();
-        let uc = fleet.undercloud.exec("true", None, Duration::from_secs(30)).await.map(|_| t.elapsed()).map_err(|e| e.to_string());
+        let uc = fleet
+            .undercloud
+            .exec("true", None, Duration::from_secs(30))
+            .await
+            .map(|_| t.elapsed())
+            .map_err(|e| e.to_string());
         report(&cloud.undercloud.name, "undercloud", uc);
         for h in &cloud.hosts {
             let r = match fleet.nodes.get(&h.name) {
                 Some(Ok(s)) => {
                     let t = Instant::now();
-                    s.exec("true", None, Duration::from_secs(30)).await.map(|_| t.elapsed()).map_err(|e| e.to_string())
+                    s.exec("true", None, Duration::from_secs(30))
+                        .await
+                        .map(|_| t.elapsed())
+                        .map_err(|e| e.to_string())
                 }
                 Some(Err(e)) => Err(e.to_string()),
                 None => Err("not attempted".into()),
             };
             report(&h.name, &h.role, r);
         }
-        println!("\n{} of {} hosts answered in {:.2} s.", cloud.hosts.len() + 1 - failed, cloud.hosts.len() + 1, start.elapsed().as_secs_f64());
-        if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        println!(
+            "\n{} of {} hosts answered in {:.2} s.",
+            cloud.hosts.len() + 1 - failed,
+            cloud.hosts.len() + 1,
+            start.elapsed().as_secs_f64()
+        );
+        if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
     })
 }
 
@@ -293,10 +374,7 @@ fn run_plan(
     accept_new: bool,
     parallel: usize,
 ) -> ExitCode {
-    if let Err(code) = apply_limit(inventory, &mut ev, limit) {
-        return code;
-    }
-    let runtime = match runtime() {
+    let runtime = match apply_limit(inventory, &mut ev, limit).and_then(|()| runtime()) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -306,20 +384,23 @@ fn run_plan(
             Ok(f) => f,
             Err(code) => return code,
         };
-        let (report, unreachable) = provision::plan::plan(&inventory.display().to_string(), &ev.state, &ev.cloud.secrets, &fleet, std::time::Duration::from_secs(60)).await;
-        print!(
-            "{}",
-            match fmt {
-                OutputFormat::Text => format::text(&report),
-                OutputFormat::Markdown => format::markdown(&report),
-                OutputFormat::Json => format::json(&report),
-            }
-        );
+        let (report, unreachable) = provision::plan::plan(
+            &inventory.display().to_string(),
+            &ev.state,
+            &ev.cloud.secrets,
+            &fleet,
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+        print!("{}", fmt.render(&report));
         for u in &unreachable {
             eprintln!("error: {}", u.error);
         }
         if !unreachable.is_empty() {
-            eprintln!("error: {} host(s) could not be read; the plan covers the others", unreachable.len());
+            eprintln!(
+                "error: {} host(s) could not be read; the plan covers the others",
+                unreachable.len()
+            );
             ExitCode::FAILURE
         } else if detailed_exitcode && report.has_changes() {
             ExitCode::from(2)
@@ -330,26 +411,57 @@ fn run_plan(
 }
 
 /// Keeps only the hosts named by `--limit` (host or role names).
-fn apply_limit(inventory: &std::path::Path, ev: &mut Evaluation, limit: Option<&str>) -> Result<(), ExitCode> {
+fn apply_limit(
+    inventory: &std::path::Path,
+    ev: &mut Evaluation,
+    limit: Option<&str>,
+) -> Result<(), ExitCode> {
     let Some(limit) = limit else { return Ok(()) };
-    let wanted: Vec<&str> = limit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let known: Vec<&str> = ev.cloud.hosts.iter().flat_map(|h| [h.name.as_str(), h.role.as_str()]).collect();
+    let wanted: Vec<&str> = limit
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let known: Vec<&str> = ev
+        .cloud
+        .hosts
+        .iter()
+        .flat_map(|h| [h.name.as_str(), h.role.as_str()])
+        .collect();
     if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
-        eprintln!("error: --limit names `{bad}`, which is neither a host nor a role of {}", inventory.display());
+        eprintln!(
+            "error: --limit names `{bad}`, which is neither a host nor a role of {}",
+            inventory.display()
+        );
         return Err(ExitCode::FAILURE);
     }
-    let roles: std::collections::BTreeMap<String, String> = ev.cloud.hosts.iter().map(|h| (h.name.clone(), h.role.clone())).collect();
-    ev.state.hosts.retain(|name, _| wanted.contains(&name.as_str()) || roles.get(name).map(|r| wanted.contains(&r.as_str())).unwrap_or(false));
+    let roles: std::collections::BTreeMap<String, String> = ev
+        .cloud
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), h.role.clone()))
+        .collect();
+    ev.state.hosts.retain(|name, _| {
+        wanted.contains(&name.as_str())
+            || roles
+                .get(name)
+                .map(|r| wanted.contains(&r.as_str()))
+                .unwrap_or(false)
+    });
     Ok(())
 }
 
-fn run_apply(inventory: &std::path::Path, mut ev: Evaluation, limit: Option<&str>, parallel: usize, yes: bool, accept_new: bool) -> ExitCode {
+fn run_apply(
+    inventory: &std::path::Path,
+    mut ev: Evaluation,
+    limit: Option<&str>,
+    parallel: usize,
+    yes: bool,
+    accept_new: bool,
+) -> ExitCode {
     use std::io::IsTerminal;
     use std::time::{Duration, Instant};
-    if let Err(code) = apply_limit(inventory, &mut ev, limit) {
-        return code;
-    }
-    let runtime = match runtime() {
+    let runtime = match apply_limit(inventory, &mut ev, limit).and_then(|()| runtime()) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -418,15 +530,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 /// Connects to the undercloud and the named nodes, printing why it could not.
-async fn open_fleet(cloud: &provision::model::Cloud, names: &[String], accept_new: bool, parallel: usize) -> Result<provision::transport::Fleet, ExitCode> {
+async fn open_fleet(
+    cloud: &provision::model::Cloud,
+    names: &[String],
+    accept_new: bool,
+    parallel: usize,
+) -> Result<provision::transport::Fleet, ExitCode> {
     use provision::transport::{Credentials, Fleet, SshOptions};
     let opts = SshOptions::from_cloud(cloud, accept_new);
     let creds = Credentials::load(&opts).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })?;
-    Fleet::connect(cloud, names, &opts, &creds, parallel).await.map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::FAILURE
-    })
+    Fleet::connect(cloud, names, &opts, &creds, parallel)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
 }

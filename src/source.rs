@@ -38,19 +38,27 @@ impl SourceTree for FsTree {
                 path: path.to_path_buf(),
                 message: "not valid UTF-8 text".into(),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(SourceError::NotFound { path: path.to_path_buf() })
-            }
-            Err(e) => Err(SourceError::Unreadable { path: path.to_path_buf(), message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SourceError::NotFound {
+                path: path.to_path_buf(),
+            }),
+            Err(e) => Err(SourceError::Unreadable {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
         }
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<String>, SourceError> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                SourceError::NotFound { path: dir.to_path_buf() }
+                SourceError::NotFound {
+                    path: dir.to_path_buf(),
+                }
             } else {
-                SourceError::Unreadable { path: dir.to_path_buf(), message: e.to_string() }
+                SourceError::Unreadable {
+                    path: dir.to_path_buf(),
+                    message: e.to_string(),
+                }
             }
         })?;
         let mut names: Vec<String> = entries
@@ -86,7 +94,9 @@ impl SourceTree for MemoryTree {
         self.files
             .get(&normalize(path))
             .cloned()
-            .ok_or_else(|| SourceError::NotFound { path: path.to_path_buf() })
+            .ok_or_else(|| SourceError::NotFound {
+                path: path.to_path_buf(),
+            })
     }
     fn list(&self, dir: &Path) -> Result<Vec<String>, SourceError> {
         let dir = normalize(dir);
@@ -142,7 +152,13 @@ pub struct SourceFile {
 impl SourceMap {
     pub fn add(&self, path: &Path, text: &str, secret: bool) {
         if let Ok(mut map) = self.inner.lock() {
-            map.insert(path.to_path_buf(), SourceFile { text: Arc::from(text), secret });
+            map.insert(
+                path.to_path_buf(),
+                SourceFile {
+                    text: Arc::from(text),
+                    secret,
+                },
+            );
         }
     }
     pub fn get(&self, path: &Path) -> Option<SourceFile> {

@@ -13,13 +13,20 @@ use toml::Spanned;
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 
 /// Parses a TOML document; a syntax error becomes a located diagnostic.
-pub fn parse<'a>(path: &Path, text: &'a str, diags: &mut Diagnostics) -> Option<Spanned<DeTable<'a>>> {
+pub fn parse<'a>(
+    path: &Path,
+    text: &'a str,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<DeTable<'a>>> {
     match DeTable::parse(text) {
         Ok(table) => Some(table),
         Err(e) => {
             diags.push(
-                Diagnostic::new(format!("invalid TOML: {}", first_line(e.message())), Location::new(path, e.span()))
-                    .help("fix the TOML syntax at this point (see https://toml.io for the format)"),
+                Diagnostic::new(
+                    format!("invalid TOML: {}", first_line(e.message())),
+                    Location::new(path, e.span()),
+                )
+                .help("fix the TOML syntax at this point (see https://toml.io for the format)"),
             );
             None
         }
@@ -28,14 +35,21 @@ pub fn parse<'a>(path: &Path, text: &'a str, diags: &mut Diagnostics) -> Option<
 
 /// Deserializes one spanned value into `T`, turning a serde error into a located
 /// diagnostic with advice.
-pub fn de<T: DeserializeOwned>(path: &Path, value: &Spanned<DeValue<'_>>, diags: &mut Diagnostics) -> Option<T> {
+pub fn de<T: DeserializeOwned>(
+    path: &Path,
+    value: &Spanned<DeValue<'_>>,
+    diags: &mut Diagnostics,
+) -> Option<T> {
     let whole = value.span();
     match T::deserialize(ValueDeserializer::from(value.clone())) {
         Ok(v) => Some(v),
         Err(e) => {
             let message = first_line(e.message()).to_string();
             let help = advice(&message);
-            let mut d = Diagnostic::new(message, Location::new(path, Some(e.span().unwrap_or(whole))));
+            let mut d = Diagnostic::new(
+                message,
+                Location::new(path, Some(e.span().unwrap_or(whole))),
+            );
             if let Some(help) = help {
                 d = d.help(help);
             }
@@ -46,7 +60,11 @@ pub fn de<T: DeserializeOwned>(path: &Path, value: &Spanned<DeValue<'_>>, diags:
 }
 
 /// Deserializes a whole document into `T`.
-pub fn de_table<T: DeserializeOwned>(path: &Path, table: &Spanned<DeTable<'_>>, diags: &mut Diagnostics) -> Option<T> {
+pub fn de_table<T: DeserializeOwned>(
+    path: &Path,
+    table: &Spanned<DeTable<'_>>,
+    diags: &mut Diagnostics,
+) -> Option<T> {
     let span = table.span();
     let value = Spanned::new(span, DeValue::Table(table.get_ref().clone()));
     de(path, &value, diags)
@@ -72,23 +90,36 @@ fn advice(message: &str) -> Option<String> {
 
 /// The span of a key in a table, for errors that concern the key itself.
 pub fn key_span(table: &DeTable<'_>, key: &str) -> Option<std::ops::Range<usize>> {
-    table.iter().find(|(k, _)| k.get_ref() == key).map(|(k, _)| k.span())
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(k, _)| k.span())
 }
 
 /// Looks up a key of a table.
 pub fn get<'t, 'a>(table: &'t DeTable<'a>, key: &str) -> Option<&'t Spanned<DeValue<'a>>> {
-    table.iter().find(|(k, _)| k.get_ref() == key).map(|(_, v)| v)
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(_, v)| v)
 }
 
 /// Parses a file of secrets: a syntax error is located, but its message is reduced to
 /// a generic one, since the parser's text may quote the value.
-pub fn parse_secret<'a>(path: &Path, text: &'a str, diags: &mut Diagnostics) -> Option<Spanned<DeTable<'a>>> {
+pub fn parse_secret<'a>(
+    path: &Path,
+    text: &'a str,
+    diags: &mut Diagnostics,
+) -> Option<Spanned<DeTable<'a>>> {
     match DeTable::parse(text) {
         Ok(table) => Some(table),
         Err(e) => {
             diags.push(
-                Diagnostic::new("invalid TOML in the secrets file", Location::new(path, e.span()))
-                    .help("each line must be `name = \"value\"` (the value is not shown here)"),
+                Diagnostic::new(
+                    "invalid TOML in the secrets file",
+                    Location::new(path, e.span()),
+                )
+                .help("each line must be `name = \"value\"` (the value is not shown here)"),
             );
             None
         }

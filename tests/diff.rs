@@ -10,12 +10,23 @@ use std::process::{Command, Output};
 
 fn git(dir: &Path, args: &[&str]) {
     let o = Command::new("git")
-        .args(["-c", "user.name=provision-test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=provision-test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
         .expect("git");
-    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -32,7 +43,12 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
-    assert_eq!(text.matches(from).count(), 1, "`{from}` in {}", path.display());
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "`{from}` in {}",
+        path.display()
+    );
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
@@ -55,11 +71,19 @@ fn fixture() -> Fixture {
     git(&root, &["commit", "-q", "-m", "base"]);
     let inv = root.join("inventories/example-production.toml");
     // 1. A template change: haproxy's keep-alive timeout.
-    edit(&root.join("templates/haproxy/haproxy.cfg.j2"), "timeout http-keep-alive 10s", "timeout http-keep-alive 30s");
+    edit(
+        &root.join("templates/haproxy/haproxy.cfg.j2"),
+        "timeout http-keep-alive 10s",
+        "timeout http-keep-alive 30s",
+    );
     // 2. A role variable change: the computes' reserved memory (compute-0 pins its own).
     edit(&inv, "[roles.Compute.config.nova.DEFAULT]\n", "[roles.Compute.vars]\nnova_reserved_host_memory_mb = 2048\n\n[roles.Compute.config.nova.DEFAULT]\n");
     // 3. A node added.
-    edit(&inv, "[roles.Compute]\ncount = 20", "[roles.Compute]\ncount = 21");
+    edit(
+        &inv,
+        "[roles.Compute]\ncount = 20",
+        "[roles.Compute]\ncount = 21",
+    );
     let mut text = std::fs::read_to_string(&inv).unwrap();
     text.push_str("\n[[nodes]]\nrole = \"Compute\"\nctlplane_ip = \"192.168.24.50\"\nmacs = [\"52:54:00:20:00:14\"]\nbmc = { driver = \"redfish\", address = \"10.100.0.50\", system_id = \"System.Embedded.1\", username = \"root\", password = { secret = \"bmc_password\" } }\n");
     std::fs::write(&inv, text).unwrap();
@@ -68,66 +92,157 @@ fn fixture() -> Fixture {
     let old_secret = std::fs::read_to_string(&secrets)
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("keystone_db_password = \"").map(|v| v.trim_end_matches('"').to_string()))
+        .find_map(|l| {
+            l.strip_prefix("keystone_db_password = \"")
+                .map(|v| v.trim_end_matches('"').to_string())
+        })
         .unwrap();
     let new_secret = "rotated-Kq8/zz@x".to_string();
-    edit(&secrets, &format!("keystone_db_password = \"{old_secret}\""), &format!("keystone_db_password = \"{new_secret}\""));
+    edit(
+        &secrets,
+        &format!("keystone_db_password = \"{old_secret}\""),
+        &format!("keystone_db_password = \"{new_secret}\""),
+    );
     git(&root, &["commit", "-q", "-am", "four changes"]);
-    Fixture { _dir: dir, root, old_secret, new_secret }
+    Fixture {
+        _dir: dir,
+        root,
+        old_secret,
+        new_secret,
+    }
 }
 
 fn diff(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provision")).arg("diff").args(args).current_dir(cwd).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("diff")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
 }
 
 fn hosts(v: &serde_json::Value) -> Vec<String> {
-    v["hosts"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
+    v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn computes(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("overcloud-novacompute-{i}")).collect()
+    range
+        .map(|i| format!("overcloud-novacompute-{i}"))
+        .collect()
 }
 
 #[test]
 fn reports_exact_hosts_files_lines_and_groups() {
     let f = fixture();
     // From a subdirectory of the repository, with a path relative to it.
-    let o = diff(&f.root.join("roles"), &["../inventories/example-production.toml", "--base", "HEAD~1", "--head", "HEAD", "--format", "json", "--detailed-exitcode"]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = diff(
+        &f.root.join("roles"),
+        &[
+            "../inventories/example-production.toml",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["format"], 1);
     assert_eq!(r["inventory"], "inventories/example-production.toml");
 
     // The node added, and nothing removed.
-    let added: Vec<&str> = r["hosts_added"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    let added: Vec<&str> = r["hosts_added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
     assert_eq!(added, ["overcloud-novacompute-20"]);
     assert_eq!(r["hosts_added"][0]["role"], "Compute");
     assert!(r["hosts_removed"].as_array().unwrap().is_empty());
 
     let files = r["files"].as_array().unwrap();
-    let find = |path: &str| files.iter().filter(|c| c["path"] == path).collect::<Vec<_>>();
+    let find = |path: &str| {
+        files
+            .iter()
+            .filter(|c| c["path"] == path)
+            .collect::<Vec<_>>()
+    };
 
     // The template change: haproxy.cfg on the three controllers, once.
     let haproxy = find("/etc/overcloud/haproxy/haproxy.cfg");
     assert_eq!(haproxy.len(), 1, "{haproxy:?}");
-    assert_eq!(hosts(haproxy[0]), ["overcloud-controller-0", "overcloud-controller-1", "overcloud-controller-2"]);
+    assert_eq!(
+        hosts(haproxy[0]),
+        [
+            "overcloud-controller-0",
+            "overcloud-controller-1",
+            "overcloud-controller-2"
+        ]
+    );
     let d = haproxy[0]["diff"].as_str().unwrap();
-    let changed: Vec<&str> = d.lines().filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")).collect();
-    assert_eq!(changed, ["-    timeout http-keep-alive 10s", "+    timeout http-keep-alive 30s"]);
+    let changed: Vec<&str> = d
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "-    timeout http-keep-alive 10s",
+            "+    timeout http-keep-alive 30s"
+        ]
+    );
 
     // The role variable: one change for the 19 computes without their own override.
     let nova = find("/etc/overcloud/nova_compute/nova.conf");
     assert_eq!(nova.len(), 1, "{nova:?}");
     assert_eq!(hosts(nova[0]), computes(1..20));
     let d = nova[0]["diff"].as_str().unwrap();
-    let changed: Vec<&str> = d.lines().filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")).collect();
-    assert_eq!(changed, ["-reserved_host_memory_mb = 4096", "+reserved_host_memory_mb = 2048"]);
+    let changed: Vec<&str> = d
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "-reserved_host_memory_mb = 4096",
+            "+reserved_host_memory_mb = 2048"
+        ]
+    );
     assert_eq!(nova[0]["secret_changed"], false);
 
     // The rotated secret: keystone.conf on the controllers, as "(secret changed)" only.
     let keystone = find("/etc/overcloud/keystone/keystone.conf");
     assert_eq!(keystone.len(), 1);
-    assert_eq!(hosts(keystone[0]), ["overcloud-controller-0", "overcloud-controller-1", "overcloud-controller-2"]);
+    assert_eq!(
+        hosts(keystone[0]),
+        [
+            "overcloud-controller-0",
+            "overcloud-controller-1",
+            "overcloud-controller-2"
+        ]
+    );
     assert_eq!(keystone[0]["secret_changed"], true);
     assert_eq!(keystone[0]["diff"], "");
 
@@ -142,7 +257,12 @@ fn reports_exact_hosts_files_lines_and_groups() {
 
     // Restarts: exactly the containers whose files changed, grouped.
     let containers = r["containers"].as_array().unwrap();
-    let restart = |name: &str| containers.iter().find(|c| c["container"] == name && c["action"] == "restart").map(hosts);
+    let restart = |name: &str| {
+        containers
+            .iter()
+            .find(|c| c["container"] == name && c["action"] == "restart")
+            .map(hosts)
+    };
     assert_eq!(restart("nova_compute"), Some(computes(1..20)));
     assert_eq!(restart("haproxy").map(|h| h.len()), Some(3));
     assert_eq!(restart("keystone").map(|h| h.len()), Some(3));
@@ -150,31 +270,81 @@ fn reports_exact_hosts_files_lines_and_groups() {
 
     // Host groups: the 19 computes share one set of changes.
     let groups = r["host_groups"].as_array().unwrap();
-    let g = groups.iter().find(|g| hosts(g).contains(&"overcloud-novacompute-1".to_string())).unwrap();
+    let g = groups
+        .iter()
+        .find(|g| hosts(g).contains(&"overcloud-novacompute-1".to_string()))
+        .unwrap();
     assert_eq!(hosts(g), computes(1..20));
     assert_eq!(r["summary"]["hosts_added"], 1);
     // The summary counts per host what the groups list.
-    let restarts: usize = containers.iter().filter(|c| c["action"] == "restart").map(|c| hosts(c).len()).sum();
+    let restarts: usize = containers
+        .iter()
+        .filter(|c| c["action"] == "restart")
+        .map(|c| hosts(c).len())
+        .sum();
     assert_eq!(r["summary"]["restarts"].as_u64(), Some(restarts as u64));
-    assert_eq!(r["summary"]["secrets_changed"].as_u64(), Some(files.iter().filter(|c| c["secret_changed"] == true).map(|c| hosts(c).len() as u64).sum()));
+    assert_eq!(
+        r["summary"]["secrets_changed"].as_u64(),
+        Some(
+            files
+                .iter()
+                .filter(|c| c["secret_changed"] == true)
+                .map(|c| hosts(c).len() as u64)
+                .sum()
+        )
+    );
 }
 
 #[test]
 fn no_secret_value_in_any_format() {
     let f = fixture();
     for format in ["text", "markdown", "json"] {
-        let o = diff(&f.root, &["inventories/example-production.toml", "--base", "HEAD~1", "--head", "HEAD", "--format", format]);
-        assert!(o.status.success(), "{format}: {}", String::from_utf8_lossy(&o.stderr));
-        let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-        let all_secrets = std::fs::read_to_string(f.root.join("inventories/example-production.secrets.toml")).unwrap();
-        let mut values: Vec<String> = all_secrets.lines().filter_map(|l| l.split_once(" = \"").map(|(_, v)| v.trim_end_matches('"').to_string())).collect();
+        let o = diff(
+            &f.root,
+            &[
+                "inventories/example-production.toml",
+                "--base",
+                "HEAD~1",
+                "--head",
+                "HEAD",
+                "--format",
+                format,
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let all_secrets =
+            std::fs::read_to_string(f.root.join("inventories/example-production.secrets.toml"))
+                .unwrap();
+        let mut values: Vec<String> = all_secrets
+            .lines()
+            .filter_map(|l| {
+                l.split_once(" = \"")
+                    .map(|(_, v)| v.trim_end_matches('"').to_string())
+            })
+            .collect();
         values.push(f.old_secret.clone());
         values.push(f.new_secret.clone());
         values.push("rotated-Kq8%2Fzz%40x".into());
         for v in &values {
-            assert!(!out.contains(v.as_str()), "{format} output shows a secret value");
+            assert!(
+                !out.contains(v.as_str()),
+                "{format} output shows a secret value"
+            );
         }
-        let marker = if format == "json" { "\"secret_changed\": true" } else { "(secret changed)" };
+        let marker = if format == "json" {
+            "\"secret_changed\": true"
+        } else {
+            "(secret changed)"
+        };
         assert!(out.contains(marker), "{format}");
     }
 }
@@ -182,17 +352,58 @@ fn no_secret_value_in_any_format() {
 #[test]
 fn text_and_markdown_show_each_change_once() {
     let f = fixture();
-    let o = diff(&f.root, &["inventories/example-production.toml", "--base", "HEAD~1", "--head", "HEAD"]);
+    let o = diff(
+        &f.root,
+        &[
+            "inventories/example-production.toml",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+        ],
+    );
     let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(text.matches("~ /etc/overcloud/nova_compute/nova.conf").count(), 1, "{text}");
-    assert!(text.contains("on 19 hosts: overcloud-novacompute-[1-19]"), "{text}");
-    assert!(text.contains("+ host overcloud-novacompute-20 (Compute)"), "{text}");
-    assert!(text.trim_end().lines().last().unwrap().starts_with("Diff: 1 host to add, 0 to remove,"), "{text}");
-    let o = diff(&f.root, &["inventories/example-production.toml", "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown"]);
+    assert_eq!(
+        text.matches("~ /etc/overcloud/nova_compute/nova.conf")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("on 19 hosts: overcloud-novacompute-[1-19]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ host overcloud-novacompute-20 (Compute)"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("Diff: 1 host to add, 0 to remove,"),
+        "{text}"
+    );
+    let o = diff(
+        &f.root,
+        &[
+            "inventories/example-production.toml",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+            "--format",
+            "markdown",
+        ],
+    );
     let md = String::from_utf8_lossy(&o.stdout);
     assert!(md.contains("| hosts | files changed | restarts |"), "{md}");
     assert!(md.contains("| overcloud-novacompute-[1-19] (19) | `/etc/overcloud/nova_compute/nova.conf` | `nova_compute` |"), "{md}");
-    assert!(md.contains("<details><summary>~ <code>/etc/overcloud/haproxy/haproxy.cfg</code>"), "{md}");
+    assert!(
+        md.contains("<details><summary>~ <code>/etc/overcloud/haproxy/haproxy.cfg</code>"),
+        "{md}"
+    );
     assert!(md.contains("```diff\n"), "{md}");
     assert!(md.len() < 65_536);
 }
@@ -200,38 +411,101 @@ fn text_and_markdown_show_each_change_once() {
 #[test]
 fn no_changes_exits_zero() {
     let f = fixture();
-    let o = diff(&f.root, &["inventories/example-production.toml", "--base", "HEAD", "--head", "HEAD", "--detailed-exitcode"]);
+    let o = diff(
+        &f.root,
+        &[
+            "inventories/example-production.toml",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD",
+            "--detailed-exitcode",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("No changes."));
     // The working tree is the default head: clean, so no changes either.
-    let o = diff(&f.root, &["inventories/example-production.toml", "--base", "HEAD", "--detailed-exitcode"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = diff(
+        &f.root,
+        &[
+            "inventories/example-production.toml",
+            "--base",
+            "HEAD",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
 fn clear_errors_for_bad_revisions_and_trees() {
     let f = fixture();
-    let o = diff(&f.root, &["inventories/example-production.toml", "--base", "no-such-branch"]);
+    let o = diff(
+        &f.root,
+        &[
+            "inventories/example-production.toml",
+            "--base",
+            "no-such-branch",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown revision `no-such-branch`"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unknown revision `no-such-branch`"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // An inventory that exists only at head.
-    std::fs::copy(f.root.join("inventories/lab.toml"), f.root.join("inventories/new.toml")).unwrap();
+    std::fs::copy(
+        f.root.join("inventories/lab.toml"),
+        f.root.join("inventories/new.toml"),
+    )
+    .unwrap();
     git(&f.root, &["add", "-A"]);
     git(&f.root, &["commit", "-q", "-m", "new inventory"]);
-    let o = diff(&f.root, &["inventories/new.toml", "--base", "HEAD~1", "--head", "HEAD"]);
+    let o = diff(
+        &f.root,
+        &["inventories/new.toml", "--base", "HEAD~1", "--head", "HEAD"],
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("inventories/new.toml does not exist at base revision HEAD~1"), "{err}");
+    assert!(
+        err.contains("inventories/new.toml does not exist at base revision HEAD~1"),
+        "{err}"
+    );
 
     // A template that fails to render at head only: named, with the revision.
-    edit(&f.root.join("templates/memcached/service.toml"), "description = ", "command_typo = 1\ndescription = ");
+    edit(
+        &f.root.join("templates/memcached/service.toml"),
+        "description = ",
+        "command_typo = 1\ndescription = ",
+    );
     git(&f.root, &["commit", "-q", "-am", "broken"]);
-    let o = diff(&f.root, &["inventories/example-production.toml", "--base", "HEAD~1", "--head", "HEAD"]);
+    let o = diff(
+        &f.root,
+        &[
+            "inventories/example-production.toml",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("does not evaluate at head revision HEAD"), "{err}");
-    assert!(err.contains("--> templates/memcached/service.toml:1:1"), "{err}");
+    assert!(
+        err.contains("does not evaluate at head revision HEAD"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--> templates/memcached/service.toml:1:1"),
+        "{err}"
+    );
     assert!(err.contains("unknown field `command_typo`"), "{err}");
 
     // Outside a repository.

@@ -15,8 +15,15 @@ use provision::transport::{Credentials, Fleet, Session, SshOptions};
 const HOST: &str = "lab-cephstorage-0";
 
 fn lab() -> Evaluation {
-    assert!(repo().join("lab/state/known_hosts").is_file(), "the lab is not running: start it with lab/lab.sh up (scripts/test.sh does)");
-    match evaluate(&repo().join("inventories/lab.toml"), &FsTree, &LoadOptions::default()) {
+    assert!(
+        repo().join("lab/state/known_hosts").is_file(),
+        "the lab is not running: start it with lab/lab.sh up (scripts/test.sh does)"
+    );
+    match evaluate(
+        &repo().join("inventories/lab.toml"),
+        &FsTree,
+        &LoadOptions::default(),
+    ) {
         Ok(ev) => ev,
         Err(f) => panic!("{}", f.render()),
     }
@@ -26,10 +33,19 @@ async fn plan_one(ev: &Evaluation, host: &str) -> (Report, Fleet) {
     let mut opts = SshOptions::from_cloud(&ev.cloud, false);
     opts.use_agent = false;
     let creds = Credentials::load(&opts).unwrap();
-    let fleet = Fleet::connect(&ev.cloud, &[host.to_string()], &opts, &creds, 4).await.unwrap();
+    let fleet = Fleet::connect(&ev.cloud, &[host.to_string()], &opts, &creds, 4)
+        .await
+        .unwrap();
     let mut desired = ev.state.clone();
     desired.hosts.retain(|n, _| n == host);
-    let (report, unreachable) = provision::plan::plan("inventories/lab.toml", &desired, &ev.cloud.secrets, &fleet, Duration::from_secs(30)).await;
+    let (report, unreachable) = provision::plan::plan(
+        "inventories/lab.toml",
+        &desired,
+        &ev.cloud.secrets,
+        &fleet,
+        Duration::from_secs(30),
+    )
+    .await;
     assert!(unreachable.is_empty(), "{:?}", unreachable);
     (report, fleet)
 }
@@ -47,20 +63,43 @@ async fn plan_reads_changes_and_modifies_nothing() {
     let (_, fleet) = plan_one(&ev, HOST).await;
     let s = fleet.nodes[HOST].as_ref().unwrap().clone();
     // A known starting point: nothing of ours on the host.
-    run(&s, "rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*").await;
+    run(
+        &s,
+        "rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*",
+    )
+    .await;
 
     let (report, _) = plan_one(&ev, HOST).await;
-    let creates: Vec<&str> = report.files.iter().filter(|f| f.action == FileAction::Create).map(|f| f.path.as_str()).collect();
+    let creates: Vec<&str> = report
+        .files
+        .iter()
+        .filter(|f| f.action == FileAction::Create)
+        .map(|f| f.path.as_str())
+        .collect();
     let mut expected: Vec<&str> = desired.files.keys().map(String::as_str).collect();
     expected.sort();
     let mut got = creates.clone();
     got.sort();
     assert_eq!(got, expected, "an empty host needs every desired file");
-    assert!(report.summary.containers_created >= 2, "{:?}", report.summary);
-    let log_dir = report.directories.iter().find(|d| d.path == "/var/log/overcloud/rsyslog").expect("the log directory to create");
-    assert_eq!((log_dir.action, log_dir.after.as_deref()), (FileAction::Create, Some("0750 root:root")));
+    assert!(
+        report.summary.containers_created >= 2,
+        "{:?}",
+        report.summary
+    );
+    let log_dir = report
+        .directories
+        .iter()
+        .find(|d| d.path == "/var/log/overcloud/rsyslog")
+        .expect("the log directory to create");
+    assert_eq!(
+        (log_dir.action, log_dir.after.as_deref()),
+        (FileAction::Create, Some("0750 root:root"))
+    );
     // Plan wrote nothing.
-    assert_eq!(run(&s, "find /etc/overcloud -type f | wc -l").await.trim(), "0");
+    assert_eq!(
+        run(&s, "find /etc/overcloud -type f | wc -l").await.trim(),
+        "0"
+    );
 
     // Put every file in place as desired, except: one with other content, one with another mode.
     let mut changed_path = String::new();
@@ -75,14 +114,31 @@ async fn plan_reads_changes_and_modifies_nothing() {
         } else {
             (f.content.clone(), f.mode)
         };
-        s.upload(&f.path, content.as_bytes(), mode, &f.owner, &f.group, Duration::from_secs(30)).await.unwrap();
+        s.upload(
+            &f.path,
+            content.as_bytes(),
+            mode,
+            &f.owner,
+            &f.group,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
     }
     assert!(!changed_path.is_empty() && !mode_path.is_empty());
     let (report, _) = plan_one(&ev, HOST).await;
     assert_eq!(report.files.len(), 2, "{:#?}", report.files);
-    let edit = report.files.iter().find(|f| f.path == changed_path).unwrap();
+    let edit = report
+        .files
+        .iter()
+        .find(|f| f.path == changed_path)
+        .unwrap();
     assert_eq!(edit.action, FileAction::Modify);
-    assert!(edit.diff.contains("-# an operator's hand edit"), "{}", edit.diff);
+    assert!(
+        edit.diff.contains("-# an operator's hand edit"),
+        "{}",
+        edit.diff
+    );
     let m = report.files.iter().find(|f| f.path == mode_path).unwrap();
     assert_eq!(m.mode.as_ref().map(|m| m[0].as_str()), Some("0666"));
     assert!(m.diff.is_empty());
@@ -95,16 +151,41 @@ async fn an_old_secret_on_a_host_is_never_shown() {
     let host = "lab-networker-0";
     let (_, fleet) = plan_one(&ev, host).await;
     let s = fleet.nodes[host].as_ref().unwrap().clone();
-    let f = ev.state.hosts[host].files.values().find(|f| f.secret && f.path.ends_with("neutron.conf")).expect("a file with a secret");
-    let new = ev.cloud.secrets.get("rabbitmq_password").unwrap().expose().to_string();
+    let f = ev.state.hosts[host]
+        .files
+        .values()
+        .find(|f| f.secret && f.path.ends_with("neutron.conf"))
+        .expect("a file with a secret");
+    let new = ev
+        .cloud
+        .secrets
+        .get("rabbitmq_password")
+        .unwrap()
+        .expose()
+        .to_string();
     let old = "an-old-rabbit-secret-77";
-    s.upload(&f.path, f.content.replace(&new, old).as_bytes(), f.mode, &f.owner, &f.group, Duration::from_secs(30)).await.unwrap();
+    s.upload(
+        &f.path,
+        f.content.replace(&new, old).as_bytes(),
+        f.mode,
+        &f.owner,
+        &f.group,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     let (report, _) = plan_one(&ev, host).await;
-    let text = provision::diff::format::text(&report) + &provision::diff::format::json(&report) + &provision::diff::format::markdown(&report);
+    let text = provision::diff::format::text(&report)
+        + &provision::diff::format::json(&report)
+        + &provision::diff::format::markdown(&report);
     assert!(!text.contains(old), "the host's old secret is shown");
     assert!(!text.contains(&new), "the new secret is shown");
     let change = report.files.iter().find(|c| c.path == f.path).unwrap();
-    assert!(change.diff.contains("hidden: this file holds secrets"), "{}", change.diff);
+    assert!(
+        change.diff.contains("hidden: this file holds secrets"),
+        "{}",
+        change.diff
+    );
     run(&s, &format!("rm -f {}", f.path)).await;
 }
 
@@ -112,14 +193,31 @@ async fn an_old_secret_on_a_host_is_never_shown() {
 fn the_plan_command_exits_2_on_changes() {
     lab();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
-        .args(["plan", "inventories/lab.toml", "--limit", "lab-novacompute-2", "--detailed-exitcode"])
+        .args([
+            "plan",
+            "inventories/lab.toml",
+            "--limit",
+            "lab-novacompute-2",
+            "--detailed-exitcode",
+        ])
         .current_dir(repo())
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(2), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("+ /etc/overcloud/nova_compute/nova.conf"), "{out}");
-    assert!(out.trim_end().lines().last().unwrap().starts_with("Plan: "), "{out}");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("+ /etc/overcloud/nova_compute/nova.conf"),
+        "{out}"
+    );
+    assert!(
+        out.trim_end().lines().last().unwrap().starts_with("Plan: "),
+        "{out}"
+    );
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
         .args(["plan", "inventories/lab.toml", "--limit", "NoSuchRole"])
         .current_dir(repo())

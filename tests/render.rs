@@ -22,7 +22,9 @@ fn oslo<'a>(ev: &'a Evaluation, host: &str, service: &str, id: &str) -> &'a Desi
     ev.state.hosts[host]
         .files
         .values()
-        .find(|f| f.service == service && matches!(&f.kind, FileKind::Oslo { id: i, .. } if i == id))
+        .find(|f| {
+            f.service == service && matches!(&f.kind, FileKind::Oslo { id: i, .. } if i == id)
+        })
         .unwrap_or_else(|| panic!("no {id} file of {service} on {host}"))
 }
 
@@ -51,7 +53,10 @@ fn production_has_the_expected_hosts() {
         .iter()
         .map(|r| (*r, ev.cloud.hosts.iter().filter(|h| h.role == *r).count()))
         .collect();
-    assert_eq!(roles, vec![("Controller", 3), ("Compute", 20), ("CephStorage", 3)]);
+    assert_eq!(
+        roles,
+        vec![("Controller", 3), ("Compute", 20), ("CephStorage", 3)]
+    );
     assert!(ev.state.hosts.contains_key("overcloud-controller-0"));
     assert!(ev.state.hosts.contains_key("overcloud-novacompute-19"));
     assert!(ev.state.hosts.contains_key("overcloud-cephstorage-2"));
@@ -65,10 +70,16 @@ fn compute_nova_conf_has_its_own_address_and_the_controllers_rabbitmq() {
     // Allocated: the same host number as its ctlplane address (192.168.24.37).
     assert_eq!(h.addresses["internal_api"].to_string(), "172.16.2.37");
     let nova = &oslo(&ev, host, "nova_compute", "nova").content;
-    assert_eq!(ini_get(nova, "DEFAULT", "my_ip").as_deref(), Some("172.16.2.37"));
+    assert_eq!(
+        ini_get(nova, "DEFAULT", "my_ip").as_deref(),
+        Some("172.16.2.37")
+    );
     let transport = ini_get(nova, "DEFAULT", "transport_url").expect("transport_url");
     for controller_ip in ["172.16.2.10", "172.16.2.11", "172.16.2.12"] {
-        assert!(transport.contains(&format!("@{controller_ip}:5672")), "{transport}");
+        assert!(
+            transport.contains(&format!("@{controller_ip}:5672")),
+            "{transport}"
+        );
     }
     assert!(transport.starts_with("rabbit://"), "{transport}");
     // No other compute's address leaks into it.
@@ -89,7 +100,12 @@ fn role_override_changes_only_that_roles_hosts() {
                         assert_ne!(ratio.as_deref(), Some("8.0"), "{} {}", h.name, f.path);
                     }
                     // The global override applies everywhere.
-                    assert_eq!(ini_get(&f.content, "DEFAULT", "block_device_allocate_retries").as_deref(), Some("120"), "{}", f.path);
+                    assert_eq!(
+                        ini_get(&f.content, "DEFAULT", "block_device_allocate_retries").as_deref(),
+                        Some("120"),
+                        "{}",
+                        f.path
+                    );
                 }
             }
         }
@@ -99,7 +115,13 @@ fn role_override_changes_only_that_roles_hosts() {
 #[test]
 fn node_override_changes_only_that_node() {
     let ev = prod();
-    let reserved = |host: &str| ini_get(&oslo(&ev, host, "nova_compute", "nova").content, "DEFAULT", "reserved_host_memory_mb");
+    let reserved = |host: &str| {
+        ini_get(
+            &oslo(&ev, host, "nova_compute", "nova").content,
+            "DEFAULT",
+            "reserved_host_memory_mb",
+        )
+    };
     assert_eq!(reserved("overcloud-novacompute-0").as_deref(), Some("8192"));
     assert_ne!(reserved("overcloud-novacompute-1").as_deref(), Some("8192"));
 }
@@ -114,19 +136,44 @@ fn every_openstack_service_logs_json_through_the_shared_config() {
             if let Some(path) = ini_get(&f.content, "DEFAULT", "log_config_append") {
                 checked += 1;
                 let logging = hs.files.values().find(|g| g.service == f.service && matches!(&g.kind, FileKind::Template { template } if template == "_common/logging.conf.j2"));
-                let logging = logging.unwrap_or_else(|| panic!("{} has no shared logging file", f.service));
-                assert!(logging.content.contains("oslo_log.formatters.JSONFormatter"), "{}", logging.path);
-                assert!(logging.content.contains(&format!("{}.log", f.service)), "{}", logging.content);
+                let logging =
+                    logging.unwrap_or_else(|| panic!("{} has no shared logging file", f.service));
+                assert!(
+                    logging
+                        .content
+                        .contains("oslo_log.formatters.JSONFormatter"),
+                    "{}",
+                    logging.path
+                );
+                assert!(
+                    logging.content.contains(&format!("{}.log", f.service)),
+                    "{}",
+                    logging.content
+                );
                 assert!(path.ends_with("logging.conf"), "{path}");
             }
         }
     }
-    assert!(checked >= 10, "only {checked} services use the shared logging");
+    assert!(
+        checked >= 10,
+        "only {checked} services use the shared logging"
+    );
     // Every host has the log forwarder, pointing at the undercloud.
     for (name, hs) in &ev.state.hosts {
-        assert!(hs.containers.contains_key("rsyslog"), "{name} has no log forwarder");
-        let conf = hs.files.values().filter(|f| f.service == "rsyslog").map(|f| f.content.as_str()).collect::<String>();
-        assert!(conf.contains("192.168.24.1"), "{name}: forwarder does not send to the undercloud");
+        assert!(
+            hs.containers.contains_key("rsyslog"),
+            "{name} has no log forwarder"
+        );
+        let conf = hs
+            .files
+            .values()
+            .filter(|f| f.service == "rsyslog")
+            .map(|f| f.content.as_str())
+            .collect::<String>();
+        assert!(
+            conf.contains("192.168.24.1"),
+            "{name}: forwarder does not send to the undercloud"
+        );
     }
 }
 
@@ -134,24 +181,46 @@ fn every_openstack_service_logs_json_through_the_shared_config() {
 fn containers_have_images_steps_and_config_hashes() {
     let ev = prod();
     let c = &ev.state.hosts["overcloud-novacompute-3"].containers["nova_compute"];
-    assert_eq!(c.image, "quay.io/openstack.kolla/nova-compute:2025.1-rocky-9");
-    assert!(c.volumes.iter().any(|v| v.starts_with("/etc/overcloud/nova_compute/nova.conf:") && v.ends_with(":ro")), "{:?}", c.volumes);
-    assert!(c.volumes.iter().any(|v| v.starts_with("/var/log/overcloud/nova_compute:")), "{:?}", c.volumes);
+    assert_eq!(
+        c.image,
+        "quay.io/openstack.kolla/nova-compute:2025.1-rocky-9"
+    );
+    assert!(
+        c.volumes
+            .iter()
+            .any(|v| v.starts_with("/etc/overcloud/nova_compute/nova.conf:") && v.ends_with(":ro")),
+        "{:?}",
+        c.volumes
+    );
+    assert!(
+        c.volumes
+            .iter()
+            .any(|v| v.starts_with("/var/log/overcloud/nova_compute:")),
+        "{:?}",
+        c.volumes
+    );
     assert_eq!(c.labels["provision.config_hash"].len(), 64);
     // Two computes differ (own address) so their hashes differ; the controllers' keystone
     // containers differ too (own address in the config).
     let other = &ev.state.hosts["overcloud-novacompute-4"].containers["nova_compute"];
-    assert_ne!(c.labels["provision.config_hash"], other.labels["provision.config_hash"]);
+    assert_ne!(
+        c.labels["provision.config_hash"],
+        other.labels["provision.config_hash"]
+    );
 }
 
 #[test]
 fn secrets_appear_only_in_files_that_need_them() {
     let ev = prod();
-    let secret_values: Vec<String> = read(&repo_tree(), "inventories/example-production.secrets.toml")
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim().trim_matches('"').to_string()))
-        .filter(|v| !v.is_empty())
-        .collect();
+    let secret_values: Vec<String> =
+        read(&repo_tree(), "inventories/example-production.secrets.toml")
+            .lines()
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(_, v)| v.trim().trim_matches('"').to_string())
+            })
+            .filter(|v| !v.is_empty())
+            .collect();
     assert!(secret_values.len() > 5);
     let mut secret_files = 0;
     for hs in ev.state.hosts.values() {
@@ -160,7 +229,12 @@ fn secrets_appear_only_in_files_that_need_them() {
             assert_eq!(has, f.secret, "{} secret flag", f.path);
             if has {
                 secret_files += 1;
-                assert!(f.mode & 0o007 == 0, "{} holds a secret and is world-readable ({:o})", f.path, f.mode);
+                assert!(
+                    f.mode & 0o007 == 0,
+                    "{} holds a secret and is world-readable ({:o})",
+                    f.path,
+                    f.mode
+                );
             }
         }
     }

@@ -62,35 +62,69 @@ pub fn dirs_to_fix<'a>(desired: &'a HostState, actual: &ActualHost) -> Vec<&'a D
         .collect()
 }
 
-async fn converge(session: &Session, desired: &HostState, timeout: Duration) -> Result<(usize, usize), (String, TransportError)> {
-    let actual = gather::gather_with(session, desired, timeout, false).await.map_err(|e| ("reading the actual state".to_string(), e))?;
+async fn converge(
+    session: &Session,
+    desired: &HostState,
+    timeout: Duration,
+) -> Result<(usize, usize), (String, TransportError)> {
+    let actual = gather::gather_with(session, desired, timeout, false)
+        .await
+        .map_err(|e| ("reading the actual state".to_string(), e))?;
     let dirs = dirs_to_fix(desired, &actual);
     if !dirs.is_empty() {
         let cmd: Vec<String> = dirs
             .iter()
             .map(|d| {
                 let p = shell_quote(&d.path);
-                format!("mkdir -p {p} && chmod {} {p} && chown {}:{} {p}", shell_quote(&d.mode), shell_quote(&d.owner), shell_quote(&d.group))
+                format!(
+                    "mkdir -p {p} && chmod {} {p} && chown {}:{} {p}",
+                    shell_quote(&d.mode),
+                    shell_quote(&d.owner),
+                    shell_quote(&d.group)
+                )
             })
             .collect();
-        let out = session.exec(&format!("set -e; {}", cmd.join("; ")), None, timeout).await.map_err(|e| ("creating directories".to_string(), e))?;
+        let out = session
+            .exec(&format!("set -e; {}", cmd.join("; ")), None, timeout)
+            .await
+            .map_err(|e| ("creating directories".to_string(), e))?;
         if !out.success() {
             return Err((
                 "creating directories".into(),
-                TransportError::Upload { host: desired.name.clone(), path: "directories".into(), message: out.stderr_text().trim().to_string() },
+                TransportError::Upload {
+                    host: desired.name.clone(),
+                    path: "directories".into(),
+                    message: out.stderr_text().trim().to_string(),
+                },
             ));
         }
     }
     let files = files_to_write(desired, &actual);
-    let batch: Vec<UploadFile> =
-        files.iter().map(|f| UploadFile { path: &f.path, content: f.content.as_bytes(), mode: f.mode, owner: &f.owner, group: &f.group }).collect();
-    session.upload_batch(&batch, timeout).await.map_err(|e| (format!("writing {} files", batch.len()), e))?;
+    let batch: Vec<UploadFile> = files
+        .iter()
+        .map(|f| UploadFile {
+            path: &f.path,
+            content: f.content.as_bytes(),
+            mode: f.mode,
+            owner: &f.owner,
+            group: &f.group,
+        })
+        .collect();
+    session
+        .upload_batch(&batch, timeout)
+        .await
+        .map_err(|e| (format!("writing {} files", batch.len()), e))?;
     Ok((files.len(), dirs.len()))
 }
 
 /// Converges the files and directories of every host in `desired`, `parallel` hosts at
 /// a time. A host that fails does not stop the others.
-pub async fn apply_files(desired: &crate::render::DesiredState, fleet: &Fleet, parallel: usize, timeout: Duration) -> Vec<HostResult> {
+pub async fn apply_files(
+    desired: &crate::render::DesiredState,
+    fleet: &Fleet,
+    parallel: usize,
+    timeout: Duration,
+) -> Vec<HostResult> {
     let limit = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut results = Vec::new();
@@ -106,7 +140,13 @@ pub async fn apply_files(desired: &crate::render::DesiredState, fleet: &Fleet, p
                         Ok((f, d)) => (f, d, None),
                         Err(e) => (0, 0, Some(e)),
                     };
-                    HostResult { host: hs.name.clone(), files_written, directories_fixed, seconds: start.elapsed().as_secs_f64(), error }
+                    HostResult {
+                        host: hs.name.clone(),
+                        files_written,
+                        directories_fixed,
+                        seconds: start.elapsed().as_secs_f64(),
+                        error,
+                    }
                 });
             }
             Some(Err(e)) => results.push(HostResult {
@@ -114,7 +154,14 @@ pub async fn apply_files(desired: &crate::render::DesiredState, fleet: &Fleet, p
                 files_written: 0,
                 directories_fixed: 0,
                 seconds: 0.0,
-                error: Some(("connecting".into(), TransportError::Ssh { host: name.clone(), during: "connecting".into(), message: e.to_string() })),
+                error: Some((
+                    "connecting".into(),
+                    TransportError::Ssh {
+                        host: name.clone(),
+                        during: "connecting".into(),
+                        message: e.to_string(),
+                    },
+                )),
             }),
             None => {}
         }

@@ -89,13 +89,22 @@ impl Catalogue {
                         if def.name.get_ref() != name {
                             diags.push(
                                 Diagnostic::new(
-                                    format!("role file {name}.toml defines role `{}`", def.name.get_ref()),
+                                    format!(
+                                        "role file {name}.toml defines role `{}`",
+                                        def.name.get_ref()
+                                    ),
                                     Location::new(&file, Some(def.name.span())),
                                 )
                                 .help(format!("set name = \"{name}\" or rename the file")),
                             );
                         }
-                        cat.roles.insert(name.clone(), Role { file: file.clone(), def });
+                        cat.roles.insert(
+                            name.clone(),
+                            Role {
+                                file: file.clone(),
+                                def,
+                            },
+                        );
                     }
                 }
             }
@@ -113,7 +122,12 @@ impl Catalogue {
             .collect()
     }
 
-    fn load_templates(&mut self, tree: &dyn SourceTree, sources: &SourceMap, diags: &mut Diagnostics) {
+    fn load_templates(
+        &mut self,
+        tree: &dyn SourceTree,
+        sources: &SourceMap,
+        diags: &mut Diagnostics,
+    ) {
         let root = self.templates_dir.clone();
         let entries = match tree.list(&root) {
             Ok(e) => e,
@@ -133,14 +147,23 @@ impl Catalogue {
             if guard > 10_000 {
                 break;
             }
-            let dir = if rel.is_empty() { root.clone() } else { root.join(&rel) };
+            let dir = if rel.is_empty() {
+                root.clone()
+            } else {
+                root.join(&rel)
+            };
             for name in tree.list(&dir).unwrap_or_default() {
-                let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                let child_rel = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
                 let child = root.join(&child_rel);
                 if tree.exists(&child) {
                     if name.ends_with(".j2") {
                         if let Some(text) = read(&child, tree, sources) {
-                            self.templates.insert(child_rel, TemplateSource { file: child, text });
+                            self.templates
+                                .insert(child_rel, TemplateSource { file: child, text });
                         }
                     }
                 } else {
@@ -162,7 +185,8 @@ impl Catalogue {
         if tree.exists(&self.vars_file) {
             if let Some(text) = read(&self.vars_file, tree, sources) {
                 if let Some(doc) = tomlfile::parse(&self.vars_file, &text, diags) {
-                    self.vars = tomlfile::de_table::<toml::Table>(&self.vars_file, &doc, diags).unwrap_or_default();
+                    self.vars = tomlfile::de_table::<toml::Table>(&self.vars_file, &doc, diags)
+                        .unwrap_or_default();
                 }
             }
         }
@@ -177,9 +201,18 @@ impl Catalogue {
             }
             if let Some(text) = read(&file, tree, sources) {
                 if let Some(doc) = tomlfile::parse(&file, &text, diags) {
-                    if let Some(manifest) = tomlfile::de_table::<ServiceManifest>(&file, &doc, diags) {
+                    if let Some(manifest) =
+                        tomlfile::de_table::<ServiceManifest>(&file, &doc, diags)
+                    {
                         self.check_manifest(&name, &file, &manifest, diags);
-                        self.services.insert(name.clone(), Service { name, file, manifest });
+                        self.services.insert(
+                            name.clone(),
+                            Service {
+                                name,
+                                file,
+                                manifest,
+                            },
+                        );
                     }
                 }
             }
@@ -187,13 +220,23 @@ impl Catalogue {
         // Files shared between services must exist where they are said to.
         for svc in self.services.values() {
             for sf in &svc.manifest.shared_files {
-                let declared = self
-                    .services
-                    .get(sf.from.get_ref())
-                    .map(|other| other.manifest.files.iter().any(|f| f.dest.get_ref() == sf.dest.get_ref()));
+                let declared = self.services.get(sf.from.get_ref()).map(|other| {
+                    other
+                        .manifest
+                        .files
+                        .iter()
+                        .any(|f| f.dest.get_ref() == sf.dest.get_ref())
+                });
                 let problem = match declared {
-                    None => Some(format!("service `{}` (shared file source) does not exist", sf.from.get_ref())),
-                    Some(false) => Some(format!("service `{}` renders no file {}", sf.from.get_ref(), sf.dest.get_ref())),
+                    None => Some(format!(
+                        "service `{}` (shared file source) does not exist",
+                        sf.from.get_ref()
+                    )),
+                    Some(false) => Some(format!(
+                        "service `{}` renders no file {}",
+                        sf.from.get_ref(),
+                        sf.dest.get_ref()
+                    )),
                     Some(true) => None,
                 };
                 if let Some(message) = problem {
@@ -206,25 +249,40 @@ impl Catalogue {
         }
     }
 
-    fn check_manifest(&self, name: &str, file: &Path, m: &ServiceManifest, diags: &mut Diagnostics) {
+    fn check_manifest(
+        &self,
+        name: &str,
+        file: &Path,
+        m: &ServiceManifest,
+        diags: &mut Diagnostics,
+    ) {
         let step = *m.step.get_ref();
         if !(1..=6).contains(&step) {
             diags.push(
-                Diagnostic::new(format!("deploy step {step} is out of range"), Location::new(file, Some(m.step.span())))
-                    .help("steps go from 1 to 6, as in TripleO"),
+                Diagnostic::new(
+                    format!("deploy step {step} is out of range"),
+                    Location::new(file, Some(m.step.span())),
+                )
+                .help("steps go from 1 to 6, as in TripleO"),
             );
         }
         for d in &m.directories {
             if !d.path.get_ref().starts_with('/') {
                 diags.push(
-                    Diagnostic::new(format!("directory `{}` is not an absolute path", d.path.get_ref()), Location::new(file, Some(d.path.span())))
-                        .help("write the full path on the host"),
+                    Diagnostic::new(
+                        format!("directory `{}` is not an absolute path", d.path.get_ref()),
+                        Location::new(file, Some(d.path.span())),
+                    )
+                    .help("write the full path on the host"),
                 );
             }
             if parse_mode(d.mode.get_ref()).is_none() {
                 diags.push(
-                    Diagnostic::new(format!("directory mode `{}` is not an octal mode", d.mode.get_ref()), Location::new(file, Some(d.mode.span())))
-                        .help("write the mode as an octal string, e.g. \"0755\""),
+                    Diagnostic::new(
+                        format!("directory mode `{}` is not an octal mode", d.mode.get_ref()),
+                        Location::new(file, Some(d.mode.span())),
+                    )
+                    .help("write the mode as an octal string, e.g. \"0755\""),
                 );
             }
         }
@@ -232,14 +290,20 @@ impl Catalogue {
             let dest = f.dest.get_ref();
             if !dest.starts_with('/') {
                 diags.push(
-                    Diagnostic::new(format!("destination `{dest}` is not an absolute path"), Location::new(file, Some(f.dest.span())))
-                        .help("write the full path on the host, e.g. /etc/overcloud/<service>/<file>"),
+                    Diagnostic::new(
+                        format!("destination `{dest}` is not an absolute path"),
+                        Location::new(file, Some(f.dest.span())),
+                    )
+                    .help("write the full path on the host, e.g. /etc/overcloud/<service>/<file>"),
                 );
             }
             if parse_mode(f.mode.get_ref()).is_none() {
                 diags.push(
-                    Diagnostic::new(format!("file mode `{}` is not an octal mode", f.mode.get_ref()), Location::new(file, Some(f.mode.span())))
-                        .help("write the mode as an octal string, e.g. \"0640\""),
+                    Diagnostic::new(
+                        format!("file mode `{}` is not an octal mode", f.mode.get_ref()),
+                        Location::new(file, Some(f.mode.span())),
+                    )
+                    .help("write the mode as an octal string, e.g. \"0640\""),
                 );
             }
             match (&f.src, &f.oslo) {
@@ -307,29 +371,48 @@ pub fn parse_mode(s: &str) -> Option<u32> {
     u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
 }
 
-fn load_oslo(id: &str, file: &Path, tree: &dyn SourceTree, sources: &SourceMap, diags: &mut Diagnostics) -> Option<OsloDefaults> {
+fn load_oslo(
+    id: &str,
+    file: &Path,
+    tree: &dyn SourceTree,
+    sources: &SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<OsloDefaults> {
     let text = match tree.read(file) {
         Ok(t) => t,
         Err(e) => {
-            diags.push(Diagnostic::new(format!("cannot read: {e}"), Location::file(file)));
+            diags.push(Diagnostic::new(
+                format!("cannot read: {e}"),
+                Location::file(file),
+            ));
             return None;
         }
     };
     sources.add(file, &text, false);
     let doc = tomlfile::parse(file, &text, diags)?;
-    let mut out = OsloDefaults { id: id.into(), file: file.to_path_buf(), namespaces: Vec::new(), sections: IniSections::new() };
+    let mut out = OsloDefaults {
+        id: id.into(),
+        file: file.to_path_buf(),
+        namespaces: Vec::new(),
+        sections: IniSections::new(),
+    };
     for (key, value) in doc.get_ref().iter() {
         let k = key.get_ref().to_string();
         if k == "namespaces" {
             out.namespaces = tomlfile::de::<Vec<String>>(file, value, diags).unwrap_or_default();
         } else if matches!(value.get_ref(), DeValue::Table(_)) {
-            if let Some(section) = tomlfile::de::<BTreeMap<String, toml::Spanned<IniValue>>>(file, value, diags) {
+            if let Some(section) =
+                tomlfile::de::<BTreeMap<String, toml::Spanned<IniValue>>>(file, value, diags)
+            {
                 out.sections.insert(k, section);
             }
         } else {
             diags.push(
-                Diagnostic::new(format!("`{k}` is neither `namespaces` nor a section"), Location::new(file, Some(key.span())))
-                    .help("write options under a section header such as [DEFAULT]"),
+                Diagnostic::new(
+                    format!("`{k}` is neither `namespaces` nor a section"),
+                    Location::new(file, Some(key.span())),
+                )
+                .help("write options under a section header such as [DEFAULT]"),
             );
         }
     }

@@ -20,7 +20,11 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn on_hosts(hosts: &[String]) -> String {
-    format!("on {}: {}", plural(hosts.len(), "host", "hosts"), compact_hosts(hosts))
+    format!(
+        "on {}: {}",
+        plural(hosts.len(), "host", "hosts"),
+        compact_hosts(hosts)
+    )
 }
 
 fn symbol(a: FileAction) -> &'static str {
@@ -39,14 +43,20 @@ pub fn summary_line(r: &Report) -> String {
     };
     if !r.has_changes() {
         return match r.kind {
-            ReportKind::Diff => "No changes. Every host's desired state is the same at both revisions.".into(),
+            ReportKind::Diff => {
+                "No changes. Every host's desired state is the same at both revisions.".into()
+            }
             ReportKind::Plan => "No changes. Every host matches its desired state.".into(),
         };
     }
     let s = &r.summary;
     let mut parts = Vec::new();
     if s.hosts_added > 0 || s.hosts_removed > 0 {
-        parts.push(format!("{} to add, {} to remove", plural(s.hosts_added, "host", "hosts"), s.hosts_removed));
+        parts.push(format!(
+            "{} to add, {} to remove",
+            plural(s.hosts_added, "host", "hosts"),
+            s.hosts_removed
+        ));
     }
     let mut files = format!(
         "{} on {}",
@@ -58,9 +68,16 @@ pub fn summary_line(r: &Report) -> String {
     }
     parts.push(files);
     if s.directory_changes > 0 {
-        parts.push(plural(s.directory_changes, "directory change", "directory changes"));
+        parts.push(plural(
+            s.directory_changes,
+            "directory change",
+            "directory changes",
+        ));
     }
-    parts.push(format!("{} to restart", plural(s.restarts, "container", "containers")));
+    parts.push(format!(
+        "{} to restart",
+        plural(s.restarts, "container", "containers")
+    ));
     if s.containers_created > 0 {
         parts.push(format!("{} to create", s.containers_created));
     }
@@ -73,7 +90,13 @@ pub fn summary_line(r: &Report) -> String {
 /// Text for a terminal.
 pub fn text(r: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {} -> {}", r.inventory, side(&r.base), side(&r.head));
+    let _ = writeln!(
+        out,
+        "{}: {} -> {}",
+        r.inventory,
+        side(&r.base),
+        side(&r.head)
+    );
     if !r.has_changes() {
         let _ = writeln!(out, "\n{}", summary_line(r));
         return out;
@@ -82,10 +105,24 @@ pub fn text(r: &Report) -> String {
         out.push('\n');
     }
     for h in &r.hosts_added {
-        let _ = writeln!(out, "+ host {} ({}): {}, {}", h.name, h.role, plural(h.files, "file", "files"), plural(h.containers, "container", "containers"));
+        let _ = writeln!(
+            out,
+            "+ host {} ({}): {}, {}",
+            h.name,
+            h.role,
+            plural(h.files, "file", "files"),
+            plural(h.containers, "container", "containers")
+        );
     }
     for h in &r.hosts_removed {
-        let _ = writeln!(out, "- host {} ({}): its {} and {} go away", h.name, h.role, plural(h.files, "file", "files"), plural(h.containers, "container", "containers"));
+        let _ = writeln!(
+            out,
+            "- host {} ({}): its {} and {} go away",
+            h.name,
+            h.role,
+            plural(h.files, "file", "files"),
+            plural(h.containers, "container", "containers")
+        );
     }
     for f in &r.files {
         let _ = writeln!(out, "\n{} {}  [{}]", symbol(f.action), f.path, f.service);
@@ -117,7 +154,13 @@ pub fn text(r: &Report) -> String {
                 (Some(b), None) => format!("{b} (no longer managed)"),
                 (None, None) => String::new(),
             };
-            let _ = writeln!(out, "  {} {}  {what}  {}", symbol(d.action), d.path, on_hosts(&d.hosts));
+            let _ = writeln!(
+                out,
+                "  {} {}  {what}  {}",
+                symbol(d.action),
+                d.path,
+                on_hosts(&d.hosts)
+            );
         }
     }
     if !r.containers.is_empty() {
@@ -139,7 +182,16 @@ pub fn text(r: &Report) -> String {
 /// diffs; cut with a marker before GitHub's limit, keeping the summary.
 pub fn markdown(r: &Report) -> String {
     let mut head = String::new();
-    let _ = writeln!(head, "### provision {}: `{}`\n", if r.kind == ReportKind::Plan { "plan" } else { "diff" }, r.inventory);
+    let _ = writeln!(
+        head,
+        "### provision {}: `{}`\n",
+        if r.kind == ReportKind::Plan {
+            "plan"
+        } else {
+            "diff"
+        },
+        r.inventory
+    );
     let _ = writeln!(head, "`{}` → `{}`\n", side(&r.base), side(&r.head));
     let _ = writeln!(head, "**{}**\n", summary_line(r));
     if !r.has_changes() {
@@ -148,7 +200,11 @@ pub fn markdown(r: &Report) -> String {
     if !r.hosts_added.is_empty() || !r.hosts_removed.is_empty() {
         let _ = writeln!(head, "| host | role | change |\n|---|---|---|");
         for h in &r.hosts_added {
-            let _ = writeln!(head, "| `{}` | {} | added: {} files, {} containers |", h.name, h.role, h.files, h.containers);
+            let _ = writeln!(
+                head,
+                "| `{}` | {} | added: {} files, {} containers |",
+                h.name, h.role, h.files, h.containers
+            );
         }
         for h in &r.hosts_removed {
             let _ = writeln!(head, "| `{}` | {} | removed |", h.name, h.role);
@@ -165,8 +221,16 @@ pub fn markdown(r: &Report) -> String {
                 "| {} ({}) | {} | {} |",
                 compact_hosts(&g.hosts),
                 g.hosts.len(),
-                if files.is_empty() { "—".into() } else { files.join("<br>") },
-                if restarts.is_empty() { "—".into() } else { restarts.join(" ") }
+                if files.is_empty() {
+                    "—".into()
+                } else {
+                    files.join("<br>")
+                },
+                if restarts.is_empty() {
+                    "—".into()
+                } else {
+                    restarts.join(" ")
+                }
             );
         }
         head.push('\n');
@@ -175,7 +239,12 @@ pub fn markdown(r: &Report) -> String {
     let mut shown = 0;
     for f in &r.files {
         let mut block = String::new();
-        let mut title = format!("{} <code>{}</code> {}", symbol(f.action), f.path, on_hosts(&f.hosts));
+        let mut title = format!(
+            "{} <code>{}</code> {}",
+            symbol(f.action),
+            f.path,
+            on_hosts(&f.hosts)
+        );
         if f.secret_changed {
             title.push_str(" (secret changed)");
         }
@@ -187,7 +256,11 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(block, "owner `{a}` → `{b}`\n");
         }
         if !f.diff.is_empty() {
-            let fence = if f.diff.contains("```") { "````" } else { "```" };
+            let fence = if f.diff.contains("```") {
+                "````"
+            } else {
+                "```"
+            };
             let _ = writeln!(block, "{fence}diff\n{}{fence}\n", f.diff);
         }
         block.push_str("</details>\n\n");

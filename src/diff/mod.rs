@@ -164,7 +164,11 @@ impl Report {
 pub fn natural_key(name: &str) -> (String, u64, String) {
     let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     let (prefix, num) = name.split_at(name.len() - digits);
-    (prefix.to_string(), num.parse().unwrap_or(0), name.to_string())
+    (
+        prefix.to_string(),
+        num.parse().unwrap_or(0),
+        name.to_string(),
+    )
 }
 
 fn sort_hosts(hosts: &mut [String]) {
@@ -192,42 +196,73 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
     let mut summary = Summary::default();
     let host_ref = |name: &str, side: &Side| {
         let hs = &side.state.hosts[name];
-        HostRef { name: name.to_string(), role: hs.role.clone(), files: hs.files.len(), containers: hs.containers.len() }
+        HostRef {
+            name: name.to_string(),
+            role: hs.role.clone(),
+            files: hs.files.len(),
+            containers: hs.containers.len(),
+        }
     };
-    let mut hosts_added: Vec<HostRef> =
-        head.state.hosts.keys().filter(|h| !base.state.hosts.contains_key(*h)).map(|h| host_ref(h, head)).collect();
-    let mut hosts_removed: Vec<HostRef> =
-        base.state.hosts.keys().filter(|h| !head.state.hosts.contains_key(*h)).map(|h| host_ref(h, base)).collect();
+    let mut hosts_added: Vec<HostRef> = head
+        .state
+        .hosts
+        .keys()
+        .filter(|h| !base.state.hosts.contains_key(*h))
+        .map(|h| host_ref(h, head))
+        .collect();
+    let mut hosts_removed: Vec<HostRef> = base
+        .state
+        .hosts
+        .keys()
+        .filter(|h| !head.state.hosts.contains_key(*h))
+        .map(|h| host_ref(h, base))
+        .collect();
     hosts_added.sort_by_key(|h| natural_key(&h.name));
     hosts_removed.sort_by_key(|h| natural_key(&h.name));
     summary.hosts_added = hosts_added.len();
     summary.hosts_removed = hosts_removed.len();
 
     // Secret values that differ between the sides: (base value, head value).
-    let changed_secrets: Vec<(Vec<String>, Vec<String>)> = secret_changes(base.secrets, head.secrets);
+    let changed_secrets: Vec<(Vec<String>, Vec<String>)> =
+        secret_changes(base.secrets, head.secrets);
 
     let mut groups: BTreeMap<ChangeKey, FileChange> = BTreeMap::new();
     let mut containers: BTreeMap<(String, ContainerAction), Vec<String>> = BTreeMap::new();
-    let mut dirs: BTreeMap<(String, FileAction, Option<String>, Option<String>), Vec<String>> = BTreeMap::new();
+    let mut dirs: BTreeMap<(String, FileAction, Option<String>, Option<String>), Vec<String>> =
+        BTreeMap::new();
     let mut per_host: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     for (name, b) in &base.state.hosts {
-        let Some(h) = head.state.hosts.get(name) else { continue };
+        let Some(h) = head.state.hosts.get(name) else {
+            continue;
+        };
         let paths: BTreeSet<&String> = b.files.keys().chain(h.files.keys()).collect();
         for path in paths {
             let (bf, hf) = (b.files.get(path), h.files.get(path));
             let (action, before, after) = match (bf, hf) {
-                (Some(x), Some(y)) if x.content == y.content && x.mode == y.mode && owner_of(x) == owner_of(y) => continue,
+                (Some(x), Some(y))
+                    if x.content == y.content && x.mode == y.mode && owner_of(x) == owner_of(y) =>
+                {
+                    continue
+                }
                 (Some(x), Some(y)) => (FileAction::Modify, Some(x), Some(y)),
                 (None, Some(y)) => (FileAction::Create, None, Some(y)),
                 (Some(x), None) => (FileAction::Delete, Some(x), None),
                 (None, None) => continue,
             };
-            let before_text = before.map(|f| base.secrets.redact(&shown(f))).unwrap_or_default();
-            let after_text = after.map(|f| head.secrets.redact(&shown(f))).unwrap_or_default();
+            let before_text = before
+                .map(|f| base.secrets.redact(&shown(f)))
+                .unwrap_or_default();
+            let after_text = after
+                .map(|f| head.secrets.redact(&shown(f)))
+                .unwrap_or_default();
             let secret_changed = matches!(action, FileAction::Modify)
                 && changed_secrets.iter().any(|(bv, hv)| {
-                    before.map(|f| bv.iter().any(|form| f.content.contains(form.as_str()))).unwrap_or(false)
-                        || after.map(|f| hv.iter().any(|form| f.content.contains(form.as_str()))).unwrap_or(false)
+                    before
+                        .map(|f| bv.iter().any(|form| f.content.contains(form.as_str())))
+                        .unwrap_or(false)
+                        || after
+                            .map(|f| hv.iter().any(|form| f.content.contains(form.as_str())))
+                            .unwrap_or(false)
                 });
             let (diff, changed_lines) = if before_text == after_text {
                 (String::new(), String::new())
@@ -235,14 +270,23 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
                 unified(path, &before_text, &after_text)
             };
             let mode = match (before, after) {
-                (Some(x), Some(y)) if x.mode != y.mode => Some([format!("{:04o}", x.mode), format!("{:04o}", y.mode)]),
+                (Some(x), Some(y)) if x.mode != y.mode => {
+                    Some([format!("{:04o}", x.mode), format!("{:04o}", y.mode)])
+                }
                 _ => None,
             };
             let owner = match (before, after) {
-                (Some(x), Some(y)) if owner_of(x) != owner_of(y) => Some([owner_of(x), owner_of(y)]),
+                (Some(x), Some(y)) if owner_of(x) != owner_of(y) => {
+                    Some([owner_of(x), owner_of(y)])
+                }
                 _ => None,
             };
-            if diff.is_empty() && !secret_changed && mode.is_none() && owner.is_none() && action == FileAction::Modify {
+            if diff.is_empty()
+                && !secret_changed
+                && mode.is_none()
+                && owner.is_none()
+                && action == FileAction::Modify
+            {
                 // Only the config hash of a container definition changed (the restart
                 // says so), or a secret we do not know by value (a removed secret).
                 continue;
@@ -251,25 +295,54 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
             if secret_changed {
                 summary.secrets_changed += 1;
             }
-            let service = after.or(before).map(|f| f.service.clone()).unwrap_or_default();
+            let service = after
+                .or(before)
+                .map(|f| f.service.clone())
+                .unwrap_or_default();
             let key = ChangeKey {
                 path: path.clone(),
                 action,
-                changed_lines: if action == FileAction::Modify { changed_lines } else { diff.clone() },
+                changed_lines: if action == FileAction::Modify {
+                    changed_lines
+                } else {
+                    diff.clone()
+                },
                 secret_changed,
                 mode: mode.clone(),
                 owner: owner.clone(),
             };
             groups
                 .entry(key)
-                .or_insert_with(|| FileChange { path: path.clone(), service, action, hosts: Vec::new(), diff, secret_changed, mode, owner })
+                .or_insert_with(|| FileChange {
+                    path: path.clone(),
+                    service,
+                    action,
+                    hosts: Vec::new(),
+                    diff,
+                    secret_changed,
+                    mode,
+                    owner,
+                })
                 .hosts
                 .push(name.clone());
-            per_host.entry(name.clone()).or_default().0.insert(path.clone());
+            per_host
+                .entry(name.clone())
+                .or_default()
+                .0
+                .insert(path.clone());
         }
-        let describe = |d: &crate::render::DesiredDir| format!("{} {}:{}", d.mode, d.owner, d.group);
-        let bdirs: BTreeMap<&str, String> = b.directories.iter().map(|d| (d.path.as_str(), describe(d))).collect();
-        let hdirs: BTreeMap<&str, String> = h.directories.iter().map(|d| (d.path.as_str(), describe(d))).collect();
+        let describe =
+            |d: &crate::render::DesiredDir| format!("{} {}:{}", d.mode, d.owner, d.group);
+        let bdirs: BTreeMap<&str, String> = b
+            .directories
+            .iter()
+            .map(|d| (d.path.as_str(), describe(d)))
+            .collect();
+        let hdirs: BTreeMap<&str, String> = h
+            .directories
+            .iter()
+            .map(|d| (d.path.as_str(), describe(d)))
+            .collect();
         let dir_paths: BTreeSet<&str> = bdirs.keys().chain(hdirs.keys()).copied().collect();
         for path in dir_paths {
             let (before, after) = (bdirs.get(path), hdirs.get(path));
@@ -281,13 +354,24 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
                 (None, None) => continue,
             };
             summary.directory_changes += 1;
-            dirs.entry((path.to_string(), action, before.cloned(), after.cloned())).or_default().push(name.clone());
-            per_host.entry(name.clone()).or_default().0.insert(format!("{path}/"));
+            dirs.entry((path.to_string(), action, before.cloned(), after.cloned()))
+                .or_default()
+                .push(name.clone());
+            per_host
+                .entry(name.clone())
+                .or_default()
+                .0
+                .insert(format!("{path}/"));
         }
         let names: BTreeSet<&String> = b.containers.keys().chain(h.containers.keys()).collect();
         for c in names {
             let action = match (b.containers.get(c), h.containers.get(c)) {
-                (Some(x), Some(y)) if x.labels.get("provision.config_hash") == y.labels.get("provision.config_hash") => continue,
+                (Some(x), Some(y))
+                    if x.labels.get("provision.config_hash")
+                        == y.labels.get("provision.config_hash") =>
+                {
+                    continue
+                }
                 (Some(_), Some(_)) => ContainerAction::Restart,
                 (None, Some(_)) => ContainerAction::Create,
                 (Some(_), None) => ContainerAction::Remove,
@@ -298,7 +382,10 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
                 ContainerAction::Create => summary.containers_created += 1,
                 ContainerAction::Remove => summary.containers_removed += 1,
             }
-            containers.entry((c.clone(), action)).or_default().push(name.clone());
+            containers
+                .entry((c.clone(), action))
+                .or_default()
+                .push(name.clone());
             let label = match action {
                 ContainerAction::Restart => c.clone(),
                 ContainerAction::Create => format!("+{c}"),
@@ -313,32 +400,51 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
     for f in &mut files {
         sort_hosts(&mut f.hosts);
     }
-    files.sort_by(|a, b| (&a.path, natural_key(&a.hosts[0])).cmp(&(&b.path, natural_key(&b.hosts[0]))));
+    files.sort_by(|a, b| {
+        (&a.path, natural_key(&a.hosts[0])).cmp(&(&b.path, natural_key(&b.hosts[0])))
+    });
     let directories: Vec<DirChange> = dirs
         .into_iter()
         .map(|((path, action, before, after), mut hosts)| {
             sort_hosts(&mut hosts);
-            DirChange { path, action, hosts, before, after }
+            DirChange {
+                path,
+                action,
+                hosts,
+                before,
+                after,
+            }
         })
         .collect();
     let mut containers: Vec<ContainerChange> = containers
         .into_iter()
         .map(|((container, action), mut hosts)| {
             sort_hosts(&mut hosts);
-            ContainerChange { container, action, hosts }
+            ContainerChange {
+                container,
+                action,
+                hosts,
+            }
         })
         .collect();
     containers.sort_by(|a, b| (a.action, &a.container).cmp(&(b.action, &b.container)));
 
     let mut by_set: BTreeMap<(Vec<String>, Vec<String>), Vec<String>> = BTreeMap::new();
     for (host, (paths, restarts)) in per_host {
-        by_set.entry((paths.into_iter().collect(), restarts.into_iter().collect())).or_default().push(host);
+        by_set
+            .entry((paths.into_iter().collect(), restarts.into_iter().collect()))
+            .or_default()
+            .push(host);
     }
     let mut host_groups: Vec<HostGroup> = by_set
         .into_iter()
         .map(|((files, restarts), mut hosts)| {
             sort_hosts(&mut hosts);
-            HostGroup { hosts, files, restarts }
+            HostGroup {
+                hosts,
+                files,
+                restarts,
+            }
         })
         .collect();
     host_groups.sort_by_key(|g| natural_key(&g.hosts[0]));
@@ -363,7 +469,13 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
 /// hash, which changes whenever any of its files does and is reported as a restart.
 fn shown(f: &DesiredFile) -> std::borrow::Cow<'_, str> {
     match f.kind {
-        FileKind::Container { .. } => f.content.lines().filter(|l| !l.contains("\"provision.config_hash\"")).map(|l| format!("{l}\n")).collect::<String>().into(),
+        FileKind::Container { .. } => f
+            .content
+            .lines()
+            .filter(|l| !l.contains("\"provision.config_hash\""))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .into(),
         _ => f.content.as_str().into(),
     }
 }
@@ -398,7 +510,11 @@ fn unified(path: &str, before: &str, after: &str) -> (String, String) {
             ChangeTag::Equal => {}
         }
     }
-    let text = diff.unified_diff().context_radius(3).header(&format!("a{path}"), &format!("b{path}")).to_string();
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a{path}"), &format!("b{path}"))
+        .to_string();
     (text, changed)
 }
 
@@ -408,7 +524,9 @@ pub fn compact_hosts(hosts: &[String]) -> String {
     let mut plain: Vec<String> = Vec::new();
     for h in hosts {
         let (prefix, num, _) = natural_key(h);
-        if prefix.len() == h.len() || h[prefix.len()..].starts_with('0') && h.len() - prefix.len() > 1 {
+        if prefix.len() == h.len()
+            || h[prefix.len()..].starts_with('0') && h.len() - prefix.len() > 1
+        {
             plain.push(h.clone());
             continue;
         }
@@ -429,12 +547,20 @@ pub fn compact_hosts(hosts: &[String]) -> String {
         let mut prev = nums[0];
         for &n in &nums[1..] {
             if n != prev + 1 {
-                ranges.push(if start == prev { start.to_string() } else { format!("{start}-{prev}") });
+                ranges.push(if start == prev {
+                    start.to_string()
+                } else {
+                    format!("{start}-{prev}")
+                });
                 start = n;
             }
             prev = n;
         }
-        ranges.push(if start == prev { start.to_string() } else { format!("{start}-{prev}") });
+        ranges.push(if start == prev {
+            start.to_string()
+        } else {
+            format!("{start}-{prev}")
+        });
         parts.push(format!("{prefix}[{}]", ranges.join(",")));
     }
     parts.extend(plain);
@@ -447,14 +573,20 @@ mod tests {
 
     #[test]
     fn compacts_numbered_hosts() {
-        let hosts: Vec<String> = ["c-0", "c-1", "c-2", "c-5", "c-10", "c-11", "uc"].iter().map(|s| s.to_string()).collect();
+        let hosts: Vec<String> = ["c-0", "c-1", "c-2", "c-5", "c-10", "c-11", "uc"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(compact_hosts(&hosts), "c-[0-2,5,10-11], uc");
         assert_eq!(compact_hosts(&["c-3".to_string()]), "c-3");
     }
 
     #[test]
     fn natural_order() {
-        let mut v: Vec<String> = ["n-10", "n-2", "n-1"].iter().map(|s| s.to_string()).collect();
+        let mut v: Vec<String> = ["n-10", "n-2", "n-1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         sort_hosts(&mut v);
         assert_eq!(v, ["n-1", "n-2", "n-10"]);
     }

@@ -13,9 +13,17 @@ pub enum RevisionError {
     #[error(transparent)]
     Git(#[from] GitError),
     #[error("{path} does not exist at {side} revision {rev}; check the path, or the revision")]
-    InventoryMissing { path: PathBuf, side: &'static str, rev: String },
+    InventoryMissing {
+        path: PathBuf,
+        side: &'static str,
+        rev: String,
+    },
     #[error("the cloud does not evaluate at {side} revision {rev}:\n\n{report}")]
-    Invalid { side: &'static str, rev: String, report: String },
+    Invalid {
+        side: &'static str,
+        rev: String,
+        report: String,
+    },
 }
 
 /// Which tree a side reads.
@@ -27,15 +35,29 @@ pub enum Source {
 impl Source {
     pub fn info(&self) -> RevisionInfo {
         match self {
-            Source::Commit(r) => RevisionInfo { rev: r.name.clone(), commit: Some(r.commit.clone()) },
-            Source::WorkingTree => RevisionInfo { rev: "working tree".into(), commit: None },
+            Source::Commit(r) => RevisionInfo {
+                rev: r.name.clone(),
+                commit: Some(r.commit.clone()),
+            },
+            Source::WorkingTree => RevisionInfo {
+                rev: "working tree".into(),
+                commit: None,
+            },
         }
     }
 }
 
 /// Evaluates `inventory` (relative to the repository root) at `source`.
-pub fn evaluate_at(repo: &Repo, inventory: &Path, source: &Source, side: &'static str, opts: &LoadOptions) -> Result<Evaluation, RevisionError> {
-    let work = WorkTree { root: repo.root.clone() };
+pub fn evaluate_at(
+    repo: &Repo,
+    inventory: &Path,
+    source: &Source,
+    side: &'static str,
+    opts: &LoadOptions,
+) -> Result<Evaluation, RevisionError> {
+    let work = WorkTree {
+        root: repo.root.clone(),
+    };
     let git_tree;
     let tree: &dyn SourceTree = match source {
         Source::Commit(rev) => {
@@ -46,9 +68,17 @@ pub fn evaluate_at(repo: &Repo, inventory: &Path, source: &Source, side: &'stati
     };
     let rev = source.info().rev;
     if !tree.exists(inventory) {
-        return Err(RevisionError::InventoryMissing { path: inventory.to_path_buf(), side, rev });
+        return Err(RevisionError::InventoryMissing {
+            path: inventory.to_path_buf(),
+            side,
+            rev,
+        });
     }
     let mut opts = opts.clone();
     opts.secrets_fallback = Some(repo.root.clone());
-    evaluate(inventory, tree, &opts).map_err(|f| RevisionError::Invalid { side, rev, report: f.render() })
+    evaluate(inventory, tree, &opts).map_err(|f| RevisionError::Invalid {
+        side,
+        rev,
+        report: f.render(),
+    })
 }

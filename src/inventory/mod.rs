@@ -37,12 +37,25 @@ pub struct Inventory {
     pub incomplete: Vec<&'static str>,
 }
 
-const SECTIONS: &[&str] = &["cloud", "ssh", "undercloud", "networks", "roles", "nodes", "secrets", "vars", "config"];
+const SECTIONS: &[&str] = &[
+    "cloud",
+    "ssh",
+    "undercloud",
+    "networks",
+    "roles",
+    "nodes",
+    "secrets",
+    "vars",
+    "config",
+];
 
 impl Inventory {
     /// The folder the inventory's relative paths start from.
     pub fn dir(&self) -> PathBuf {
-        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// Resolves a path written in the inventory.
@@ -52,14 +65,22 @@ impl Inventory {
 
     /// Reads and parses an inventory. Returns `None` when a required part is unusable;
     /// every problem found is in `diags` either way.
-    pub fn load(path: &Path, tree: &dyn SourceTree, sources: &SourceMap, diags: &mut Diagnostics) -> Option<Inventory> {
+    pub fn load(
+        path: &Path,
+        tree: &dyn SourceTree,
+        sources: &SourceMap,
+        diags: &mut Diagnostics,
+    ) -> Option<Inventory> {
         let path = normalize(path);
         let text = match tree.read(&path) {
             Ok(t) => t,
             Err(e) => {
                 diags.push(
-                    Diagnostic::new(format!("cannot read the inventory: {e}"), Location::file(&path))
-                        .help("give the path of an inventory TOML file, e.g. inventories/lab.toml"),
+                    Diagnostic::new(
+                        format!("cannot read the inventory: {e}"),
+                        Location::file(&path),
+                    )
+                    .help("give the path of an inventory TOML file, e.g. inventories/lab.toml"),
                 );
                 return None;
             }
@@ -72,7 +93,10 @@ impl Inventory {
         let mut networks = Vec::new();
         let mut roles = Vec::new();
         let mut nodes = Vec::new();
-        let mut secrets = SecretsSpec { file: None, env_prefix: "PROVISION_SECRET_".into() };
+        let mut secrets = SecretsSpec {
+            file: None,
+            env_prefix: "PROVISION_SECRET_".into(),
+        };
         let mut vars = toml::Table::new();
         let mut config = ConfigOverrides::new();
         let mut seen = std::collections::BTreeSet::new();
@@ -93,8 +117,11 @@ impl Inventory {
                         }
                     }
                     _ => diags.push(
-                        Diagnostic::new("`nodes` must be an array of tables", Location::new(&path, Some(value.span())))
-                            .help("write each node as a `[[nodes]]` table"),
+                        Diagnostic::new(
+                            "`nodes` must be an array of tables",
+                            Location::new(&path, Some(value.span())),
+                        )
+                        .help("write each node as a `[[nodes]]` table"),
                     ),
                 },
                 "secrets" => {
@@ -102,19 +129,33 @@ impl Inventory {
                         secrets = s;
                     }
                 }
-                "vars" => vars = tomlfile::de::<toml::Table>(&path, value, diags).unwrap_or_default(),
-                "config" => config = tomlfile::de::<ConfigOverrides>(&path, value, diags).unwrap_or_default(),
+                "vars" => {
+                    vars = tomlfile::de::<toml::Table>(&path, value, diags).unwrap_or_default()
+                }
+                "config" => {
+                    config =
+                        tomlfile::de::<ConfigOverrides>(&path, value, diags).unwrap_or_default()
+                }
                 other => diags.push(
-                    Diagnostic::new(format!("unknown section `{other}`"), Location::new(&path, Some(key.span())))
-                        .help(format!("the inventory's top-level sections are: {}", SECTIONS.join(", "))),
+                    Diagnostic::new(
+                        format!("unknown section `{other}`"),
+                        Location::new(&path, Some(key.span())),
+                    )
+                    .help(format!(
+                        "the inventory's top-level sections are: {}",
+                        SECTIONS.join(", ")
+                    )),
                 ),
             }
         }
         for required in ["cloud", "ssh", "undercloud", "networks"] {
             if !seen.contains(required) {
                 diags.push(
-                    Diagnostic::new(format!("missing section `[{required}]`"), Location::new(&path, Some(0..0)))
-                        .help(format!("add a `[{required}]` table; see docs/inventory.md")),
+                    Diagnostic::new(
+                        format!("missing section `[{required}]`"),
+                        Location::new(&path, Some(0..0)),
+                    )
+                    .help(format!("add a `[{required}]` table; see docs/inventory.md")),
                 );
             }
         }
@@ -123,7 +164,11 @@ impl Inventory {
         // load has failed anyway: its diagnostics are not empty).
         let placeholder = |s: &str| toml::Spanned::new(0..0, s.to_string());
         let mut incomplete = Vec::new();
-        for (name, ok) in [("cloud", cloud.is_some()), ("ssh", ssh.is_some()), ("undercloud", undercloud.is_some())] {
+        for (name, ok) in [
+            ("cloud", cloud.is_some()),
+            ("ssh", ssh.is_some()),
+            ("undercloud", undercloud.is_some()),
+        ] {
             if !ok {
                 incomplete.push(name);
             }
@@ -184,8 +229,11 @@ fn named_tables<T: serde::de::DeserializeOwned>(
             }
         }
         _ => diags.push(
-            Diagnostic::new(format!("`{what}` must be a table of named tables"), Location::new(path, Some(value.span())))
-                .help(format!("write `[{what}.NAME]` sections")),
+            Diagnostic::new(
+                format!("`{what}` must be a table of named tables"),
+                Location::new(path, Some(value.span())),
+            )
+            .help(format!("write `[{what}.NAME]` sections")),
         ),
     }
     out

@@ -93,11 +93,20 @@ impl Secrets {
         for (k, v) in env {
             if let Some(name) = k.strip_prefix(env_prefix) {
                 if !name.is_empty() {
-                    values.insert(name.to_ascii_lowercase(), (SecretValue::new(v.clone()), SecretOrigin::Environment(k.clone())));
+                    values.insert(
+                        name.to_ascii_lowercase(),
+                        (
+                            SecretValue::new(v.clone()),
+                            SecretOrigin::Environment(k.clone()),
+                        ),
+                    );
                 }
             }
         }
-        Secrets { values, forms: Default::default() }
+        Secrets {
+            values,
+            forms: Default::default(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&SecretValue> {
@@ -153,7 +162,12 @@ pub fn forms_of(value: &str) -> Vec<String> {
         return Vec::new();
     }
     let json = serde_json::to_string(value).unwrap_or_default();
-    let mut forms = vec![value.to_string(), percent_encode(value, false), percent_encode(value, true), json.trim_matches('"').to_string()];
+    let mut forms = vec![
+        value.to_string(),
+        percent_encode(value, false),
+        percent_encode(value, true),
+        json.trim_matches('"').to_string(),
+    ];
     forms.dedup();
     forms
 }
@@ -162,7 +176,10 @@ pub fn forms_of(value: &str) -> Vec<String> {
 fn percent_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -177,11 +194,21 @@ mod tests {
 
     #[test]
     fn redacts_encoded_forms() {
-        let s = Secrets { values: [("db".to_string(), (SecretValue::new("p@ss/w:rd\"x"), SecretOrigin::File))].into(), forms: Default::default() };
+        let s = Secrets {
+            values: [(
+                "db".to_string(),
+                (SecretValue::new("p@ss/w:rd\"x"), SecretOrigin::File),
+            )]
+            .into(),
+            forms: Default::default(),
+        };
         let url = "mysql+pymysql://nova:p%40ss%2Fw%3Ard%22x@db/nova";
         assert!(s.appears_in(url));
         assert_eq!(s.redact(url), "mysql+pymysql://nova:(secret)@db/nova");
-        assert_eq!(s.redact(r#"{"PW": "p@ss/w:rd\"x"}"#), r#"{"PW": "(secret)"}"#);
+        assert_eq!(
+            s.redact(r#"{"PW": "p@ss/w:rd\"x"}"#),
+            r#"{"PW": "(secret)"}"#
+        );
         assert_eq!(format!("{:?}", s.get("db").unwrap()), "(secret)");
     }
 }

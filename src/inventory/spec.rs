@@ -226,7 +226,10 @@ impl<'de> Deserialize<'de> for SecretRef {
                     "a literal password is not accepted here: write `{ secret = \"NAME\" }` and put the value in the secrets file",
                 ))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SecretRef, A::Error> {
                 let mut name: Option<Spanned<String>> = None;
                 while let Some(key) = map.next_key::<String>()? {
                     if key == "secret" {
@@ -235,7 +238,8 @@ impl<'de> Deserialize<'de> for SecretRef {
                         return Err(serde::de::Error::unknown_field(&key, &["secret"]));
                     }
                 }
-                name.map(|name| SecretRef { name }).ok_or_else(|| serde::de::Error::missing_field("secret"))
+                name.map(|name| SecretRef { name })
+                    .ok_or_else(|| serde::de::Error::missing_field("secret"))
             }
         }
         d.deserialize_any(V)

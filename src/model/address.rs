@@ -11,9 +11,15 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 
 /// Parses a CIDR such as `172.16.2.0/24`; the host part must be zero.
 pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    let net: IpNet = s.trim().parse().map_err(|_| format!("`{s}` is not a CIDR (e.g. 172.16.2.0/24)"))?;
+    let net: IpNet = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a CIDR (e.g. 172.16.2.0/24)"))?;
     if net.network() != net.addr() {
-        return Err(format!("`{s}` has host bits set; the network is {}", net.trunc()));
+        return Err(format!(
+            "`{s}` has host bits set; the network is {}",
+            net.trunc()
+        ));
     }
     Ok(net)
 }
@@ -55,7 +61,11 @@ pub fn in_range(ip: IpAddr, start: IpAddr, end: IpAddr) -> bool {
 /// Normalizes a MAC address to lower-case colon form; `None` if malformed.
 pub fn normalize_mac(s: &str) -> Option<String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 || parts.iter().any(|p| p.len() != 2 || !p.chars().all(|c| c.is_ascii_hexdigit())) {
+    if parts.len() != 6
+        || parts
+            .iter()
+            .any(|p| p.len() != 2 || !p.chars().all(|c| c.is_ascii_hexdigit()))
+    {
         return None;
     }
     Some(parts.join(":").to_ascii_lowercase())
@@ -77,8 +87,14 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(normalize_mac("52:54:00:AA:bb:01").as_deref(), Some("52:54:00:aa:bb:01"));
-        assert_eq!(normalize_mac("52-54-00-aa-bb-01").as_deref(), Some("52:54:00:aa:bb:01"));
+        assert_eq!(
+            normalize_mac("52:54:00:AA:bb:01").as_deref(),
+            Some("52:54:00:aa:bb:01")
+        );
+        assert_eq!(
+            normalize_mac("52-54-00-aa-bb-01").as_deref(),
+            Some("52:54:00:aa:bb:01")
+        );
         assert_eq!(normalize_mac("52:54:00:aa:bb"), None);
         assert_eq!(normalize_mac("52:54:00:aa:bb:zz"), None);
     }

@@ -29,7 +29,12 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Takes the secret variables from this process's environment.
     pub fn from_process_env() -> Self {
-        Self { env: std::env::vars().filter(|(k, _)| k.starts_with("PROVISION_")).collect(), secrets_fallback: None }
+        Self {
+            env: std::env::vars()
+                .filter(|(k, _)| k.starts_with("PROVISION_"))
+                .collect(),
+            secrets_fallback: None,
+        }
     }
 }
 
@@ -47,14 +52,28 @@ pub fn build(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions) -> Loaded {
     let mut diags = Diagnostics::default();
     let cloud = build_inner(path, tree, opts, &sources, &mut diags);
     diags.sort();
-    Loaded { cloud: if diags.is_empty() { cloud } else { cloud.filter(|_| false) }, diags, sources }
+    Loaded {
+        cloud: if diags.is_empty() {
+            cloud
+        } else {
+            cloud.filter(|_| false)
+        },
+        diags,
+        sources,
+    }
 }
 
 fn loc(file: &Path, span: Range<usize>) -> Location {
     Location::new(file, Some(span))
 }
 
-fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: &SourceMap, diags: &mut Diagnostics) -> Option<Cloud> {
+fn build_inner(
+    path: &Path,
+    tree: &dyn SourceTree,
+    opts: &LoadOptions,
+    sources: &SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<Cloud> {
     let inv = Inventory::load(path, tree, sources, diags)?;
     let file = inv.path.clone();
     let role_names: Vec<String> = inv.roles.iter().map(|(n, _)| n.get_ref().clone()).collect();
@@ -67,15 +86,32 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         diags,
     );
     let secrets_file = inv.secrets.file.as_ref().map(|f| inv.resolve(f.get_ref()));
-    let fallback = opts.secrets_fallback.as_ref().map(|root| crate::git::WorkTree { root: root.clone() });
+    let fallback = opts
+        .secrets_fallback
+        .as_ref()
+        .map(|root| crate::git::WorkTree { root: root.clone() });
     let secrets_tree: &dyn SourceTree = match (&secrets_file, &fallback) {
         (Some(f), Some(fb)) if !tree.exists(f) => fb,
         _ => tree,
     };
-    let secrets = Secrets::load(secrets_file.as_deref(), &inv.secrets.env_prefix, &opts.env, secrets_tree, sources, diags);
+    let secrets = Secrets::load(
+        secrets_file.as_deref(),
+        &inv.secrets.env_prefix,
+        &opts.env,
+        secrets_tree,
+        sources,
+        diags,
+    );
     let secrets_hint = match &secrets_file {
-        Some(f) => format!("add `NAME = \"...\"` to {} or set {}NAME", f.display(), inv.secrets.env_prefix),
-        None => format!("set `[secrets] file = \"...\"` in the inventory, or the environment variable {}NAME", inv.secrets.env_prefix),
+        Some(f) => format!(
+            "add `NAME = \"...\"` to {} or set {}NAME",
+            f.display(),
+            inv.secrets.env_prefix
+        ),
+        None => format!(
+            "set `[secrets] file = \"...\"` in the inventory, or the environment variable {}NAME",
+            inv.secrets.env_prefix
+        ),
     };
 
     // SSH. Turning strict host-key checking off is not an error, but the CLI says so
@@ -88,13 +124,25 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         connect_timeout_secs: inv.ssh.connect_timeout,
         strict_host_key_checking: *inv.ssh.strict_host_key_checking.get_ref(),
         jump_through_undercloud: inv.ssh.jump_through_undercloud,
-        key_exchange: inv.ssh.key_exchange.iter().flatten().map(|k| k.get_ref().clone()).collect(),
+        key_exchange: inv
+            .ssh
+            .key_exchange
+            .iter()
+            .flatten()
+            .map(|k| k.get_ref().clone())
+            .collect(),
     };
     for k in inv.ssh.key_exchange.iter().flatten() {
         if !crate::transport::KNOWN_KEX.contains(&k.get_ref().as_str()) {
             diags.push(
-                Diagnostic::new(format!("unknown key-exchange algorithm `{}`", k.get_ref()), loc(&file, k.span()))
-                    .help(format!("use some of: {}", crate::transport::KNOWN_KEX.join(", "))),
+                Diagnostic::new(
+                    format!("unknown key-exchange algorithm `{}`", k.get_ref()),
+                    loc(&file, k.span()),
+                )
+                .help(format!(
+                    "use some of: {}",
+                    crate::transport::KNOWN_KEX.join(", ")
+                )),
             );
         }
     }
@@ -105,7 +153,10 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         let cidr = match parse_cidr(spec.cidr.get_ref()) {
             Ok(c) => c,
             Err(msg) => {
-                diags.push(Diagnostic::new(msg, loc(&file, spec.cidr.span())).help("write the network as ADDRESS/PREFIX with a zero host part"));
+                diags.push(
+                    Diagnostic::new(msg, loc(&file, spec.cidr.span()))
+                        .help("write the network as ADDRESS/PREFIX with a zero host part"),
+                );
                 continue;
             }
         };
@@ -115,13 +166,25 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
                 Some(ip) if cidr.contains(&ip) => Some(ip),
                 Some(ip) => {
                     diags.push(
-                        Diagnostic::new(format!("{what} {ip} is outside network `{}` ({cidr})", name.get_ref()), loc(&file, v.span()))
-                            .help(format!("use an address inside {cidr}")),
+                        Diagnostic::new(
+                            format!(
+                                "{what} {ip} is outside network `{}` ({cidr})",
+                                name.get_ref()
+                            ),
+                            loc(&file, v.span()),
+                        )
+                        .help(format!("use an address inside {cidr}")),
                     );
                     None
                 }
                 None => {
-                    diags.push(Diagnostic::new(format!("`{}` is not an IP address", v.get_ref()), loc(&file, v.span())).help("write an IPv4 or IPv6 address"));
+                    diags.push(
+                        Diagnostic::new(
+                            format!("`{}` is not an IP address", v.get_ref()),
+                            loc(&file, v.span()),
+                        )
+                        .help("write an IPv4 or IPv6 address"),
+                    );
                     None
                 }
             }
@@ -135,7 +198,13 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         let (start, end) = (start.unwrap_or(first), end.unwrap_or(last));
         if !in_range(start, start, end) {
             if let Some(s) = &spec.allocation_start {
-                diags.push(Diagnostic::new(format!("allocation range {start}-{end} is empty"), loc(&file, s.span())).help("allocation_start must not be after allocation_end"));
+                diags.push(
+                    Diagnostic::new(
+                        format!("allocation range {start}-{end} is empty"),
+                        loc(&file, s.span()),
+                    )
+                    .help("allocation_start must not be after allocation_end"),
+                );
             }
         }
         networks.insert(
@@ -152,26 +221,46 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
             },
         );
     }
-    let network_spans: BTreeMap<String, Range<usize>> = inv.networks.iter().map(|(n, _)| (n.get_ref().clone(), n.span())).collect();
+    let network_spans: BTreeMap<String, Range<usize>> = inv
+        .networks
+        .iter()
+        .map(|(n, _)| (n.get_ref().clone(), n.span()))
+        .collect();
 
     // Undercloud.
     let ctl_name = inv.undercloud.network.get_ref().clone();
     let ctlplane = networks.get(&ctl_name).cloned();
     if ctlplane.is_none() && network_spans.get(&ctl_name).is_none() {
         diags.push(
-            Diagnostic::new(format!("the undercloud's provisioning network `{ctl_name}` is not defined"), loc(&file, inv.undercloud.network.span()))
-                .help(format!("add a `[networks.{ctl_name}]` table with its cidr")),
+            Diagnostic::new(
+                format!("the undercloud's provisioning network `{ctl_name}` is not defined"),
+                loc(&file, inv.undercloud.network.span()),
+            )
+            .help(format!("add a `[networks.{ctl_name}]` table with its cidr")),
         );
     }
-    let uc_ctl_spanned = inv.undercloud.ctlplane_ip.clone().unwrap_or_else(|| inv.undercloud.address.clone());
+    let uc_ctl_spanned = inv
+        .undercloud
+        .ctlplane_ip
+        .clone()
+        .unwrap_or_else(|| inv.undercloud.address.clone());
     let uc_ctlplane_ip = match parse_ip(uc_ctl_spanned.get_ref()) {
         _ if inv.incomplete.contains(&"undercloud") => IpAddr::from([0, 0, 0, 0]),
         Some(ip) => {
             if let Some(net) = &ctlplane {
                 if !net.cidr.contains(&ip) {
                     diags.push(
-                        Diagnostic::new(format!("undercloud address {ip} is outside network `{ctl_name}` ({})", net.cidr), loc(&file, uc_ctl_spanned.span()))
-                            .help(format!("use an address inside {}, or set `ctlplane_ip`", net.cidr)),
+                        Diagnostic::new(
+                            format!(
+                                "undercloud address {ip} is outside network `{ctl_name}` ({})",
+                                net.cidr
+                            ),
+                            loc(&file, uc_ctl_spanned.span()),
+                        )
+                        .help(format!(
+                            "use an address inside {}, or set `ctlplane_ip`",
+                            net.cidr
+                        )),
                     );
                 }
             }
@@ -179,8 +268,11 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         }
         None => {
             diags.push(
-                Diagnostic::new(format!("`{}` is not an IP address", uc_ctl_spanned.get_ref()), loc(&file, uc_ctl_spanned.span()))
-                    .help("give the undercloud's address on the provisioning network as `ctlplane_ip`"),
+                Diagnostic::new(
+                    format!("`{}` is not an IP address", uc_ctl_spanned.get_ref()),
+                    loc(&file, uc_ctl_spanned.span()),
+                )
+                .help("give the undercloud's address on the provisioning network as `ctlplane_ip`"),
             );
             IpAddr::from([0, 0, 0, 0])
         }
@@ -202,8 +294,18 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
     for (name, usage) in &inv.roles {
         let Some(role) = catalogue.roles.get(name.get_ref()) else {
             diags.push(
-                Diagnostic::new(format!("role `{}` does not exist", name.get_ref()), loc(&file, name.span()))
-                    .help(format!("create {} or use one of: {}", catalogue.roles_dir.join(format!("{}.toml", name.get_ref())).display(), available.join(", "))),
+                Diagnostic::new(
+                    format!("role `{}` does not exist", name.get_ref()),
+                    loc(&file, name.span()),
+                )
+                .help(format!(
+                    "create {} or use one of: {}",
+                    catalogue
+                        .roles_dir
+                        .join(format!("{}.toml", name.get_ref()))
+                        .display(),
+                    available.join(", ")
+                )),
             );
             continue;
         };
@@ -212,10 +314,18 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
             if !networks.contains_key(net.get_ref()) && !network_spans.contains_key(net.get_ref()) {
                 diags.push(
                     Diagnostic::new(
-                        format!("role `{}` uses network `{}`, which the inventory does not define", name.get_ref(), net.get_ref()),
+                        format!(
+                            "role `{}` uses network `{}`, which the inventory does not define",
+                            name.get_ref(),
+                            net.get_ref()
+                        ),
                         loc(&role.file, net.span()),
                     )
-                    .help(format!("add `[networks.{}]` to {}", net.get_ref(), file.display())),
+                    .help(format!(
+                        "add `[networks.{}]` to {}",
+                        net.get_ref(),
+                        file.display()
+                    )),
                 );
             }
         }
@@ -223,12 +333,20 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
             if !catalogue.services.contains_key(svc.get_ref()) {
                 diags.push(
                     Diagnostic::new(
-                        format!("role `{}` runs service `{}`, which has no template in the catalogue", name.get_ref(), svc.get_ref()),
+                        format!(
+                            "role `{}` runs service `{}`, which has no template in the catalogue",
+                            name.get_ref(),
+                            svc.get_ref()
+                        ),
                         loc(&role.file, svc.span()),
                     )
                     .help(format!(
                         "create {} (see docs/catalogue.md), or remove the service from the role",
-                        catalogue.templates_dir.join(svc.get_ref()).join("service.toml").display()
+                        catalogue
+                            .templates_dir
+                            .join(svc.get_ref())
+                            .join("service.toml")
+                            .display()
                     )),
                 );
             }
@@ -240,7 +358,11 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
             Role {
                 name: name.get_ref().clone(),
                 description: def.description.clone(),
-                hostname_format: usage.hostname_format.as_ref().map(|h| h.get_ref().clone()).unwrap_or_else(|| def.hostname_format.get_ref().clone()),
+                hostname_format: usage
+                    .hostname_format
+                    .as_ref()
+                    .map(|h| h.get_ref().clone())
+                    .unwrap_or_else(|| def.hostname_format.get_ref().clone()),
                 networks: def.networks.iter().map(|n| n.get_ref().clone()).collect(),
                 services: def.services.iter().map(|s| s.get_ref().clone()).collect(),
                 max_fail_percentage: usage.max_fail_percentage.unwrap_or(def.max_fail_percentage),
@@ -258,33 +380,73 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
     let mut seen_macs: BTreeMap<String, Range<usize>> = BTreeMap::new();
     let mut seen_bmcs: BTreeMap<String, Range<usize>> = BTreeMap::new();
     // (network, address) -> where first used
-    let mut seen_addrs: BTreeMap<(String, IpAddr), (String, Option<Range<usize>>)> = BTreeMap::new();
+    let mut seen_addrs: BTreeMap<(String, IpAddr), (String, Option<Range<usize>>)> =
+        BTreeMap::new();
     if !inv.incomplete.contains(&"undercloud") {
-        seen_addrs.insert((ctl_name.clone(), uc_ctlplane_ip), ("the undercloud".into(), Some(uc_ctl_spanned.span())));
+        seen_addrs.insert(
+            (ctl_name.clone(), uc_ctlplane_ip),
+            ("the undercloud".into(), Some(uc_ctl_spanned.span())),
+        );
     }
     for (net_name, net) in &networks {
         if let Some(vip) = net.vip {
-            let span = inv.networks.iter().find(|(n, _)| n.get_ref() == net_name).and_then(|(_, s)| s.vip.as_ref().map(|v| v.span()));
-            seen_addrs.insert((net_name.clone(), vip), (format!("the VIP of `{net_name}`"), span));
+            let span = inv
+                .networks
+                .iter()
+                .find(|(n, _)| n.get_ref() == net_name)
+                .and_then(|(_, s)| s.vip.as_ref().map(|v| v.span()));
+            seen_addrs.insert(
+                (net_name.clone(), vip),
+                (format!("the VIP of `{net_name}`"), span),
+            );
         }
         if let Some(gw) = net.gateway {
-            let span = inv.networks.iter().find(|(n, _)| n.get_ref() == net_name).and_then(|(_, s)| s.gateway.as_ref().map(|v| v.span()));
-            seen_addrs.entry((net_name.clone(), gw)).or_insert((format!("the gateway of `{net_name}`"), span));
+            let span = inv
+                .networks
+                .iter()
+                .find(|(n, _)| n.get_ref() == net_name)
+                .and_then(|(_, s)| s.gateway.as_ref().map(|v| v.span()));
+            seen_addrs
+                .entry((net_name.clone(), gw))
+                .or_insert((format!("the gateway of `{net_name}`"), span));
         }
     }
     for (node_span, node) in &inv.nodes {
         let Some(role) = roles.get(node.role.get_ref()) else {
-            if !inv.roles.iter().any(|(n, _)| n.get_ref() == node.role.get_ref()) {
+            if !inv
+                .roles
+                .iter()
+                .any(|(n, _)| n.get_ref() == node.role.get_ref())
+            {
                 let help = if available.contains(node.role.get_ref()) {
-                    format!("add `[roles.{}]` to the inventory to use this role", node.role.get_ref())
+                    format!(
+                        "add `[roles.{}]` to the inventory to use this role",
+                        node.role.get_ref()
+                    )
                 } else {
-                    format!("use one of the inventory's roles: {}", inv.roles.iter().map(|(n, _)| n.get_ref().as_str()).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "use one of the inventory's roles: {}",
+                        inv.roles
+                            .iter()
+                            .map(|(n, _)| n.get_ref().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 };
-                diags.push(Diagnostic::new(format!("node role `{}` does not exist", node.role.get_ref()), loc(&file, node.role.span())).help(help));
+                diags.push(
+                    Diagnostic::new(
+                        format!("node role `{}` does not exist", node.role.get_ref()),
+                        loc(&file, node.role.span()),
+                    )
+                    .help(help),
+                );
             }
             continue;
         };
-        let index = *per_role.entry(role.name.clone()).and_modify(|i| *i += 1).or_insert(0);
+        let index = *per_role
+            .entry(role.name.clone())
+            .and_modify(|i| *i += 1)
+            .or_insert(0);
         let name = match &node.name {
             Some(n) => n.get_ref().clone(),
             None => role
@@ -293,7 +455,11 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
                 .replace("{role}", &role.name.to_ascii_lowercase())
                 .replace("{index}", &index.to_string()),
         };
-        let name_span = node.name.as_ref().map(|n| n.span()).unwrap_or(node_span.clone());
+        let name_span = node
+            .name
+            .as_ref()
+            .map(|n| n.span())
+            .unwrap_or(node_span.clone());
         if !valid_hostname(&name) {
             diags.push(
                 Diagnostic::new(format!("`{name}` is not a valid host name"), loc(&file, name_span.clone()))
@@ -302,9 +468,12 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         }
         if let Some(first) = seen_names.get(&name) {
             diags.push(
-                Diagnostic::new(format!("duplicate node name `{name}`"), loc(&file, name_span.clone()))
-                    .note("first used here", loc(&file, first.clone()))
-                    .help("give every node its own name"),
+                Diagnostic::new(
+                    format!("duplicate node name `{name}`"),
+                    loc(&file, name_span.clone()),
+                )
+                .note("first used here", loc(&file, first.clone()))
+                .help("give every node its own name"),
             );
         } else {
             seen_names.insert(name.clone(), name_span.clone());
@@ -313,7 +482,15 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
         let mut addresses = BTreeMap::new();
         if let Some(ip) = ctlplane_ip {
             addresses.insert(ctl_name.clone(), ip);
-            note_address(&mut seen_addrs, &ctl_name, ip, &name, Some(node.ctlplane_ip.span()), &file, diags);
+            note_address(
+                &mut seen_addrs,
+                &ctl_name,
+                ip,
+                &name,
+                Some(node.ctlplane_ip.span()),
+                &file,
+                diags,
+            );
         }
         for (net_name, value) in &node.addresses {
             if !role.networks.contains(net_name) {
@@ -323,17 +500,39 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
                 );
                 continue;
             }
-            let Some(net) = networks.get(net_name) else { continue };
+            let Some(net) = networks.get(net_name) else {
+                continue;
+            };
             match parse_ip(value.get_ref()) {
                 Some(ip) if net.cidr.contains(&ip) => {
                     addresses.insert(net_name.clone(), ip);
-                    note_address(&mut seen_addrs, net_name, ip, &name, Some(value.span()), &file, diags);
+                    note_address(
+                        &mut seen_addrs,
+                        net_name,
+                        ip,
+                        &name,
+                        Some(value.span()),
+                        &file,
+                        diags,
+                    );
                 }
                 Some(ip) => diags.push(
-                    Diagnostic::new(format!("address {ip} is outside network `{net_name}` ({})", net.cidr), loc(&file, value.span()))
-                        .help(format!("use an address inside {}", net.cidr)),
+                    Diagnostic::new(
+                        format!(
+                            "address {ip} is outside network `{net_name}` ({})",
+                            net.cidr
+                        ),
+                        loc(&file, value.span()),
+                    )
+                    .help(format!("use an address inside {}", net.cidr)),
                 ),
-                None => diags.push(Diagnostic::new(format!("`{}` is not an IP address", value.get_ref()), loc(&file, value.span())).help("write an IPv4 or IPv6 address")),
+                None => diags.push(
+                    Diagnostic::new(
+                        format!("`{}` is not an IP address", value.get_ref()),
+                        loc(&file, value.span()),
+                    )
+                    .help("write an IPv4 or IPv6 address"),
+                ),
             }
         }
         // Allocate the rest: the same host number as on the provisioning network.
@@ -343,7 +542,9 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
                 if addresses.contains_key(net_name) {
                     continue;
                 }
-                let Some(net) = networks.get(net_name) else { continue };
+                let Some(net) = networks.get(net_name) else {
+                    continue;
+                };
                 match offset.and_then(|o| nth_address(&net.cidr, o)).filter(|a| in_range(*a, net.allocation_start, net.allocation_end)) {
                     Some(a) => {
                         addresses.insert(net_name.clone(), a);
@@ -370,9 +571,12 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
                 Some(m) => {
                     if let Some(first) = seen_macs.get(&m) {
                         diags.push(
-                            Diagnostic::new(format!("duplicate MAC address {m}"), loc(&file, mac.span()))
-                                .note("first used here", loc(&file, first.clone()))
-                                .help("every NIC has its own MAC: check for a copy-paste"),
+                            Diagnostic::new(
+                                format!("duplicate MAC address {m}"),
+                                loc(&file, mac.span()),
+                            )
+                            .note("first used here", loc(&file, first.clone()))
+                            .help("every NIC has its own MAC: check for a copy-paste"),
                         );
                     } else {
                         seen_macs.insert(m.clone(), mac.span());
@@ -380,12 +584,25 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
                     macs.push(m);
                 }
                 None => diags.push(
-                    Diagnostic::new(format!("`{}` is not a MAC address", mac.get_ref()), loc(&file, mac.span()))
-                        .help("write six hexadecimal pairs separated by colons, e.g. 52:54:00:12:34:56"),
+                    Diagnostic::new(
+                        format!("`{}` is not a MAC address", mac.get_ref()),
+                        loc(&file, mac.span()),
+                    )
+                    .help(
+                        "write six hexadecimal pairs separated by colons, e.g. 52:54:00:12:34:56",
+                    ),
                 ),
             }
         }
-        let bmc = check_bmc(&file, node, &name, &secrets, &secrets_hint, &mut seen_bmcs, diags);
+        let bmc = check_bmc(
+            &file,
+            node,
+            &name,
+            &secrets,
+            &secrets_hint,
+            &mut seen_bmcs,
+            diags,
+        );
         let mut host_vars = vars.clone();
         merge_tables(&mut host_vars, &role.vars);
         merge_tables(&mut host_vars, &node.vars);
@@ -414,7 +631,11 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
             if *count.get_ref() != actual {
                 diags.push(
                     Diagnostic::new(
-                        format!("role `{}` expects {} nodes but the inventory has {actual}", name.get_ref(), count.get_ref()),
+                        format!(
+                            "role `{}` expects {} nodes but the inventory has {actual}",
+                            name.get_ref(),
+                            count.get_ref()
+                        ),
                         loc(&file, count.span()),
                     )
                     .help("add or remove `[[nodes]]` of this role, or change `count`"),
@@ -430,8 +651,23 @@ fn build_inner(path: &Path, tree: &dyn SourceTree, opts: &LoadOptions, sources: 
             for secret in &s.manifest.secrets {
                 if !secrets.contains(secret.get_ref()) {
                     diags.push(
-                        Diagnostic::new(format!("secret `{}` (needed by service `{svc}`) has no value", secret.get_ref()), loc(&s.file, secret.span()))
-                            .help(secrets_hint.replace("NAME", secret.get_ref()).replace(&format!("{}{}", inv.secrets.env_prefix, secret.get_ref()), &format!("{}{}", inv.secrets.env_prefix, secret.get_ref().to_ascii_uppercase()))),
+                        Diagnostic::new(
+                            format!(
+                                "secret `{}` (needed by service `{svc}`) has no value",
+                                secret.get_ref()
+                            ),
+                            loc(&s.file, secret.span()),
+                        )
+                        .help(
+                            secrets_hint.replace("NAME", secret.get_ref()).replace(
+                                &format!("{}{}", inv.secrets.env_prefix, secret.get_ref()),
+                                &format!(
+                                    "{}{}",
+                                    inv.secrets.env_prefix,
+                                    secret.get_ref().to_ascii_uppercase()
+                                ),
+                            ),
+                        ),
                     );
                 }
             }
@@ -465,21 +701,39 @@ fn valid_hostname(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-fn check_node_ctlplane(file: &Path, node: &NodeSpec, ctlplane: Option<&Network>, ctl_name: &str, diags: &mut Diagnostics) -> Option<IpAddr> {
+fn check_node_ctlplane(
+    file: &Path,
+    node: &NodeSpec,
+    ctlplane: Option<&Network>,
+    ctl_name: &str,
+    diags: &mut Diagnostics,
+) -> Option<IpAddr> {
     let v = &node.ctlplane_ip;
     match parse_ip(v.get_ref()) {
         Some(ip) => match ctlplane {
             Some(net) if !net.cidr.contains(&ip) => {
                 diags.push(
-                    Diagnostic::new(format!("address {ip} is outside network `{ctl_name}` ({})", net.cidr), loc(file, v.span()))
-                        .help(format!("use an address inside {}", net.cidr)),
+                    Diagnostic::new(
+                        format!(
+                            "address {ip} is outside network `{ctl_name}` ({})",
+                            net.cidr
+                        ),
+                        loc(file, v.span()),
+                    )
+                    .help(format!("use an address inside {}", net.cidr)),
                 );
                 None
             }
             _ => Some(ip),
         },
         None => {
-            diags.push(Diagnostic::new(format!("`{}` is not an IP address", v.get_ref()), loc(file, v.span())).help("write an IPv4 or IPv6 address"));
+            diags.push(
+                Diagnostic::new(
+                    format!("`{}` is not an IP address", v.get_ref()),
+                    loc(file, v.span()),
+                )
+                .help("write an IPv4 or IPv6 address"),
+            );
             None
         }
     }
@@ -504,7 +758,11 @@ fn note_address(
         }
         diags.push(d);
     } else {
-        let label = if who.starts_with("the ") { who.to_string() } else { format!("`{who}`") };
+        let label = if who.starts_with("the ") {
+            who.to_string()
+        } else {
+            format!("`{who}`")
+        };
         seen.insert(key, (label, span));
     }
 }
@@ -519,7 +777,16 @@ fn check_bmc(
     diags: &mut Diagnostics,
 ) -> Bmc {
     let Some(spec) = &node.bmc else {
-        return Bmc { driver: BmcDriver::None, address: None, port: None, system_id: None, username: None, password_secret: None, scheme: "https".into(), verify_tls: true };
+        return Bmc {
+            driver: BmcDriver::None,
+            address: None,
+            port: None,
+            system_id: None,
+            username: None,
+            password_secret: None,
+            scheme: "https".into(),
+            verify_tls: true,
+        };
     };
     let driver = *spec.driver.get_ref();
     let dspan = spec.driver.span();
@@ -527,8 +794,14 @@ fn check_bmc(
         let needs = |what: &str, present: bool, diags: &mut Diagnostics| {
             if !present {
                 diags.push(
-                    Diagnostic::new(format!("the {driver:?} BMC of `{name}` has no `{what}`").to_lowercase().replace("redfish", "Redfish").replace("ipmi", "IPMI"), loc(file, dspan.clone()))
-                        .help(format!("add `{what}` to this node's `bmc` table")),
+                    Diagnostic::new(
+                        format!("the {driver:?} BMC of `{name}` has no `{what}`")
+                            .to_lowercase()
+                            .replace("redfish", "Redfish")
+                            .replace("ipmi", "IPMI"),
+                        loc(file, dspan.clone()),
+                    )
+                    .help(format!("add `{what}` to this node's `bmc` table")),
                 );
             }
         };
@@ -542,24 +815,39 @@ fn check_bmc(
             let secret = pw.name.get_ref();
             if !secrets.contains(secret) {
                 diags.push(
-                    Diagnostic::new(format!("secret `{secret}` (BMC password of `{name}`) has no value"), loc(file, pw.name.span()))
-                        .help(secrets_hint.replace("NAME", secret)),
+                    Diagnostic::new(
+                        format!("secret `{secret}` (BMC password of `{name}`) has no value"),
+                        loc(file, pw.name.span()),
+                    )
+                    .help(secrets_hint.replace("NAME", secret)),
                 );
             }
         }
         if let Some(addr) = &spec.address {
-            let port = spec.port.unwrap_or(if driver == BmcDriver::Ipmi { 623 } else { 443 });
+            let port = spec
+                .port
+                .unwrap_or(if driver == BmcDriver::Ipmi { 623 } else { 443 });
             let key = format!(
                 "{}:{port}/{}",
                 addr.get_ref(),
-                spec.system_id.as_ref().map(|s| s.get_ref().as_str()).unwrap_or("")
+                spec.system_id
+                    .as_ref()
+                    .map(|s| s.get_ref().as_str())
+                    .unwrap_or("")
             );
-            let span = spec.system_id.as_ref().map(|s| s.span()).unwrap_or(addr.span());
+            let span = spec
+                .system_id
+                .as_ref()
+                .map(|s| s.span())
+                .unwrap_or(addr.span());
             if let Some(first) = seen.get(&key) {
                 diags.push(
-                    Diagnostic::new(format!("duplicate BMC endpoint {key}: two nodes would share one BMC"), loc(file, span))
-                        .note("first used here", loc(file, first.clone()))
-                        .help("give each node its own BMC address, port or system id"),
+                    Diagnostic::new(
+                        format!("duplicate BMC endpoint {key}: two nodes would share one BMC"),
+                        loc(file, span),
+                    )
+                    .note("first used here", loc(file, first.clone()))
+                    .help("give each node its own BMC address, port or system id"),
                 );
             } else {
                 seen.insert(key, span);

@@ -74,7 +74,13 @@ pub fn parse_gather(out: &str) -> ActualHost {
                 }
             }
             ["C", name, state, hash] => {
-                host.containers.insert(name.to_string(), ActualContainer { state: state.to_string(), config_hash: hash.to_string() });
+                host.containers.insert(
+                    name.to_string(),
+                    ActualContainer {
+                        state: state.to_string(),
+                        config_hash: hash.to_string(),
+                    },
+                );
             }
             _ => {}
         }
@@ -83,13 +89,22 @@ pub fn parse_gather(out: &str) -> ActualHost {
 }
 
 /// Reads the actual state of the paths and containers `desired` manages.
-pub async fn gather(session: &Session, desired: &HostState, timeout: Duration) -> Result<ActualHost, TransportError> {
+pub async fn gather(
+    session: &Session,
+    desired: &HostState,
+    timeout: Duration,
+) -> Result<ActualHost, TransportError> {
     gather_with(session, desired, timeout, true).await
 }
 
 /// As [`gather`]; with `fetch_contents` false, the differing files are not fetched (one
 /// round trip in all).
-pub async fn gather_with(session: &Session, desired: &HostState, timeout: Duration, fetch_contents: bool) -> Result<ActualHost, TransportError> {
+pub async fn gather_with(
+    session: &Session,
+    desired: &HostState,
+    timeout: Duration,
+    fetch_contents: bool,
+) -> Result<ActualHost, TransportError> {
     let mut paths: Vec<&str> = desired.files.keys().map(String::as_str).collect();
     paths.extend(desired.directories.iter().map(|d| d.path.as_str()));
     let out = session.exec(&gather_command(&paths), None, timeout).await?;
@@ -98,19 +113,36 @@ pub async fn gather_with(session: &Session, desired: &HostState, timeout: Durati
     let differing: Vec<&str> = desired
         .files
         .values()
-        .filter(|f| actual.paths.get(&f.path).and_then(|a| a.sha256.as_deref()).map(|h| h != f.sha256()).unwrap_or(false))
+        .filter(|f| {
+            actual
+                .paths
+                .get(&f.path)
+                .and_then(|a| a.sha256.as_deref())
+                .map(|h| h != f.sha256())
+                .unwrap_or(false)
+        })
         .map(|f| f.path.as_str())
         .collect();
     if fetch_contents && !differing.is_empty() {
-        let cmd: Vec<String> = differing.iter().map(|p| format!("wc -c < {q}; cat {q}", q = shell_quote(p))).collect();
+        let cmd: Vec<String> = differing
+            .iter()
+            .map(|p| format!("wc -c < {q}; cat {q}", q = shell_quote(p)))
+            .collect();
         let out = session.exec(&cmd.join("; "), None, timeout).await?;
         let mut rest: &[u8] = &out.stdout;
         for path in differing {
-            let Some(nl) = rest.iter().position(|b| *b == b'\n') else { break };
-            let size: usize = String::from_utf8_lossy(&rest[..nl]).trim().parse().unwrap_or(0);
+            let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
+                break;
+            };
+            let size: usize = String::from_utf8_lossy(&rest[..nl])
+                .trim()
+                .parse()
+                .unwrap_or(0);
             rest = &rest[nl + 1..];
             let take = size.min(rest.len());
-            actual.contents.insert(path.to_string(), rest[..take].to_vec());
+            actual
+                .contents
+                .insert(path.to_string(), rest[..take].to_vec());
             rest = &rest[take..];
         }
     }
@@ -129,9 +161,18 @@ mod tests {
                    C\tnova_compute\trunning\tdeadbeef\n";
         let h = parse_gather(out);
         let a = &h.paths["/etc/overcloud/a.conf"];
-        assert_eq!((a.mode, a.uid.as_str(), a.gid.as_str(), a.sha256.as_deref()), (0o640, "0", "42436", Some("abc123")));
+        assert_eq!(
+            (a.mode, a.uid.as_str(), a.gid.as_str(), a.sha256.as_deref()),
+            (0o640, "0", "42436", Some("abc123"))
+        );
         assert_eq!(h.paths["/var/log/overcloud/nova"].kind, "directory");
-        assert_eq!(h.containers["nova_compute"], ActualContainer { state: "running".into(), config_hash: "deadbeef".into() });
+        assert_eq!(
+            h.containers["nova_compute"],
+            ActualContainer {
+                state: "running".into(),
+                config_hash: "deadbeef".into()
+            }
+        );
     }
 
     #[test]

@@ -24,13 +24,26 @@ fn same_id(desired: &str, name: &str, number: &str) -> bool {
 /// except that in a file holding secrets every line of the host's that the desired
 /// file does not have is hidden (it may hold an old secret value).
 pub fn as_state(desired: &HostState, actual: &ActualHost) -> HostState {
-    let mut hs = HostState { name: desired.name.clone(), role: desired.role.clone(), ..Default::default() };
+    let mut hs = HostState {
+        name: desired.name.clone(),
+        role: desired.role.clone(),
+        ..Default::default()
+    };
     for f in desired.files.values() {
-        let Some(a) = actual.paths.get(&f.path) else { continue };
+        let Some(a) = actual.paths.get(&f.path) else {
+            continue;
+        };
         let content = match &a.sha256 {
             Some(h) if *h == f.sha256() => f.content.clone(),
             Some(_) => {
-                let text = String::from_utf8_lossy(actual.contents.get(&f.path).map(Vec::as_slice).unwrap_or_default()).into_owned();
+                let text = String::from_utf8_lossy(
+                    actual
+                        .contents
+                        .get(&f.path)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                )
+                .into_owned();
                 if f.secret {
                     let known: std::collections::BTreeSet<&str> = f.content.lines().collect();
                     text.lines()
@@ -49,8 +62,16 @@ pub fn as_state(desired: &HostState, actual: &ActualHost) -> HostState {
                 path: f.path.clone(),
                 content,
                 mode: a.mode,
-                owner: if same_id(&f.owner, &a.user, &a.uid) { f.owner.clone() } else { a.user.clone() },
-                group: if same_id(&f.group, &a.group, &a.gid) { f.group.clone() } else { a.group.clone() },
+                owner: if same_id(&f.owner, &a.user, &a.uid) {
+                    f.owner.clone()
+                } else {
+                    a.user.clone()
+                },
+                group: if same_id(&f.group, &a.group, &a.gid) {
+                    f.group.clone()
+                } else {
+                    a.group.clone()
+                },
                 service: f.service.clone(),
                 kind: f.kind.clone(),
                 secret: f.secret,
@@ -62,14 +83,27 @@ pub fn as_state(desired: &HostState, actual: &ActualHost) -> HostState {
             hs.directories.push(crate::render::DesiredDir {
                 path: d.path.clone(),
                 mode: format!("{:04o}", a.mode),
-                owner: if same_id(&d.owner, &a.user, &a.uid) { d.owner.clone() } else { a.user.clone() },
-                group: if same_id(&d.group, &a.group, &a.gid) { d.group.clone() } else { a.group.clone() },
+                owner: if same_id(&d.owner, &a.user, &a.uid) {
+                    d.owner.clone()
+                } else {
+                    a.user.clone()
+                },
+                group: if same_id(&d.group, &a.group, &a.gid) {
+                    d.group.clone()
+                } else {
+                    a.group.clone()
+                },
             });
         }
     }
     for (name, c) in &actual.containers {
-        let mut def = desired.containers.get(name).cloned().unwrap_or_else(|| ContainerDef::named(name));
-        def.labels.insert("provision.config_hash".into(), c.config_hash.clone());
+        let mut def = desired
+            .containers
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| ContainerDef::named(name));
+        def.labels
+            .insert("provision.config_hash".into(), c.config_hash.clone());
         hs.containers.insert(name.clone(), def);
     }
     hs
@@ -83,7 +117,13 @@ pub struct Unreachable {
 }
 
 /// Reads every host of `desired` through `fleet` (in parallel) and compares.
-pub async fn plan(inventory: &str, desired: &DesiredState, secrets: &Secrets, fleet: &Fleet, timeout: Duration) -> (Report, Vec<Unreachable>) {
+pub async fn plan(
+    inventory: &str,
+    desired: &DesiredState,
+    secrets: &Secrets,
+    fleet: &Fleet,
+    timeout: Duration,
+) -> (Report, Vec<Unreachable>) {
     let mut tasks = tokio::task::JoinSet::new();
     let mut failed = Vec::new();
     for (name, hs) in &desired.hosts {
@@ -98,7 +138,9 @@ pub async fn plan(inventory: &str, desired: &DesiredState, secrets: &Secrets, fl
             Some(Err(_)) | None => {}
         }
     }
-    let mut actual = DesiredState { hosts: BTreeMap::new() };
+    let mut actual = DesiredState {
+        hosts: BTreeMap::new(),
+    };
     while let Some(done) = tasks.join_next().await {
         if let Ok((name, result)) = done {
             match result {
@@ -111,15 +153,43 @@ pub async fn plan(inventory: &str, desired: &DesiredState, secrets: &Secrets, fl
     }
     for (name, r) in &fleet.nodes {
         if let Err(e) = r {
-            failed.push(Unreachable { host: name.clone(), error: TransportError::Ssh { host: name.clone(), during: "connecting".into(), message: e.to_string() } });
+            failed.push(Unreachable {
+                host: name.clone(),
+                error: TransportError::Ssh {
+                    host: name.clone(),
+                    during: "connecting".into(),
+                    message: e.to_string(),
+                },
+            });
         }
     }
     // Compare only the hosts that were read.
-    let reached = DesiredState { hosts: desired.hosts.iter().filter(|(n, _)| actual.hosts.contains_key(*n)).map(|(n, h)| (n.clone(), h.clone())).collect() };
+    let reached = DesiredState {
+        hosts: desired
+            .hosts
+            .iter()
+            .filter(|(n, _)| actual.hosts.contains_key(*n))
+            .map(|(n, h)| (n.clone(), h.clone()))
+            .collect(),
+    };
     let mut report = diff::compare(
         inventory,
-        &Side { label: RevisionInfo { rev: "actual state".into(), commit: None }, state: &actual, secrets },
-        &Side { label: RevisionInfo { rev: "desired state".into(), commit: None }, state: &reached, secrets },
+        &Side {
+            label: RevisionInfo {
+                rev: "actual state".into(),
+                commit: None,
+            },
+            state: &actual,
+            secrets,
+        },
+        &Side {
+            label: RevisionInfo {
+                rev: "desired state".into(),
+                commit: None,
+            },
+            state: &reached,
+            secrets,
+        },
     );
     report.kind = diff::ReportKind::Plan;
     failed.sort_by(|a, b| a.host.cmp(&b.host));

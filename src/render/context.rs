@@ -81,7 +81,11 @@ impl SharedContext {
                 )
             })
             .collect();
-        let vip: BTreeMap<&str, Option<IpAddr>> = cloud.networks.keys().map(|n| (n.as_str(), vip_of(cloud, n))).collect();
+        let vip: BTreeMap<&str, Option<IpAddr>> = cloud
+            .networks
+            .keys()
+            .map(|n| (n.as_str(), vip_of(cloud, n)))
+            .collect();
         Self {
             cloud: minijinja::context! {
                 name => cloud.name.clone(), domain => cloud.domain.clone(), registry => cloud.registry.clone(), tag => cloud.tag.clone(),
@@ -109,7 +113,12 @@ pub fn vip_of(cloud: &Cloud, net: &str) -> Option<IpAddr> {
         .iter()
         .filter(|h| h.services.iter().any(|s| s == "haproxy"))
         .find_map(|h| h.addresses.get(net).copied())
-        .or_else(|| cloud.hosts.iter().find_map(|h| h.addresses.get(net).copied()))
+        .or_else(|| {
+            cloud
+                .hosts
+                .iter()
+                .find_map(|h| h.addresses.get(net).copied())
+        })
 }
 
 /// The `host` variable.
@@ -121,7 +130,14 @@ pub fn host_value(cloud: &Cloud, host: &Host) -> Value {
             let net = cloud.networks.get(n)?;
             Some((
                 n.as_str(),
-                HostNet { address: *a, cidr: net.cidr.to_string(), prefix: net.cidr.prefix_len(), vlan: net.vlan, gateway: net.gateway, mtu: net.mtu },
+                HostNet {
+                    address: *a,
+                    cidr: net.cidr.to_string(),
+                    prefix: net.cidr.prefix_len(),
+                    vlan: net.vlan,
+                    gateway: net.gateway,
+                    mtu: net.mtu,
+                },
             ))
         })
         .collect();

@@ -84,9 +84,15 @@ mod tests {
     #[test]
     fn default_first_then_sorted() {
         let mut ini = RenderedIni::new();
-        ini.entry("database".into()).or_default().insert("connection".into(), Rendered::One("x".into()));
-        ini.entry("DEFAULT".into()).or_default().insert("debug".into(), Rendered::One("false".into()));
-        ini.entry("DEFAULT".into()).or_default().insert("allow".into(), Rendered::Many(vec!["a".into(), "b".into()]));
+        ini.entry("database".into())
+            .or_default()
+            .insert("connection".into(), Rendered::One("x".into()));
+        ini.entry("DEFAULT".into())
+            .or_default()
+            .insert("debug".into(), Rendered::One("false".into()));
+        ini.entry("DEFAULT".into())
+            .or_default()
+            .insert("allow".into(), Rendered::Many(vec!["a".into(), "b".into()]));
         let text = write("generated", &ini);
         assert_eq!(text, "# generated\n\n[DEFAULT]\nallow = a\nallow = b\ndebug = false\n\n[database]\nconnection = x\n");
     }

@@ -168,12 +168,29 @@ impl<'c> Renderer<'c> {
         // Keep template sources for located errors, in release builds too.
         env.set_debug(true);
         // Like Ansible's template module: trailing newlines kept, blocks trimmed.
-        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).trim_blocks(true).build() {
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .trim_blocks(true)
+            .build()
+        {
             env.set_syntax(syntax);
         }
-        let mut r = Renderer { cloud, env, origins: BTreeMap::new(), shared: SharedContext::new(cloud) };
+        let mut r = Renderer {
+            cloud,
+            env,
+            origins: BTreeMap::new(),
+            shared: SharedContext::new(cloud),
+        };
         for (name, src) in &cloud.catalogue.templates {
-            r.add(name.clone(), src.text.clone(), Origin { file: src.file.clone(), span: None }, diags);
+            r.add(
+                name.clone(),
+                src.text.clone(),
+                Origin {
+                    file: src.file.clone(),
+                    span: None,
+                },
+                diags,
+            );
         }
         // Templated INI values, wherever they are written.
         let mut values: Vec<(String, String, Origin)> = Vec::new();
@@ -186,7 +203,14 @@ impl<'c> Renderer<'c> {
             }
             for v in s.manifest.environment.values() {
                 if is_template(v) {
-                    values.push((format!("{}#environment:{v}", s.file.display()), v.clone(), Origin { file: s.file.clone(), span: None }));
+                    values.push((
+                        format!("{}#environment:{v}", s.file.display()),
+                        v.clone(),
+                        Origin {
+                            file: s.file.clone(),
+                            span: None,
+                        },
+                    ));
                 }
             }
         }
@@ -216,7 +240,10 @@ impl<'c> Renderer<'c> {
 
     fn template_error(&self, e: &minijinja::Error, origin: &Origin) -> Diagnostic {
         let snippet = match (e.template_source(), e.range()) {
-            (Some(src), Some(r)) => src.get(r).filter(|t| !t.contains('\n') && t.len() <= 80).map(|t| format!(" `{}`", t.trim())),
+            (Some(src), Some(r)) => src
+                .get(r)
+                .filter(|t| !t.contains('\n') && t.len() <= 80)
+                .map(|t| format!(" `{}`", t.trim())),
             _ => None,
         };
         let detail = match (e.kind(), snippet) {
@@ -237,8 +264,18 @@ impl<'c> Renderer<'c> {
             (Some(s), Some(r)) => Some(s.start + 1 + r.start..s.start + 1 + r.end),
             (Some(s), None) => Some(s.clone()),
             (None, None) => e.line().and_then(|line| {
-                let src = self.cloud.catalogue.templates.values().find(|t| t.file == origin.file)?;
-                let offset: usize = src.text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+                let src = self
+                    .cloud
+                    .catalogue
+                    .templates
+                    .values()
+                    .find(|t| t.file == origin.file)?;
+                let offset: usize = src
+                    .text
+                    .split_inclusive('\n')
+                    .take(line.saturating_sub(1))
+                    .map(str::len)
+                    .sum();
                 Some(offset..offset)
             }),
         };
@@ -246,12 +283,22 @@ impl<'c> Renderer<'c> {
     }
 
     fn render_named(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
-        let origin = self.origins.get(name).cloned().unwrap_or(Origin { file: PathBuf::from(name), span: None });
-        let t = self.env.get_template(name).map_err(|e| self.template_error(&e, &origin))?;
+        let origin = self.origins.get(name).cloned().unwrap_or(Origin {
+            file: PathBuf::from(name),
+            span: None,
+        });
+        let t = self
+            .env
+            .get_template(name)
+            .map_err(|e| self.template_error(&e, &origin))?;
         t.render(ctx).map_err(|e| {
             let mut d = self.template_error(&e, &origin);
             // The innermost template of an include may differ from the one called.
-            if let Some(inner) = e.name().filter(|n| *n != name).and_then(|n| self.origins.get(n)) {
+            if let Some(inner) = e
+                .name()
+                .filter(|n| *n != name)
+                .and_then(|n| self.origins.get(n))
+            {
                 d = self.template_error(&e, inner);
             }
             d
@@ -279,18 +326,29 @@ impl<'c> Renderer<'c> {
     /// Renders one host.
     pub fn render_host(&self, host: &Host, diags: &mut Diagnostics) -> HostState {
         let cloud = self.cloud;
-        let mut hs = HostState { name: host.name.clone(), role: host.role.clone(), ..Default::default() };
+        let mut hs = HostState {
+            name: host.name.clone(),
+            role: host.role.clone(),
+            ..Default::default()
+        };
         let host_v = host_value(cloud, host);
         let vars_v = crate::render::context::ser(&host.vars);
         let role = cloud.roles.get(&host.role);
         let mut pending: Vec<(&Service, Value)> = Vec::new();
         for svc_name in &host.services {
-            let Some(svc) = cloud.catalogue.services.get(svc_name) else { continue };
+            let Some(svc) = cloud.catalogue.services.get(svc_name) else {
+                continue;
+            };
             let m = &svc.manifest;
             let secrets: BTreeMap<&str, &str> = m
                 .secrets
                 .iter()
-                .filter_map(|s| cloud.secrets.get(s.get_ref()).map(|v| (s.get_ref().as_str(), v.expose())))
+                .filter_map(|s| {
+                    cloud
+                        .secrets
+                        .get(s.get_ref())
+                        .map(|v| (s.get_ref().as_str(), v.expose()))
+                })
                 .collect();
             let service_v = minijinja::context! {
                 name => svc_name.clone(),
@@ -314,7 +372,9 @@ impl<'c> Renderer<'c> {
             let mut rendered: Vec<DesiredFile> = Vec::new();
             for f in &m.files {
                 let content = if let Some(src) = &f.src {
-                    let Some(name) = cloud.catalogue.template_name(svc_name, src.get_ref()) else { continue };
+                    let Some(name) = cloud.catalogue.template_name(svc_name, src.get_ref()) else {
+                        continue;
+                    };
                     match self.render_named(&name, &ctx) {
                         Ok(c) => (c, FileKind::Template { template: name }),
                         Err(d) => {
@@ -323,11 +383,19 @@ impl<'c> Renderer<'c> {
                         }
                     }
                 } else if let Some(id) = &f.oslo {
-                    let Some(defaults) = cloud.catalogue.oslo.get(id.get_ref()) else { continue };
+                    let Some(defaults) = cloud.catalogue.oslo.get(id.get_ref()) else {
+                        continue;
+                    };
                     let inv = cloud.inventory.path.as_path();
-                    let mut layers: Vec<(&Path, &crate::inventory::spec::IniSections)> =
-                        vec![(defaults.file.as_path(), &defaults.sections), (svc.file.as_path(), &f.ini)];
-                    let levels: [Option<&ConfigOverrides>; 3] = [Some(&cloud.config), role.map(|r| &r.config), Some(&host.config)];
+                    let mut layers: Vec<(&Path, &crate::inventory::spec::IniSections)> = vec![
+                        (defaults.file.as_path(), &defaults.sections),
+                        (svc.file.as_path(), &f.ini),
+                    ];
+                    let levels: [Option<&ConfigOverrides>; 3] = [
+                        Some(&cloud.config),
+                        role.map(|r| &r.config),
+                        Some(&host.config),
+                    ];
                     for level in levels.into_iter().flatten() {
                         if let Some(l) = level.get(id.get_ref()) {
                             layers.push((inv, l));
@@ -347,7 +415,13 @@ impl<'c> Renderer<'c> {
                                 host.name,
                                 defaults.file.display()
                             );
-                            (ini::write(&header, &ini), FileKind::Oslo { id: id.get_ref().clone(), namespaces: defaults.namespaces.clone() })
+                            (
+                                ini::write(&header, &ini),
+                                FileKind::Oslo {
+                                    id: id.get_ref().clone(),
+                                    namespaces: defaults.namespaces.clone(),
+                                },
+                            )
                         }
                         Err(d) => {
                             diags.push(d);
@@ -380,7 +454,12 @@ impl<'c> Renderer<'c> {
             for v in &m.volumes {
                 let src = v.split(':').next().unwrap_or("");
                 if src.starts_with(DATA_ROOT) && src.len() > DATA_ROOT.len() {
-                    hs.directories.push(DesiredDir { path: src.to_string(), mode: "0750".into(), owner: "root".into(), group: "root".into() });
+                    hs.directories.push(DesiredDir {
+                        path: src.to_string(),
+                        mode: "0750".into(),
+                        owner: "root".into(),
+                        group: "root".into(),
+                    });
                 }
             }
             for d in &m.directories {
@@ -399,7 +478,11 @@ impl<'c> Renderer<'c> {
         // Containers last: their config hash covers files of other services they share.
         for (svc, ctx) in pending {
             let m = &svc.manifest;
-            let mut used: Vec<&DesiredFile> = hs.files.values().filter(|f| f.service == svc.name).collect();
+            let mut used: Vec<&DesiredFile> = hs
+                .files
+                .values()
+                .filter(|f| f.service == svc.name)
+                .collect();
             let mut shared_mounts = Vec::new();
             for sf in &m.shared_files {
                 match hs.files.get(sf.dest.get_ref()) {
@@ -432,7 +515,9 @@ impl<'c> Renderer<'c> {
                 owner: "root".into(),
                 group: "root".into(),
                 service: svc.name.clone(),
-                kind: FileKind::Container { container: svc.name.clone() },
+                kind: FileKind::Container {
+                    container: svc.name.clone(),
+                },
             };
             self.insert_file(&mut hs, svc, host, def_file, diags);
             hs.containers.insert(container.name.clone(), container);
@@ -450,12 +535,27 @@ impl<'c> Renderer<'c> {
         hs
     }
 
-    fn insert_file(&self, hs: &mut HostState, svc: &Service, host: &Host, f: DesiredFile, diags: &mut Diagnostics) {
+    fn insert_file(
+        &self,
+        hs: &mut HostState,
+        svc: &Service,
+        host: &Host,
+        f: DesiredFile,
+        diags: &mut Diagnostics,
+    ) {
         if let Some(other) = hs.files.get(&f.path) {
-            let dest_span = svc.manifest.files.iter().find(|x| x.dest.get_ref() == &f.path).map(|x| x.dest.span());
+            let dest_span = svc
+                .manifest
+                .files
+                .iter()
+                .find(|x| x.dest.get_ref() == &f.path)
+                .map(|x| x.dest.span());
             diags.push(
                 Diagnostic::new(
-                    format!("services `{}` and `{}` both write {} on `{}`", other.service, svc.name, f.path, host.name),
+                    format!(
+                        "services `{}` and `{}` both write {} on `{}`",
+                        other.service, svc.name, f.path, host.name
+                    ),
                     Location::new(&svc.file, dest_span),
                 )
                 .help("give each service its own destination path"),
@@ -465,14 +565,24 @@ impl<'c> Renderer<'c> {
         hs.files.insert(f.path.clone(), f);
     }
 
-    fn render_ini(&self, layers: &[(&Path, &crate::inventory::spec::IniSections)], ctx: &Value) -> Result<RenderedIni, Diagnostic> {
+    fn render_ini(
+        &self,
+        layers: &[(&Path, &crate::inventory::spec::IniSections)],
+        ctx: &Value,
+    ) -> Result<RenderedIni, Diagnostic> {
         // Merge: later layers win, option by option.
         let mut merged: BTreeMap<&str, BTreeMap<&str, (&IniValue, String)>> = BTreeMap::new();
         for (file, layer) in layers {
             for (section, options) in layer.iter() {
                 let sec = merged.entry(section.as_str()).or_default();
                 for (key, value) in options {
-                    sec.insert(key.as_str(), (value.get_ref(), value_name(file, section, key, value.span().start)));
+                    sec.insert(
+                        key.as_str(),
+                        (
+                            value.get_ref(),
+                            value_name(file, section, key, value.span().start),
+                        ),
+                    );
                 }
             }
         }
@@ -524,7 +634,14 @@ impl<'c> Renderer<'c> {
         Ok(out)
     }
 
-    fn container(&self, svc: &Service, files: &[&DesiredFile], shared_mounts: Vec<String>, ctx: &Value, diags: &mut Diagnostics) -> ContainerDef {
+    fn container(
+        &self,
+        svc: &Service,
+        files: &[&DesiredFile],
+        shared_mounts: Vec<String>,
+        ctx: &Value,
+        diags: &mut Diagnostics,
+    ) -> ContainerDef {
         let cloud = self.cloud;
         let m = &svc.manifest;
         let mut environment = BTreeMap::new();
@@ -538,7 +655,11 @@ impl<'c> Renderer<'c> {
             }
         }
         let mut volumes: Vec<String> = Vec::new();
-        let mut mounted: Vec<(&String, &String)> = m.files.iter().filter_map(|f| f.container_path.as_ref().map(|c| (f.dest.get_ref(), c))).collect();
+        let mut mounted: Vec<(&String, &String)> = m
+            .files
+            .iter()
+            .filter_map(|f| f.container_path.as_ref().map(|c| (f.dest.get_ref(), c)))
+            .collect();
         mounted.sort();
         for (dest, cpath) in mounted {
             volumes.push(format!("{dest}:{cpath}:ro"));
@@ -550,7 +671,12 @@ impl<'c> Renderer<'c> {
             name: svc.name.clone(),
             service: svc.name.clone(),
             step: *m.step.get_ref(),
-            image: format!("{}/{}:{}", cloud.registry.trim_end_matches('/'), m.image, cloud.tag),
+            image: format!(
+                "{}/{}:{}",
+                cloud.registry.trim_end_matches('/'),
+                m.image,
+                cloud.tag
+            ),
             command: m.command.clone(),
             user: m.user.clone(),
             network: m.network,
@@ -569,21 +695,41 @@ impl<'c> Renderer<'c> {
         let mut sorted: Vec<&&DesiredFile> = files.iter().collect();
         sorted.sort_by(|a, b| a.path.cmp(&b.path));
         for f in sorted {
-            h.update(format!("\n{} {:o} {}:{} {}", f.path, f.mode, f.owner, f.group, f.sha256()).as_bytes());
+            h.update(
+                format!(
+                    "\n{} {:o} {}:{} {}",
+                    f.path,
+                    f.mode,
+                    f.owner,
+                    f.group,
+                    f.sha256()
+                )
+                .as_bytes(),
+            );
         }
         def.labels.insert("managed_by".into(), "provision".into());
-        def.labels.insert("provision.service".into(), svc.name.clone());
-        def.labels.insert("provision.step".into(), def.step.to_string());
-        def.labels.insert("provision.config_hash".into(), hex(&h.finalize()));
+        def.labels
+            .insert("provision.service".into(), svc.name.clone());
+        def.labels
+            .insert("provision.step".into(), def.step.to_string());
+        def.labels
+            .insert("provision.config_hash".into(), hex(&h.finalize()));
         def
     }
 }
 
-fn collect_ini(file: &Path, sections: &crate::inventory::spec::IniSections, out: &mut Vec<(String, String, Origin)>) {
+fn collect_ini(
+    file: &Path,
+    sections: &crate::inventory::spec::IniSections,
+    out: &mut Vec<(String, String, Origin)>,
+) {
     for (section, options) in sections {
         for (key, value) in options {
             let base = value_name(file, section, key, value.span().start);
-            let origin = Origin { file: file.to_path_buf(), span: Some(value.span()) };
+            let origin = Origin {
+                file: file.to_path_buf(),
+                span: Some(value.span()),
+            };
             match value.get_ref() {
                 IniValue::String(s) if is_template(s) => out.push((base, s.clone(), origin)),
                 IniValue::List(items) => {
@@ -608,7 +754,11 @@ fn collect_ini(file: &Path, sections: &crate::inventory::spec::IniSections, out:
     }
 }
 
-fn collect_overrides(file: &Path, config: &ConfigOverrides, out: &mut Vec<(String, String, Origin)>) {
+fn collect_overrides(
+    file: &Path,
+    config: &ConfigOverrides,
+    out: &mut Vec<(String, String, Origin)>,
+) {
     for sections in config.values() {
         collect_ini(file, sections, out);
     }

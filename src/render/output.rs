@@ -20,7 +20,10 @@ pub enum OutputError {
     #[error("{path}: the folder is not empty and holds no previous render ({MANIFEST}); refusing to write into it")]
     NotARenderFolder { path: PathBuf },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Serialize)]
@@ -105,15 +108,32 @@ pub fn manifest<'a>(cloud: &'a str, state: &'a DesiredState, secrets: &Secrets) 
                     *v = secrets.redact(v);
                 }
             }
-            (name.as_str(), HostManifest { role: &hs.role, directories: &hs.directories, files, containers })
+            (
+                name.as_str(),
+                HostManifest {
+                    role: &hs.role,
+                    directories: &hs.directories,
+                    files,
+                    containers,
+                },
+            )
         })
         .collect();
-    Manifest { format: MANIFEST_FORMAT, cloud, hosts }
+    Manifest {
+        format: MANIFEST_FORMAT,
+        cloud,
+        hosts,
+    }
 }
 
 /// Writes the render folder. A non-empty folder is replaced only if it holds a previous
 /// render; anything else is refused, so no unrelated data is lost.
-pub fn write(dir: &Path, cloud: &str, state: &DesiredState, secrets: &Secrets) -> Result<usize, OutputError> {
+pub fn write(
+    dir: &Path,
+    cloud: &str,
+    state: &DesiredState,
+    secrets: &Secrets,
+) -> Result<usize, OutputError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| OutputError::Io { path, source }
@@ -122,7 +142,9 @@ pub fn write(dir: &Path, cloud: &str, state: &DesiredState, secrets: &Secrets) -
         let non_empty = std::fs::read_dir(dir).map_err(io(dir))?.next().is_some();
         if non_empty {
             if !dir.join(MANIFEST).is_file() {
-                return Err(OutputError::NotARenderFolder { path: dir.to_path_buf() });
+                return Err(OutputError::NotARenderFolder {
+                    path: dir.to_path_buf(),
+                });
             }
             // Remove only what a render writes: host folders named in the old manifest, and the manifest.
             for host in previous_hosts(&dir.join(MANIFEST)) {
@@ -157,14 +179,26 @@ pub fn write(dir: &Path, cloud: &str, state: &DesiredState, secrets: &Secrets) -
 fn write_file(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode & 0o777).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode & 0o777)
+        .open(path)?;
     f.write_all(content)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777))?;
     Ok(())
 }
 
 fn previous_hosts(manifest: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(manifest) else { return Vec::new() };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return Vec::new() };
-    v.get("hosts").and_then(|h| h.as_object()).map(|o| o.keys().cloned().collect()).unwrap_or_default()
+    let Ok(text) = std::fs::read_to_string(manifest) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    v.get("hosts")
+        .and_then(|h| h.as_object())
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
 }

@@ -17,7 +17,11 @@ impl SshOptions {
             user: cloud.ssh.user.clone(),
             private_key: Some(cloud.ssh.private_key.clone()),
             use_agent: true,
-            host_keys: HostKeyPolicy { known_hosts: cloud.ssh.known_hosts.clone(), strict: cloud.ssh.strict_host_key_checking, accept_new },
+            host_keys: HostKeyPolicy {
+                known_hosts: cloud.ssh.known_hosts.clone(),
+                strict: cloud.ssh.strict_host_key_checking,
+                accept_new,
+            },
             connect_timeout: Duration::from_secs(cloud.ssh.connect_timeout_secs.max(1)),
             keepalive: Duration::from_secs(15),
             kex: if cloud.ssh.key_exchange.is_empty() {
@@ -39,18 +43,44 @@ pub struct Fleet {
 impl Fleet {
     /// Connects to the undercloud, then to `nodes` (host names of the cloud), at most
     /// `parallel` handshakes at a time.
-    pub async fn connect(cloud: &Cloud, nodes: &[String], opts: &SshOptions, creds: &Credentials, parallel: usize) -> Result<Fleet, TransportError> {
-        let uc = Target { name: cloud.undercloud.name.clone(), address: cloud.undercloud.address.clone(), port: cloud.undercloud.ssh_port };
+    pub async fn connect(
+        cloud: &Cloud,
+        nodes: &[String],
+        opts: &SshOptions,
+        creds: &Credentials,
+        parallel: usize,
+    ) -> Result<Fleet, TransportError> {
+        let uc = Target {
+            name: cloud.undercloud.name.clone(),
+            address: cloud.undercloud.address.clone(),
+            port: cloud.undercloud.ssh_port,
+        };
         let undercloud = Arc::new(Session::connect(&uc, opts, creds).await?);
         let limit = Arc::new(Semaphore::new(parallel.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for name in nodes {
-            let Some(host) = cloud.host(name) else { continue };
-            let target = Target { name: host.name.clone(), address: host.ctlplane_ip.to_string(), port: cloud.ssh.port };
-            let (uc, opts, creds, limit, jump) = (undercloud.clone(), opts.clone(), creds.clone(), limit.clone(), cloud.ssh.jump_through_undercloud);
+            let Some(host) = cloud.host(name) else {
+                continue;
+            };
+            let target = Target {
+                name: host.name.clone(),
+                address: host.ctlplane_ip.to_string(),
+                port: cloud.ssh.port,
+            };
+            let (uc, opts, creds, limit, jump) = (
+                undercloud.clone(),
+                opts.clone(),
+                creds.clone(),
+                limit.clone(),
+                cloud.ssh.jump_through_undercloud,
+            );
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let session = if jump { uc.connect_via(&target, &opts, &creds).await } else { Session::connect(&target, &opts, &creds).await };
+                let session = if jump {
+                    uc.connect_via(&target, &opts, &creds).await
+                } else {
+                    Session::connect(&target, &opts, &creds).await
+                };
                 (target.name, session.map(Arc::new))
             });
         }
@@ -60,6 +90,9 @@ impl Fleet {
                 out.insert(name, session);
             }
         }
-        Ok(Fleet { undercloud, nodes: out })
+        Ok(Fleet {
+            undercloud,
+            nodes: out,
+        })
     }
 }

@@ -12,9 +12,17 @@ pub enum Verdict {
     Known,
     /// Recorded in known_hosts on first contact (only with `accept_new`).
     Learned,
-    Unknown { fingerprint: String },
-    Changed { fingerprint: String, expected: Vec<String>, line: usize },
-    Unreadable { message: String },
+    Unknown {
+        fingerprint: String,
+    },
+    Changed {
+        fingerprint: String,
+        expected: Vec<String>,
+        line: usize,
+    },
+    Unreadable {
+        message: String,
+    },
 }
 
 /// How host keys are checked.
@@ -37,27 +45,51 @@ impl HostKeyPolicy {
         if !self.strict {
             return Verdict::Known;
         }
-        let recorded = match russh::keys::known_hosts::known_host_keys_path(host, port, &self.known_hosts) {
-            Ok(r) => r,
-            Err(e) => return Verdict::Unreadable { message: format!("{}: {e}", self.known_hosts.display()) },
-        };
+        let recorded =
+            match russh::keys::known_hosts::known_host_keys_path(host, port, &self.known_hosts) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Verdict::Unreadable {
+                        message: format!("{}: {e}", self.known_hosts.display()),
+                    }
+                }
+            };
         if recorded.iter().any(|(_, k)| k.key_data() == key.key_data()) {
             return Verdict::Known;
         }
-        if let Some((line, _)) = recorded.iter().find(|(_, k)| k.algorithm() == key.algorithm()) {
+        if let Some((line, _)) = recorded
+            .iter()
+            .find(|(_, k)| k.algorithm() == key.algorithm())
+        {
             return Verdict::Changed {
                 fingerprint: fingerprint(key),
-                expected: recorded.iter().filter(|(_, k)| k.algorithm() == key.algorithm()).map(|(_, k)| fingerprint(k)).collect(),
+                expected: recorded
+                    .iter()
+                    .filter(|(_, k)| k.algorithm() == key.algorithm())
+                    .map(|(_, k)| fingerprint(k))
+                    .collect(),
                 line: *line,
             };
         }
         if self.accept_new {
-            return match russh::keys::known_hosts::learn_known_hosts_path(host, port, key, &self.known_hosts) {
+            return match russh::keys::known_hosts::learn_known_hosts_path(
+                host,
+                port,
+                key,
+                &self.known_hosts,
+            ) {
                 Ok(()) => Verdict::Learned,
-                Err(e) => Verdict::Unreadable { message: format!("cannot record the key in {}: {e}", self.known_hosts.display()) },
+                Err(e) => Verdict::Unreadable {
+                    message: format!(
+                        "cannot record the key in {}: {e}",
+                        self.known_hosts.display()
+                    ),
+                },
             };
         }
-        Verdict::Unknown { fingerprint: fingerprint(key) }
+        Verdict::Unknown {
+            fingerprint: fingerprint(key),
+        }
     }
 
     pub fn path(&self) -> &Path {

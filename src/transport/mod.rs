@@ -2,15 +2,15 @@
 //! nodes reached through the undercloud (direct-tcpip, like ProxyJump) with host keys
 //! verified on every hop, commands with exit status and a timeout, atomic uploads.
 
-mod hostkeys;
 mod fleet;
+mod hostkeys;
 mod session;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use hostkeys::{fingerprint, HostKeyPolicy, Verdict};
 pub use fleet::Fleet;
+pub use hostkeys::{fingerprint, HostKeyPolicy, Verdict};
 pub use session::{Credentials, ExecOutput, Session, UploadFile};
 
 /// How to connect, from the inventory's `[ssh]`.
@@ -32,7 +32,13 @@ pub struct SshOptions {
 /// post-quantum hybrid `mlkem768x25519-sha256` is offered too, after it: on these
 /// 2-core machines the key exchange dominates the cost of a connection (see
 /// docs/performance.md), and OpenSSH before 9.9 does not offer ML-KEM anyway.
-pub const DEFAULT_KEX: &[&str] = &["curve25519-sha256", "curve25519-sha256@libssh.org", "mlkem768x25519-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group14-sha256"];
+pub const DEFAULT_KEX: &[&str] = &[
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "mlkem768x25519-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group14-sha256",
+];
 
 /// Key-exchange algorithms the transport can offer.
 pub const KNOWN_KEX: &[&str] = &[
@@ -65,34 +71,84 @@ pub enum TransportError {
     #[error("{host} ({addr}): connection refused; is sshd running and listening there?")]
     Refused { host: String, addr: String },
     #[error("{host} ({addr}): {stage} timed out after {secs:.1} s; check that the host is up and reachable{via}")]
-    Timeout { host: String, addr: String, stage: &'static str, secs: f64, via: String },
+    Timeout {
+        host: String,
+        addr: String,
+        stage: &'static str,
+        secs: f64,
+        via: String,
+    },
     #[error("{host} ({addr}): unreachable: {message}")]
-    Unreachable { host: String, addr: String, message: String },
+    Unreachable {
+        host: String,
+        addr: String,
+        message: String,
+    },
     #[error("{host} ({addr}): authentication as `{user}` failed (tried: {tried}); check that the key is in the host's authorized_keys")]
-    AuthFailed { host: String, addr: String, user: String, tried: String },
+    AuthFailed {
+        host: String,
+        addr: String,
+        user: String,
+        tried: String,
+    },
     #[error("{host} ({addr}): host key {fingerprint} is not in {known_hosts}; nothing was sent. After checking that it is this machine's key, add it (`ssh-keyscan -t ed25519 ADDRESS >> KNOWN_HOSTS`, or `provision ping --accept-new-host-keys`)")]
-    UnknownHostKey { host: String, addr: String, fingerprint: String, known_hosts: String },
+    UnknownHostKey {
+        host: String,
+        addr: String,
+        fingerprint: String,
+        known_hosts: String,
+    },
     #[error("{host} ({addr}): HOST KEY CHANGED: the host presented {fingerprint}, but {known_hosts}:{line} expects {expected}; nothing was sent. If the machine was reinstalled, remove the old entry; otherwise someone may be impersonating it")]
-    HostKeyChanged { host: String, addr: String, fingerprint: String, expected: String, known_hosts: String, line: usize },
+    HostKeyChanged {
+        host: String,
+        addr: String,
+        fingerprint: String,
+        expected: String,
+        known_hosts: String,
+        line: usize,
+    },
     #[error("{host}: cannot check host keys: {message}")]
     HostKeysUnreadable { host: String, message: String },
     #[error("cannot load the private key {path}: {message}")]
     KeyFile { path: String, message: String },
     #[error("{host}: the jump host {jump} refused to open a tunnel: {message}")]
-    Jump { host: String, jump: String, message: String },
+    Jump {
+        host: String,
+        jump: String,
+        message: String,
+    },
     #[error("{host}: the connection was lost during {during}: {message}")]
-    Disconnected { host: String, during: String, message: String },
+    Disconnected {
+        host: String,
+        during: String,
+        message: String,
+    },
     #[error("{host}: `{command}` did not finish within {secs:.1} s")]
-    CommandTimeout { host: String, command: String, secs: f64 },
+    CommandTimeout {
+        host: String,
+        command: String,
+        secs: f64,
+    },
     #[error("{host}: SSH error during {during}: {message}")]
-    Ssh { host: String, during: String, message: String },
+    Ssh {
+        host: String,
+        during: String,
+        message: String,
+    },
     #[error("{host}: upload of {path} failed: {message}")]
-    Upload { host: String, path: String, message: String },
+    Upload {
+        host: String,
+        path: String,
+        message: String,
+    },
 }
 
 /// Quotes a string for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -105,7 +161,10 @@ mod tests {
 
     #[test]
     fn quotes() {
-        assert_eq!(shell_quote("/etc/overcloud/a.conf"), "/etc/overcloud/a.conf");
+        assert_eq!(
+            shell_quote("/etc/overcloud/a.conf"),
+            "/etc/overcloud/a.conf"
+        );
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("a b;rm"), "'a b;rm'");

@@ -31,8 +31,16 @@ impl Credentials {
             None => None,
         };
         let agent = opts.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some();
-        let key_label = opts.private_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-        Ok(Credentials { key, key_label, agent })
+        let key_label = opts
+            .private_key
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Ok(Credentials {
+            key,
+            key_label,
+            agent,
+        })
     }
 }
 
@@ -47,12 +55,20 @@ struct Client {
 impl client::Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let verdict = match key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => self.policy.check(&self.host, self.port, key),
-            PublicKeyOrCertificate::Certificate(c) => {
-                Verdict::Unknown { fingerprint: format!("certificate {}", super::fingerprint(&russh::keys::PublicKey::from(c.public_key().clone()))) }
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                self.policy.check(&self.host, self.port, key)
             }
+            PublicKeyOrCertificate::Certificate(c) => Verdict::Unknown {
+                fingerprint: format!(
+                    "certificate {}",
+                    super::fingerprint(&russh::keys::PublicKey::from(c.public_key().clone()))
+                ),
+            },
         };
         let ok = matches!(verdict, Verdict::Known | Verdict::Learned);
         if let Ok(mut v) = self.verdict.lock() {
@@ -108,7 +124,10 @@ fn config(opts: &SshOptions) -> Arc<client::Config> {
             kex.push(n);
         }
     }
-    for ext in [russh::kex::EXTENSION_SUPPORT_AS_CLIENT, russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT] {
+    for ext in [
+        russh::kex::EXTENSION_SUPPORT_AS_CLIENT,
+        russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+    ] {
         kex.push(ext);
     }
     let mut preferred = russh::Preferred::default();
@@ -137,49 +156,125 @@ fn timeout_err(t: &Target, stage: &'static str, d: Duration, via: Option<&str>) 
 
 impl Session {
     /// Connects directly.
-    pub async fn connect(target: &Target, opts: &SshOptions, creds: &Credentials) -> Result<Session, TransportError> {
+    pub async fn connect(
+        target: &Target,
+        opts: &SshOptions,
+        creds: &Credentials,
+    ) -> Result<Session, TransportError> {
         let addr = format!("{}:{}", target.address, target.port);
-        let tcp = match tokio::time::timeout(opts.connect_timeout, tokio::net::TcpStream::connect(&addr)).await {
-            Err(_) => return Err(timeout_err(target, "TCP connect", opts.connect_timeout, None)),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return Err(TransportError::Refused { host: target.name.clone(), addr })
-            }
-            Ok(Err(e)) => return Err(TransportError::Unreachable { host: target.name.clone(), addr, message: e.to_string() }),
-            Ok(Ok(s)) => s,
-        };
+        let tcp =
+            match tokio::time::timeout(opts.connect_timeout, tokio::net::TcpStream::connect(&addr))
+                .await
+            {
+                Err(_) => {
+                    return Err(timeout_err(
+                        target,
+                        "TCP connect",
+                        opts.connect_timeout,
+                        None,
+                    ))
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(TransportError::Refused {
+                        host: target.name.clone(),
+                        addr,
+                    })
+                }
+                Ok(Err(e)) => {
+                    return Err(TransportError::Unreachable {
+                        host: target.name.clone(),
+                        addr,
+                        message: e.to_string(),
+                    })
+                }
+                Ok(Ok(s)) => s,
+            };
         let _ = tcp.set_nodelay(true);
         Self::handshake(target, tcp, opts, creds, None).await
     }
 
     /// Connects to `target` through this session's host (a direct-tcpip tunnel, like
     /// ProxyJump); the target's host key is verified as for a direct connection.
-    pub async fn connect_via(&self, target: &Target, opts: &SshOptions, creds: &Credentials) -> Result<Session, TransportError> {
-        let open = self.handle.channel_open_direct_tcpip(target.address.clone(), target.port as u32, "127.0.0.1", 0);
+    pub async fn connect_via(
+        &self,
+        target: &Target,
+        opts: &SshOptions,
+        creds: &Credentials,
+    ) -> Result<Session, TransportError> {
+        let open = self.handle.channel_open_direct_tcpip(
+            target.address.clone(),
+            target.port as u32,
+            "127.0.0.1",
+            0,
+        );
         let channel = match tokio::time::timeout(opts.connect_timeout, open).await {
-            Err(_) => return Err(timeout_err(target, "opening the tunnel", opts.connect_timeout, Some(&self.target.name))),
+            Err(_) => {
+                return Err(timeout_err(
+                    target,
+                    "opening the tunnel",
+                    opts.connect_timeout,
+                    Some(&self.target.name),
+                ))
+            }
             Ok(Err(e)) => {
                 let message = match &e {
-                    russh::Error::ChannelOpenFailure(reason) => format!("{reason:?} (is {}:{} up, and does the jump host allow TCP forwarding?)", target.address, target.port),
+                    russh::Error::ChannelOpenFailure(reason) => format!(
+                        "{reason:?} (is {}:{} up, and does the jump host allow TCP forwarding?)",
+                        target.address, target.port
+                    ),
                     other => other.to_string(),
                 };
-                return Err(TransportError::Jump { host: target.name.clone(), jump: self.target.name.clone(), message });
+                return Err(TransportError::Jump {
+                    host: target.name.clone(),
+                    jump: self.target.name.clone(),
+                    message,
+                });
             }
             Ok(Ok(c)) => c,
         };
-        Self::handshake(target, channel.into_stream(), opts, creds, Some(&self.target.name)).await
+        Self::handshake(
+            target,
+            channel.into_stream(),
+            opts,
+            creds,
+            Some(&self.target.name),
+        )
+        .await
     }
 
-    async fn handshake<S>(target: &Target, stream: S, opts: &SshOptions, creds: &Credentials, via: Option<&str>) -> Result<Session, TransportError>
+    async fn handshake<S>(
+        target: &Target,
+        stream: S,
+        opts: &SshOptions,
+        creds: &Credentials,
+        via: Option<&str>,
+    ) -> Result<Session, TransportError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let addr = format!("{}:{}", target.address, target.port);
         let verdict = Arc::new(Mutex::new(None));
-        let handler = Client { host: target.address.clone(), port: target.port, policy: opts.host_keys.clone(), verdict: verdict.clone() };
+        let handler = Client {
+            host: target.address.clone(),
+            port: target.port,
+            policy: opts.host_keys.clone(),
+            verdict: verdict.clone(),
+        };
         let started = Instant::now();
-        let connected = tokio::time::timeout(opts.connect_timeout, client::connect_stream(config(opts), stream, handler)).await;
+        let connected = tokio::time::timeout(
+            opts.connect_timeout,
+            client::connect_stream(config(opts), stream, handler),
+        )
+        .await;
         let mut handle = match connected {
-            Err(_) => return Err(timeout_err(target, "SSH handshake", opts.connect_timeout, via)),
+            Err(_) => {
+                return Err(timeout_err(
+                    target,
+                    "SSH handshake",
+                    opts.connect_timeout,
+                    via,
+                ))
+            }
             Ok(Ok(h)) => h,
             Ok(Err(e)) => {
                 let v = verdict.lock().ok().and_then(|v| v.clone());
@@ -190,7 +285,11 @@ impl Session {
                         fingerprint,
                         known_hosts: opts.host_keys.path().display().to_string(),
                     },
-                    Some(Verdict::Changed { fingerprint, expected, line }) => TransportError::HostKeyChanged {
+                    Some(Verdict::Changed {
+                        fingerprint,
+                        expected,
+                        line,
+                    }) => TransportError::HostKeyChanged {
                         host: target.name.clone(),
                         addr,
                         fingerprint,
@@ -198,17 +297,43 @@ impl Session {
                         known_hosts: opts.host_keys.path().display().to_string(),
                         line,
                     },
-                    Some(Verdict::Unreadable { message }) => TransportError::HostKeysUnreadable { host: target.name.clone(), message },
-                    _ => TransportError::Ssh { host: target.name.clone(), during: "the handshake".into(), message: e.to_string() },
+                    Some(Verdict::Unreadable { message }) => TransportError::HostKeysUnreadable {
+                        host: target.name.clone(),
+                        message,
+                    },
+                    _ => TransportError::Ssh {
+                        host: target.name.clone(),
+                        during: "the handshake".into(),
+                        message: e.to_string(),
+                    },
                 });
             }
         };
-        let remaining = opts.connect_timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(500));
-        let authed = tokio::time::timeout(remaining, Self::authenticate(&mut handle, &opts.user, creds)).await;
+        let remaining = opts
+            .connect_timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(500));
+        let authed = tokio::time::timeout(
+            remaining,
+            Self::authenticate(&mut handle, &opts.user, creds),
+        )
+        .await;
         match authed {
-            Err(_) => Err(timeout_err(target, "authentication", opts.connect_timeout, via)),
-            Ok(Err(message)) => Err(TransportError::Ssh { host: target.name.clone(), during: "authentication".into(), message }),
-            Ok(Ok(true)) => Ok(Session { target: target.clone(), handle }),
+            Err(_) => Err(timeout_err(
+                target,
+                "authentication",
+                opts.connect_timeout,
+                via,
+            )),
+            Ok(Err(message)) => Err(TransportError::Ssh {
+                host: target.name.clone(),
+                during: "authentication".into(),
+                message,
+            }),
+            Ok(Ok(true)) => Ok(Session {
+                target: target.clone(),
+                handle,
+            }),
             Ok(Ok(false)) => {
                 let mut tried = Vec::new();
                 if creds.key.is_some() {
@@ -221,16 +346,35 @@ impl Session {
                     host: target.name.clone(),
                     addr,
                     user: opts.user.clone(),
-                    tried: if tried.is_empty() { "no key configured".into() } else { tried.join(", ") },
+                    tried: if tried.is_empty() {
+                        "no key configured".into()
+                    } else {
+                        tried.join(", ")
+                    },
                 })
             }
         }
     }
 
-    async fn authenticate(handle: &mut Handle<Client>, user: &str, creds: &Credentials) -> Result<bool, String> {
+    async fn authenticate(
+        handle: &mut Handle<Client>,
+        user: &str,
+        creds: &Credentials,
+    ) -> Result<bool, String> {
         if let Some(key) = &creds.key {
-            let hash = if key.algorithm().is_rsa() { handle.best_supported_rsa_hash().await.map_err(|e| e.to_string())?.flatten() } else { None };
-            let r = handle.authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash)).await.map_err(|e| e.to_string())?;
+            let hash = if key.algorithm().is_rsa() {
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .flatten()
+            } else {
+                None
+            };
+            let r = handle
+                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
+                .await
+                .map_err(|e| e.to_string())?;
             if r.success() {
                 return Ok(true);
             }
@@ -239,9 +383,23 @@ impl Session {
             if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
                 let identities = agent.request_identities().await.unwrap_or_default();
                 for id in identities.into_iter().take(16) {
-                    let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else { continue };
-                    let hash = if key.algorithm().is_rsa() { handle.best_supported_rsa_hash().await.ok().flatten().flatten() } else { None };
-                    if let Ok(r) = handle.authenticate_publickey_with(user, key, hash, &mut agent).await {
+                    let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else {
+                        continue;
+                    };
+                    let hash = if key.algorithm().is_rsa() {
+                        handle
+                            .best_supported_rsa_hash()
+                            .await
+                            .ok()
+                            .flatten()
+                            .flatten()
+                    } else {
+                        None
+                    };
+                    if let Ok(r) = handle
+                        .authenticate_publickey_with(user, key, hash, &mut agent)
+                        .await
+                    {
                         if r.success() {
                             return Ok(true);
                         }
@@ -254,10 +412,22 @@ impl Session {
 
     /// Runs a command, feeding it `stdin` if given, and collects its exit status and
     /// output. Output that arrives after the exit status is still collected.
-    pub async fn exec(&self, command: &str, stdin: Option<&mut (dyn AsyncRead + Unpin + Send)>, timeout: Duration) -> Result<ExecOutput, TransportError> {
+    pub async fn exec(
+        &self,
+        command: &str,
+        stdin: Option<&mut (dyn AsyncRead + Unpin + Send)>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
         let run = async {
-            let mut channel = self.handle.channel_open_session().await.map_err(|e| self.lost("opening a channel", e))?;
-            channel.exec(true, command).await.map_err(|e| self.lost("starting the command", e))?;
+            let mut channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| self.lost("opening a channel", e))?;
+            channel
+                .exec(true, command)
+                .await
+                .map_err(|e| self.lost("starting the command", e))?;
             if let Some(input) = stdin {
                 // russh waits for window space without noticing a dead connection: race it.
                 tokio::select! {
@@ -270,14 +440,19 @@ impl Session {
                         })
                     }
                 }
-                channel.eof().await.map_err(|e| self.lost("sending input", e))?;
+                channel
+                    .eof()
+                    .await
+                    .map_err(|e| self.lost("sending input", e))?;
             }
             let mut out = ExecOutput::default();
             let mut exited = false;
             while let Some(msg) = channel.wait().await {
                 match msg {
                     ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        out.stderr.extend_from_slice(&data)
+                    }
                     ChannelMsg::ExitStatus { exit_status } => {
                         out.status = Some(exit_status);
                         exited = true;
@@ -301,7 +476,11 @@ impl Session {
         };
         match tokio::time::timeout(timeout, run).await {
             Ok(r) => r,
-            Err(_) => Err(TransportError::CommandTimeout { host: self.target.name.clone(), command: first_words(command), secs: timeout.as_secs_f64() }),
+            Err(_) => Err(TransportError::CommandTimeout {
+                host: self.target.name.clone(),
+                command: first_words(command),
+                secs: timeout.as_secs_f64(),
+            }),
         }
     }
 
@@ -309,20 +488,51 @@ impl Session {
     /// for size and SHA-256, mode and owner set, fsynced, then renamed over the
     /// destination. A cut transfer leaves the destination as it was and removes the
     /// temporary file.
-    pub async fn upload(&self, path: &str, content: &[u8], mode: u32, owner: &str, group: &str, timeout: Duration) -> Result<(), TransportError> {
+    pub async fn upload(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        owner: &str,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
         let sha = Sha256::digest(content);
         let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
         let mut reader: &[u8] = content;
-        self.upload_stream(path, &mut reader, content.len() as u64, &hex, mode, owner, group, timeout).await
+        self.upload_stream(
+            path,
+            &mut reader,
+            content.len() as u64,
+            &hex,
+            mode,
+            owner,
+            group,
+            timeout,
+        )
+        .await
     }
 
     /// Streams a local file to `path` atomically, without holding it in memory (it is
     /// read twice: once for its checksum, once to send it).
-    pub async fn upload_file(&self, local: &std::path::Path, path: &str, mode: u32, owner: &str, group: &str, timeout: Duration) -> Result<(), TransportError> {
-        let err = |m: String| TransportError::Upload { host: self.target.name.clone(), path: path.to_string(), message: m };
+    pub async fn upload_file(
+        &self,
+        local: &std::path::Path,
+        path: &str,
+        mode: u32,
+        owner: &str,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        let err = |m: String| TransportError::Upload {
+            host: self.target.name.clone(),
+            path: path.to_string(),
+            message: m,
+        };
         let (size, hex) = {
             use std::io::Read;
-            let mut f = std::fs::File::open(local).map_err(|e| err(format!("{}: {e}", local.display())))?;
+            let mut f =
+                std::fs::File::open(local).map_err(|e| err(format!("{}: {e}", local.display())))?;
             let mut h = Sha256::new();
             let mut buf = vec![0u8; 1 << 16];
             let mut size = 0u64;
@@ -334,10 +544,19 @@ impl Session {
                 size += n as u64;
                 h.update(&buf[..n]);
             }
-            (size, h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>())
+            (
+                size,
+                h.finalize()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            )
         };
-        let mut f = tokio::fs::File::open(local).await.map_err(|e| err(format!("{}: {e}", local.display())))?;
-        self.upload_stream(path, &mut f, size, &hex, mode, owner, group, timeout).await
+        let mut f = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| err(format!("{}: {e}", local.display())))?;
+        self.upload_stream(path, &mut f, size, &hex, mode, owner, group, timeout)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -369,16 +588,25 @@ impl Session {
             group = shell_quote(group),
             dest = shell_quote(path),
         );
-        let out = self.exec(&script, Some(reader), timeout).await.map_err(|e| match e {
-            TransportError::Disconnected { message, .. } => {
-                TransportError::Upload { host: self.target.name.clone(), path: path.to_string(), message: format!("connection lost: {message}") }
-            }
-            other => other,
-        })?;
+        let out = self
+            .exec(&script, Some(reader), timeout)
+            .await
+            .map_err(|e| match e {
+                TransportError::Disconnected { message, .. } => TransportError::Upload {
+                    host: self.target.name.clone(),
+                    path: path.to_string(),
+                    message: format!("connection lost: {message}"),
+                },
+                other => other,
+            })?;
         if out.success() {
             Ok(())
         } else {
-            Err(TransportError::Upload { host: self.target.name.clone(), path: path.to_string(), message: out.stderr_text().trim().to_string() })
+            Err(TransportError::Upload {
+                host: self.target.name.clone(),
+                path: path.to_string(),
+                message: out.stderr_text().trim().to_string(),
+            })
         }
     }
 
@@ -387,17 +615,42 @@ impl Session {
     /// SHA-256 at once, fsynced at once and only then renamed into place. If anything
     /// fails (or the transfer is cut), no destination is touched and the temporary files
     /// are removed. Paths must not contain newlines.
-    pub async fn upload_batch(&self, files: &[UploadFile<'_>], timeout: Duration) -> Result<(), TransportError> {
+    pub async fn upload_batch(
+        &self,
+        files: &[UploadFile<'_>],
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
         if files.is_empty() {
             return Ok(());
         }
-        if let Some(bad) = files.iter().find(|f| f.path.contains('\n') || !f.path.starts_with('/')) {
-            return Err(TransportError::Upload { host: self.target.name.clone(), path: bad.path.to_string(), message: "not an absolute path on one line".into() });
+        if let Some(bad) = files
+            .iter()
+            .find(|f| f.path.contains('\n') || !f.path.starts_with('/'))
+        {
+            return Err(TransportError::Upload {
+                host: self.target.name.clone(),
+                path: bad.path.to_string(),
+                message: "not an absolute path on one line".into(),
+            });
         }
-        let mut stream: Vec<u8> = Vec::with_capacity(files.iter().map(|f| f.content.len() + 128).sum());
+        let mut stream: Vec<u8> =
+            Vec::with_capacity(files.iter().map(|f| f.content.len() + 128).sum());
         for f in files {
-            let sha: String = Sha256::digest(f.content).iter().map(|b| format!("{b:02x}")).collect();
-            stream.extend_from_slice(format!("{} {sha} {:o} {} {} {}\n", f.content.len(), f.mode, f.owner, f.group, f.path).as_bytes());
+            let sha: String = Sha256::digest(f.content)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            stream.extend_from_slice(
+                format!(
+                    "{} {sha} {:o} {} {} {}\n",
+                    f.content.len(),
+                    f.mode,
+                    f.owner,
+                    f.group,
+                    f.path
+                )
+                .as_bytes(),
+            );
             stream.extend_from_slice(f.content);
         }
         // Headers are read with the shell's `read` (a byte at a time) and contents with
@@ -426,7 +679,11 @@ sort -u "$w/dirs" | xargs sync 2>/dev/null || true"#;
         if out.success() {
             Ok(())
         } else {
-            Err(TransportError::Upload { host: self.target.name.clone(), path: format!("{} files", files.len()), message: out.stderr_text().trim().to_string() })
+            Err(TransportError::Upload {
+                host: self.target.name.clone(),
+                path: format!("{} files", files.len()),
+                message: out.stderr_text().trim().to_string(),
+            })
         }
     }
 
@@ -439,7 +696,10 @@ sort -u "$w/dirs" | xargs sync 2>/dev/null || true"#;
 
     /// Closes the connection.
     pub async fn close(&self) {
-        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -447,7 +707,11 @@ sort -u "$w/dirs" | xargs sync 2>/dev/null || true"#;
     }
 
     fn lost(&self, during: &str, e: russh::Error) -> TransportError {
-        TransportError::Disconnected { host: self.target.name.clone(), during: during.to_string(), message: e.to_string() }
+        TransportError::Disconnected {
+            host: self.target.name.clone(),
+            during: during.to_string(),
+            message: e.to_string(),
+        }
     }
 }
 

@@ -22,7 +22,9 @@ pub fn repo_tree() -> MemoryTree {
 }
 
 fn add_dir(tree: &mut MemoryTree, root: &Path, rel: &Path) {
-    let Ok(entries) = std::fs::read_dir(root.join(rel)) else { return };
+    let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
+        return;
+    };
     for e in entries.flatten() {
         let child = rel.join(e.file_name());
         if e.path().is_dir() {
@@ -42,7 +44,11 @@ pub fn read(tree: &MemoryTree, path: &str) -> String {
 /// Replaces exactly one occurrence of `from` in a file of the tree.
 pub fn edit(tree: &mut MemoryTree, path: &str, from: &str, to: &str) {
     let text = read(tree, path);
-    assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once in {path}");
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "`{from}` must occur once in {path}"
+    );
     tree.insert(path, text.replacen(from, to, 1));
 }
 
@@ -66,9 +72,16 @@ pub fn at(tree: &MemoryTree, path: &str, needle: &str) -> String {
 
 pub fn at_nth(tree: &MemoryTree, path: &str, needle: &str, nth: usize) -> String {
     let text = read(tree, path);
-    let offset = text.match_indices(needle).nth(nth).unwrap_or_else(|| panic!("`{needle}` not in {path}")).0;
+    let offset = text
+        .match_indices(needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("`{needle}` not in {path}"))
+        .0;
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..].chars().count() + 1;
+    let col = before[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..]
+        .chars()
+        .count()
+        + 1;
     format!("{path}:{line}:{col}")
 }
