@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod source;
 pub mod tomlfile;
 pub mod transport;

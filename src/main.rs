@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod cli;
+
 use provision::diff::{self, format, revisions};
 use provision::evaluate::{evaluate, Evaluation};
 use provision::git::Repo;
@@ -71,17 +73,21 @@ enum Command {
         /// Hosts connected to at a time.
         #[arg(long, default_value_t = 64)]
         parallel: usize,
+        /// Save the plan to FILE, for `provision apply FILE` (no contents, no secrets).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
-    /// Make the hosts' files and directories match the inventory: shows the plan, asks
-    /// for confirmation (or --yes), then writes only what differs, one atomic batch per
-    /// host. Containers are not started yet.
+    /// Make the hosts match the inventory: shows the plan, asks for confirmation (or
+    /// --yes), then writes only the files that differ and (re)creates only the
+    /// containers whose config hash changed, deploy step by deploy step.
     Apply {
-        /// The inventory TOML file.
-        inventory: PathBuf,
+        /// The inventory TOML file, or a plan saved by `provision plan --out` (applied
+        /// without asking, and refused if a host drifted since).
+        target: PathBuf,
         /// Only these hosts or roles (comma-separated names).
         #[arg(long)]
         limit: Option<String>,
-        /// Hosts worked on at a time.
+        /// Hosts worked on at a time inside a step.
         #[arg(long, default_value_t = 64)]
         parallel: usize,
         /// Apply without asking.
@@ -90,6 +96,26 @@ enum Command {
         /// Record the keys of hosts not yet in known_hosts (first contact).
         #[arg(long)]
         accept_new_host_keys: bool,
+        /// Seconds to wait for a step's containers to pass their healthchecks on a host.
+        #[arg(long, default_value_t = 120)]
+        health_timeout: u64,
+        /// Where to keep this run's event log; default: .provision/runs/<run id>.
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+    },
+    /// Show every host's state: reachable or not, the last apply's result, and each
+    /// container's state, health and whether its config hash is the desired one.
+    Status {
+        /// The inventory TOML file.
+        inventory: PathBuf,
+        /// Record the keys of hosts not yet in known_hosts (first contact).
+        #[arg(long)]
+        accept_new_host_keys: bool,
+        /// Hosts connected to at a time.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
     },
     /// Connect to the undercloud and every node (through it), run `true`, and report
     /// each host's reachability and round trip.
@@ -104,6 +130,12 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         parallel: usize,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum StatusFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -180,32 +212,48 @@ fn main() -> ExitCode {
             detailed_exitcode,
             accept_new_host_keys,
             parallel,
+            out,
         } => match load(&inventory) {
-            Ok(ev) => run_plan(
-                &inventory,
+            Ok(ev) => cli::converge::plan(cli::converge::PlanArgs {
+                inventory: &inventory,
                 ev,
-                limit.as_deref(),
+                limit: limit.as_deref(),
                 fmt,
                 detailed_exitcode,
-                accept_new_host_keys,
+                accept_new: accept_new_host_keys,
                 parallel,
-            ),
+                out: out.as_deref(),
+            }),
             Err(code) => code,
         },
         Command::Apply {
-            inventory,
+            target,
             limit,
             parallel,
             yes,
             accept_new_host_keys,
+            health_timeout,
+            run_dir,
+        } => cli::converge::apply(cli::converge::ApplyArgs {
+            target: &target,
+            limit: limit.as_deref(),
+            parallel,
+            yes,
+            accept_new: accept_new_host_keys,
+            health_timeout: std::time::Duration::from_secs(health_timeout),
+            run_dir,
+        }),
+        Command::Status {
+            inventory,
+            accept_new_host_keys,
+            parallel,
+            format,
         } => match load(&inventory) {
-            Ok(ev) => run_apply(
-                &inventory,
-                ev,
-                limit.as_deref(),
-                parallel,
-                yes,
+            Ok(ev) => cli::status::status(
+                &ev,
                 accept_new_host_keys,
+                parallel,
+                format == StatusFormat::Json,
             ),
             Err(code) => code,
         },
@@ -281,7 +329,7 @@ fn run_diff(
 }
 
 /// Evaluates an inventory, printing warnings and errors to stderr.
-fn load(inventory: &std::path::Path) -> Result<Evaluation, ExitCode> {
+pub(crate) fn load(inventory: &std::path::Path) -> Result<Evaluation, ExitCode> {
     match evaluate(inventory, &FsTree, &LoadOptions::from_process_env()) {
         Ok(ev) => {
             if !ev.cloud.ssh.strict_host_key_checking {
@@ -365,53 +413,8 @@ fn ping(cloud: &provision::model::Cloud, accept_new: bool, parallel: usize) -> E
     })
 }
 
-fn run_plan(
-    inventory: &std::path::Path,
-    mut ev: Evaluation,
-    limit: Option<&str>,
-    fmt: OutputFormat,
-    detailed_exitcode: bool,
-    accept_new: bool,
-    parallel: usize,
-) -> ExitCode {
-    let runtime = match apply_limit(inventory, &mut ev, limit).and_then(|()| runtime()) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
-        let fleet = match open_fleet(&ev.cloud, &names, accept_new, parallel).await {
-            Ok(f) => f,
-            Err(code) => return code,
-        };
-        let (report, unreachable) = provision::plan::plan(
-            &inventory.display().to_string(),
-            &ev.state,
-            &ev.cloud.secrets,
-            &fleet,
-            std::time::Duration::from_secs(60),
-        )
-        .await;
-        print!("{}", fmt.render(&report));
-        for u in &unreachable {
-            eprintln!("error: {}", u.error);
-        }
-        if !unreachable.is_empty() {
-            eprintln!(
-                "error: {} host(s) could not be read; the plan covers the others",
-                unreachable.len()
-            );
-            ExitCode::FAILURE
-        } else if detailed_exitcode && report.has_changes() {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        }
-    })
-}
-
 /// Keeps only the hosts named by `--limit` (host or role names).
-fn apply_limit(
+pub(crate) fn apply_limit(
     inventory: &std::path::Path,
     ev: &mut Evaluation,
     limit: Option<&str>,
@@ -451,78 +454,7 @@ fn apply_limit(
     Ok(())
 }
 
-fn run_apply(
-    inventory: &std::path::Path,
-    mut ev: Evaluation,
-    limit: Option<&str>,
-    parallel: usize,
-    yes: bool,
-    accept_new: bool,
-) -> ExitCode {
-    use std::io::IsTerminal;
-    use std::time::{Duration, Instant};
-    let runtime = match apply_limit(inventory, &mut ev, limit).and_then(|()| runtime()) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let started = Instant::now();
-        let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
-        let fleet = match open_fleet(&ev.cloud, &names, accept_new, parallel).await {
-            Ok(f) => f,
-            Err(code) => return code,
-        };
-        let timeout = Duration::from_secs(300);
-        let (report, unreachable) = provision::plan::plan(&inventory.display().to_string(), &ev.state, &ev.cloud.secrets, &fleet, timeout).await;
-        print!("{}", format::text(&report));
-        for u in &unreachable {
-            eprintln!("error: {}", u.error);
-        }
-        if report.files.is_empty() && unreachable.is_empty() {
-            println!("\nNothing to write: every host's files match.");
-            return ExitCode::SUCCESS;
-        }
-        if !yes {
-            if !std::io::stdin().is_terminal() {
-                eprintln!("error: not applying without confirmation: pass --yes (standard input is not a terminal)");
-                return ExitCode::FAILURE;
-            }
-            print!("\nApply these changes? Only 'yes' is accepted: ");
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            let mut answer = String::new();
-            if std::io::stdin().read_line(&mut answer).is_err() || answer.trim() != "yes" {
-                eprintln!("Apply cancelled.");
-                return ExitCode::FAILURE;
-            }
-        }
-        let results = provision::apply::apply_files(&ev.state, &fleet, parallel, timeout).await;
-        let mut failed = 0;
-        let (mut files, mut dirs, mut hosts_changed) = (0, 0, 0);
-        for r in &results {
-            match &r.error {
-                None => {
-                    files += r.files_written;
-                    dirs += r.directories_fixed;
-                    if r.files_written + r.directories_fixed > 0 {
-                        hosts_changed += 1;
-                        println!("{:<28} {} files, {} directories written ({:.2} s)", r.host, r.files_written, r.directories_fixed, r.seconds);
-                    }
-                }
-                Some((action, e)) => {
-                    failed += 1;
-                    println!("{:<28} FAILED while {action}: {e}", r.host);
-                }
-            }
-        }
-        println!(
-            "\nApply: {files} files and {dirs} directories written on {hosts_changed} hosts, {failed} failed, in {:.2} s. Containers are not started by apply yet.",
-            started.elapsed().as_secs_f64()
-        );
-        if failed > 0 || !unreachable.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
-    })
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Runtime::new().map_err(|e| {
         eprintln!("error: cannot start the async runtime: {e}");
         ExitCode::FAILURE
@@ -530,7 +462,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 /// Connects to the undercloud and the named nodes, printing why it could not.
-async fn open_fleet(
+pub(crate) async fn open_fleet(
     cloud: &provision::model::Cloud,
     names: &[String],
     accept_new: bool,

@@ -1,176 +1,639 @@
-//! `provision apply`, first part: converging every host's files and directories.
-//! Per host, in parallel up to a bound: read the actual state (one command), create or
-//! fix the directories (one command), and write every file that differs in content,
-//! mode or owner as one atomic batch (one command). Unchanged files are not touched.
-//! Containers are not started yet (the podman lifecycle is the next piece of work).
+//! `provision apply`: converging the overcloud hosts, phase by phase.
+//!
+//! The actual state of every host has been read before (one command per host, by
+//! [`crate::plan::gather_all`]); apply works from it and reads nothing again:
+//!
+//! - **host preparation** (step 0): per host, containers no longer desired are removed
+//!   with their configuration, directories are created or fixed, and every file whose
+//!   content, mode or owner differs is written in one atomic batch;
+//! - **deploy steps 1..N** (TripleO's steps): per host, the containers of that step whose
+//!   config hash changed are recreated, new ones created, stopped ones started, then
+//!   their healthchecks are waited for. A step starts on any host only once the
+//!   previous one has finished on all hosts.
+//!
+//! Inside a phase, hosts run in parallel (at most `parallel` at a time), each host's
+//! work one command. A host that fails is left out of the later phases; the others
+//! finish the phase. After each phase, a role whose failed hosts exceed its
+//! `max_fail_percentage` stops the run.
 
+pub mod containers;
+pub mod files;
+pub mod lock;
+pub mod record;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::plan::gather::{self, ActualHost};
-use crate::render::{DesiredDir, DesiredFile, HostState};
-use crate::transport::{shell_quote, Fleet, Session, TransportError, UploadFile};
+use crate::model::Role;
+use crate::plan::gather::ActualHost;
+use crate::render::{DesiredState, HostState, CONTAINER_DEFS};
+use crate::report::events::{Event, Level, Outcome};
+use crate::report::Reporter;
+use crate::transport::{Fleet, Session, UploadFile};
+use containers::{ContainerOp, ContainerTask};
+
+/// How apply runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hosts worked on at a time inside a phase.
+    pub parallel: usize,
+    /// Longest a single remote command may take.
+    pub timeout: Duration,
+    /// Longest to wait for the healthchecks of a step's containers on a host.
+    pub health_timeout: Duration,
+}
+
+/// Why a host failed, and where.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Failure {
+    /// `connect`, `gather`, `host preparation` or `step N`.
+    pub phase: String,
+    /// What was being done, e.g. `writing 12 files`, `recreate container keystone`.
+    pub action: String,
+    /// The remote error output or the transport's error (secrets redacted).
+    pub message: String,
+}
 
 /// What apply did on one host.
-#[derive(Debug)]
-pub struct HostResult {
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostOutcome {
     pub host: String,
+    pub role: String,
     pub files_written: usize,
     pub directories_fixed: usize,
+    pub containers_created: usize,
+    pub containers_recreated: usize,
+    pub containers_started: usize,
+    pub containers_removed: usize,
     pub seconds: f64,
-    /// The failing action and its error, if the host failed.
-    pub error: Option<(String, TransportError)>,
+    pub failure: Option<Failure>,
 }
 
-fn owner_matches(want: &str, name: &str, id: &str) -> bool {
-    want == name || want == id
+impl HostOutcome {
+    pub fn changes(&self) -> usize {
+        self.files_written
+            + self.directories_fixed
+            + self.containers_created
+            + self.containers_recreated
+            + self.containers_started
+            + self.containers_removed
+    }
 }
 
-/// The files whose content, mode or owner differ from the desired ones.
-pub fn files_to_write<'a>(desired: &'a HostState, actual: &ActualHost) -> Vec<&'a DesiredFile> {
-    desired
-        .files
+/// What a whole apply did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunOutcome {
+    pub hosts: BTreeMap<String, HostOutcome>,
+    /// Set when a role's failures went over its tolerated percentage: what stopped the
+    /// run, after which phase.
+    pub stopped: Option<String>,
+    pub seconds: f64,
+}
+
+impl RunOutcome {
+    pub fn failed(&self) -> Vec<&HostOutcome> {
+        self.hosts
+            .values()
+            .filter(|h| h.failure.is_some())
+            .collect()
+    }
+    pub fn changes(&self) -> usize {
+        self.hosts.values().map(HostOutcome::changes).sum()
+    }
+    pub fn ok(&self) -> bool {
+        self.stopped.is_none() && self.failed().is_empty()
+    }
+}
+
+/// One host's inputs for a phase.
+struct HostWork {
+    name: String,
+    session: Arc<Session>,
+    desired: Arc<HostState>,
+    actual: Arc<ActualHost>,
+}
+
+/// What one host did in one phase.
+#[derive(Default)]
+struct PhaseResult {
+    files: usize,
+    dirs: usize,
+    created: usize,
+    recreated: usize,
+    started: usize,
+    removed: usize,
+    summary: Vec<String>,
+}
+
+/// Applies `desired` to the hosts whose actual state is in `actual` (the others are
+/// reported as failed at `gather`, with `unreachable`'s reasons).
+pub async fn run(
+    desired: &DesiredState,
+    actual: &BTreeMap<String, ActualHost>,
+    unreachable: &[(String, String)],
+    roles: &BTreeMap<String, Role>,
+    fleet: &Fleet,
+    opts: &Options,
+    reporter: Arc<Reporter>,
+) -> RunOutcome {
+    let started = Instant::now();
+    let mut out = RunOutcome::default();
+    let mut work: Vec<HostWork> = Vec::new();
+    for (name, hs) in &desired.hosts {
+        out.hosts.insert(
+            name.clone(),
+            HostOutcome {
+                host: name.clone(),
+                role: hs.role.clone(),
+                ..Default::default()
+            },
+        );
+        if let (Some(a), Some(Ok(session))) = (actual.get(name), fleet.nodes.get(name)) {
+            work.push(HostWork {
+                name: name.clone(),
+                session: session.clone(),
+                desired: Arc::new(hs.clone()),
+                actual: Arc::new(a.clone()),
+            });
+        }
+    }
+    for (host, message) in unreachable {
+        if let Some(h) = out.hosts.get_mut(host) {
+            h.failure = Some(Failure {
+                phase: "gather".into(),
+                action: "reading the actual state".into(),
+                message: reporter.redact(message),
+            });
+        }
+    }
+    let max_step = desired
+        .hosts
         .values()
-        .filter(|f| match actual.paths.get(&f.path) {
-            None => true,
-            Some(a) => {
-                a.sha256.as_deref() != Some(f.sha256().as_str())
-                    || a.mode != f.mode
-                    || !owner_matches(&f.owner, &a.user, &a.uid)
-                    || !owner_matches(&f.group, &a.group, &a.gid)
-            }
-        })
-        .collect()
-}
+        .flat_map(|h| h.containers.values().map(|c| c.step))
+        .max()
+        .unwrap_or(0);
 
-/// The directories missing or with another mode or owner.
-pub fn dirs_to_fix<'a>(desired: &'a HostState, actual: &ActualHost) -> Vec<&'a DesiredDir> {
-    desired
-        .directories
-        .iter()
-        .filter(|d| match actual.paths.get(&d.path) {
-            None => true,
-            Some(a) => {
-                a.kind != "directory"
-                    || format!("{:o}", a.mode) != d.mode.trim_start_matches('0')
-                    || !owner_matches(&d.owner, &a.user, &a.uid)
-                    || !owner_matches(&d.group, &a.group, &a.gid)
-            }
-        })
-        .collect()
-}
-
-async fn converge(
-    session: &Session,
-    desired: &HostState,
-    timeout: Duration,
-) -> Result<(usize, usize), (String, TransportError)> {
-    let actual = gather::gather_with(session, desired, timeout, false)
-        .await
-        .map_err(|e| ("reading the actual state".to_string(), e))?;
-    let dirs = dirs_to_fix(desired, &actual);
-    if !dirs.is_empty() {
-        let cmd: Vec<String> = dirs
+    let mut phases: Vec<Option<u8>> = vec![None];
+    phases.extend((1..=max_step).map(Some));
+    for step in phases {
+        let phase_name = match step {
+            None => "host preparation".to_string(),
+            Some(s) => format!("step {s}"),
+        };
+        // The hosts with something to do in this phase, and not failed before.
+        let todo: Vec<&HostWork> = work
             .iter()
-            .map(|d| {
-                let p = shell_quote(&d.path);
-                format!(
-                    "mkdir -p {p} && chmod {} {p} && chown {}:{} {p}",
-                    shell_quote(&d.mode),
-                    shell_quote(&d.owner),
-                    shell_quote(&d.group)
-                )
+            .filter(|w| out.hosts[&w.name].failure.is_none())
+            .filter(|w| match step {
+                None => true,
+                Some(s) => {
+                    containers::step_tasks(&w.desired, &w.actual.containers).contains_key(&s)
+                }
             })
             .collect();
-        let out = session
-            .exec(&format!("set -e; {}", cmd.join("; ")), None, timeout)
-            .await
-            .map_err(|e| ("creating directories".to_string(), e))?;
-        if !out.success() {
-            return Err((
-                "creating directories".into(),
-                TransportError::Upload {
-                    host: desired.name.clone(),
-                    path: "directories".into(),
-                    message: out.stderr_text().trim().to_string(),
-                },
+        let title = match step {
+            None => format!(
+                "host preparation: files and directories on {} hosts",
+                todo.len()
+            ),
+            Some(s) => format!("step {s}/{max_step}: containers on {} hosts", todo.len()),
+        };
+        reporter.progress().phase(&title, todo.len());
+        let limit = Arc::new(Semaphore::new(opts.parallel.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in todo {
+            let (name, session, desired, actual) = (
+                w.name.clone(),
+                w.session.clone(),
+                w.desired.clone(),
+                w.actual.clone(),
+            );
+            let (limit, reporter, opts) = (limit.clone(), reporter.clone(), opts.clone());
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let t = Instant::now();
+                let r = match step {
+                    None => prepare_host(&session, &desired, &actual, &opts, &reporter).await,
+                    Some(s) => run_step(&session, &desired, &actual, s, &opts, &reporter).await,
+                };
+                (name, r, t.elapsed())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let Ok((name, r, took)) = done else { continue };
+            let h = out.hosts.get_mut(&name).expect("host of the run");
+            h.seconds += took.as_secs_f64();
+            match r {
+                Ok(p) => {
+                    h.files_written += p.files;
+                    h.directories_fixed += p.dirs;
+                    h.containers_created += p.created;
+                    h.containers_recreated += p.recreated;
+                    h.containers_started += p.started;
+                    h.containers_removed += p.removed;
+                    let summary = if p.summary.is_empty() {
+                        "no change".to_string()
+                    } else {
+                        p.summary.join(", ")
+                    };
+                    reporter.progress().host_done(
+                        &name,
+                        &format!("{phase_name}: {summary} ({:.2} s)", took.as_secs_f64()),
+                        true,
+                    );
+                }
+                Err((action, message)) => {
+                    reporter.progress().host_done(
+                        &name,
+                        &format!("{phase_name}: FAILED {action}"),
+                        false,
+                    );
+                    h.failure = Some(Failure {
+                        phase: phase_name.clone(),
+                        action,
+                        message,
+                    });
+                }
+            }
+        }
+        if let Some(why) = over_tolerance(&out, roles) {
+            let stop = format!("{why}; stopped after {phase_name}");
+            reporter.event(Event {
+                level: Level::Error,
+                host: None,
+                stage: "overcloud".into(),
+                step,
+                action: "max fail percentage".into(),
+                target: None,
+                outcome: Outcome::Failed,
+                duration: Duration::ZERO,
+                message: stop.clone(),
+            });
+            out.stopped = Some(stop);
+            break;
+        }
+    }
+    reporter.progress().finish();
+    out.seconds = started.elapsed().as_secs_f64();
+    out
+}
+
+/// The first role whose failed hosts are more than its `max_fail_percentage` of its
+/// hosts in this run.
+pub fn over_tolerance(out: &RunOutcome, roles: &BTreeMap<String, Role>) -> Option<String> {
+    let mut per_role: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for h in out.hosts.values() {
+        let e = per_role.entry(h.role.as_str()).or_default();
+        e.0 += 1;
+        if h.failure.is_some() {
+            e.1 += 1;
+        }
+    }
+    for (role, (total, failed)) in per_role {
+        if failed == 0 {
+            continue;
+        }
+        let max = roles.get(role).map(|r| r.max_fail_percentage).unwrap_or(0);
+        if failed * 100 > usize::from(max) * total {
+            return Some(format!(
+                "{failed} of {total} {role} hosts failed ({}%), more than its max_fail_percentage of {max}%",
+                failed * 100 / total
             ));
         }
     }
-    let files = files_to_write(desired, &actual);
-    let batch: Vec<UploadFile> = files
-        .iter()
-        .map(|f| UploadFile {
-            path: &f.path,
-            content: f.content.as_bytes(),
-            mode: f.mode,
-            owner: &f.owner,
-            group: &f.group,
-        })
-        .collect();
-    session
-        .upload_batch(&batch, timeout)
-        .await
-        .map_err(|e| (format!("writing {} files", batch.len()), e))?;
-    Ok((files.len(), dirs.len()))
+    None
 }
 
-/// Converges the files and directories of every host in `desired`, `parallel` hosts at
-/// a time. A host that fails does not stop the others.
-pub async fn apply_files(
-    desired: &crate::render::DesiredState,
-    fleet: &Fleet,
-    parallel: usize,
-    timeout: Duration,
-) -> Vec<HostResult> {
-    let limit = Arc::new(Semaphore::new(parallel.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut results = Vec::new();
-    for (name, hs) in &desired.hosts {
-        match fleet.nodes.get(name) {
-            Some(Ok(session)) => {
-                let (session, hs, limit) = (session.clone(), hs.clone(), limit.clone());
-                tasks.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    let start = Instant::now();
-                    let r = converge(&session, &hs, timeout).await;
-                    let (files_written, directories_fixed, error) = match r {
-                        Ok((f, d)) => (f, d, None),
-                        Err(e) => (0, 0, Some(e)),
-                    };
-                    HostResult {
-                        host: hs.name.clone(),
-                        files_written,
-                        directories_fixed,
-                        seconds: start.elapsed().as_secs_f64(),
-                        error,
-                    }
-                });
+fn event(
+    host: &str,
+    step: Option<u8>,
+    action: &str,
+    target: Option<&str>,
+    outcome: Outcome,
+    duration: Duration,
+    message: String,
+) -> Event {
+    Event {
+        level: match outcome {
+            Outcome::Failed => Level::Error,
+            _ => Level::Info,
+        },
+        host: Some(host.to_string()),
+        stage: "overcloud".into(),
+        step: Some(step.unwrap_or(0)),
+        action: action.into(),
+        target: target.map(str::to_string),
+        outcome,
+        duration,
+        message,
+    }
+}
+
+/// Step 0 on one host: remove what is no longer desired, fix directories, write files.
+async fn prepare_host(
+    session: &Session,
+    desired: &HostState,
+    actual: &ActualHost,
+    opts: &Options,
+    reporter: &Reporter,
+) -> Result<PhaseResult, (String, String)> {
+    let host = desired.name.as_str();
+    let mut r = PhaseResult::default();
+    let p = reporter.progress();
+    let removals = containers::removals(desired, &actual.containers);
+    let dirs = files::dirs_to_fix(desired, actual);
+    if !removals.is_empty() {
+        p.host_action(host, &format!("removing {} containers", removals.len()));
+        let t = Instant::now();
+        let script = containers::removal_script(&removals, CONTAINER_DEFS);
+        let out = session
+            .exec(&script, None, opts.timeout)
+            .await
+            .map_err(|e| {
+                fail(
+                    reporter,
+                    host,
+                    None,
+                    "removing containers",
+                    None,
+                    e.to_string(),
+                )
+            })?;
+        let reports = containers::parse_report(&out.stdout_text());
+        for t_ in &removals {
+            let rep = reports.get(&t_.name).cloned().unwrap_or_default();
+            if rep.ok() && !rep.actions.is_empty() {
+                r.removed += 1;
+                reporter.event(event(
+                    host,
+                    None,
+                    "remove container",
+                    Some(&t_.name),
+                    Outcome::Changed,
+                    t.elapsed(),
+                    "stopped and removed, with its configuration (its logs stay)".into(),
+                ));
+            } else {
+                let msg = if rep.errors.is_empty() {
+                    "the removal did not run".to_string()
+                } else {
+                    rep.errors.join("\n")
+                };
+                return Err(fail(
+                    reporter,
+                    host,
+                    None,
+                    &format!("remove container {}", t_.name),
+                    Some(&t_.name),
+                    msg,
+                ));
             }
-            Some(Err(e)) => results.push(HostResult {
-                host: name.clone(),
-                files_written: 0,
-                directories_fixed: 0,
-                seconds: 0.0,
-                error: Some((
-                    "connecting".into(),
-                    TransportError::Ssh {
-                        host: name.clone(),
-                        during: "connecting".into(),
-                        message: e.to_string(),
-                    },
-                )),
-            }),
+        }
+        r.summary.push(format!("{} containers removed", r.removed));
+    }
+    if !dirs.is_empty() {
+        p.host_action(host, &format!("fixing {} directories", dirs.len()));
+        let t = Instant::now();
+        let out = session
+            .exec(&files::dirs_script(&dirs), None, opts.timeout)
+            .await
+            .map_err(|e| {
+                fail(
+                    reporter,
+                    host,
+                    None,
+                    "creating directories",
+                    None,
+                    e.to_string(),
+                )
+            })?;
+        if !out.success() {
+            return Err(fail(
+                reporter,
+                host,
+                None,
+                "creating directories",
+                None,
+                out.stderr_text().trim().to_string(),
+            ));
+        }
+        for d in &dirs {
+            reporter.event(event(
+                host,
+                None,
+                "directory",
+                Some(&d.path),
+                Outcome::Changed,
+                t.elapsed(),
+                format!("{} {}:{}", d.mode, d.owner, d.group),
+            ));
+        }
+        r.dirs = dirs.len();
+        r.summary.push(format!("{} directories", dirs.len()));
+    }
+    let to_write = files::files_to_write(desired, actual);
+    if !to_write.is_empty() {
+        p.host_action(host, &format!("writing {} files", to_write.len()));
+        let t = Instant::now();
+        let batch: Vec<UploadFile> = to_write
+            .iter()
+            .map(|f| UploadFile {
+                path: &f.path,
+                content: f.content.as_bytes(),
+                mode: f.mode,
+                owner: &f.owner,
+                group: &f.group,
+            })
+            .collect();
+        session
+            .upload_batch(&batch, opts.timeout)
+            .await
+            .map_err(|e| {
+                fail(
+                    reporter,
+                    host,
+                    None,
+                    &format!("writing {} files", batch.len()),
+                    None,
+                    e.to_string(),
+                )
+            })?;
+        for f in &to_write {
+            let what = if actual.paths.contains_key(&f.path) {
+                "changed"
+            } else {
+                "created"
+            };
+            reporter.event(event(
+                host,
+                None,
+                "write file",
+                Some(&f.path),
+                Outcome::Changed,
+                t.elapsed(),
+                format!(
+                    "{what}, mode {:04o} {}:{} (one batch of {})",
+                    f.mode,
+                    f.owner,
+                    f.group,
+                    to_write.len()
+                ),
+            ));
+        }
+        r.files = to_write.len();
+        r.summary.push(format!("{} files written", to_write.len()));
+    }
+    Ok(r)
+}
+
+/// Deploy step `step` on one host: its containers, then their healthchecks.
+async fn run_step(
+    session: &Session,
+    desired: &HostState,
+    actual: &ActualHost,
+    step: u8,
+    opts: &Options,
+    reporter: &Reporter,
+) -> Result<PhaseResult, (String, String)> {
+    let host = desired.name.as_str();
+    let all = containers::step_tasks(desired, &actual.containers);
+    let tasks: &[ContainerTask] = all.get(&step).map(Vec::as_slice).unwrap_or_default();
+    let mut r = PhaseResult::default();
+    if tasks.is_empty() {
+        return Ok(r);
+    }
+    let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    reporter
+        .progress()
+        .host_action(host, &format!("step {step}: {}", names.join(", ")));
+    let script = containers::step_script(tasks, opts.health_timeout);
+    let out = session
+        .exec(&script, None, opts.timeout + opts.health_timeout)
+        .await
+        .map_err(|e| {
+            fail(
+                reporter,
+                host,
+                Some(step),
+                "running the step's containers",
+                None,
+                e.to_string(),
+            )
+        })?;
+    let reports = containers::parse_report(&out.stdout_text());
+    let mut failures = Vec::new();
+    for t in tasks {
+        let rep = reports.get(&t.name).cloned().unwrap_or_default();
+        let ms: u64 = rep.actions.iter().map(|a| a.2).sum();
+        let failed_action = rep.actions.iter().find(|a| a.1 != 0);
+        if rep.actions.is_empty() || failed_action.is_some() {
+            let what = failed_action
+                .map(|a| a.0.clone())
+                .unwrap_or_else(|| t.op.verb().into());
+            let msg = if rep.errors.is_empty() {
+                format!("podman {what} did not run: {}", out.stderr_text().trim())
+            } else {
+                rep.errors.join("\n")
+            };
+            reporter.event(event(
+                host,
+                Some(step),
+                &format!("{what} container"),
+                Some(&t.name),
+                Outcome::Failed,
+                Duration::from_millis(ms),
+                msg.clone(),
+            ));
+            failures.push((format!("{what} container {}", t.name), msg));
+            continue;
+        }
+        match t.op {
+            ContainerOp::Create => r.created += 1,
+            ContainerOp::Recreate => r.recreated += 1,
+            ContainerOp::Start => r.started += 1,
+            ContainerOp::Remove => r.removed += 1,
+        }
+        reporter.event(event(
+            host,
+            Some(step),
+            &format!("{} container", t.op.verb()),
+            Some(&t.name),
+            Outcome::Changed,
+            Duration::from_millis(ms),
+            format!("image {}", t.def.map(|d| d.image.as_str()).unwrap_or("")),
+        ));
+        match rep.healthy {
+            Some((true, waited)) => reporter.event(event(
+                host,
+                Some(step),
+                "health",
+                Some(&t.name),
+                Outcome::Ok,
+                Duration::from_millis(waited),
+                "healthy".into(),
+            )),
+            Some((false, waited)) => {
+                let msg = format!(
+                    "unhealthy after {:.1} s; its last log lines:\n{}",
+                    waited as f64 / 1000.0,
+                    rep.logs.join("\n")
+                );
+                reporter.event(event(
+                    host,
+                    Some(step),
+                    "health",
+                    Some(&t.name),
+                    Outcome::Failed,
+                    Duration::from_millis(waited),
+                    msg.clone(),
+                ));
+                failures.push((format!("healthcheck of {}", t.name), msg));
+            }
             None => {}
         }
     }
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(r) = done {
-            results.push(r);
+    for (verb, n) in [
+        ("created", r.created),
+        ("recreated", r.recreated),
+        ("started", r.started),
+    ] {
+        if n > 0 {
+            r.summary.push(format!("{n} containers {verb}"));
         }
     }
-    results.sort_by(|a, b| a.host.cmp(&b.host));
-    results
+    if let Some((action, _)) = failures.first() {
+        let message = failures
+            .iter()
+            .map(|(a, m)| format!("{a}: {m}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err((action.clone(), reporter.redact(&message)));
+    }
+    Ok(r)
+}
+
+/// Records a failure event and returns it as (action, message).
+fn fail(
+    reporter: &Reporter,
+    host: &str,
+    step: Option<u8>,
+    action: &str,
+    target: Option<&str>,
+    message: String,
+) -> (String, String) {
+    let message = reporter.redact(&message);
+    reporter.event(event(
+        host,
+        step,
+        action,
+        target,
+        Outcome::Failed,
+        Duration::ZERO,
+        message.clone(),
+    ));
+    (action.to_string(), message)
 }

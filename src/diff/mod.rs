@@ -105,7 +105,7 @@ pub struct HostGroup {
     pub restarts: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Summary {
     pub hosts_added: usize,
     pub hosts_removed: usize,

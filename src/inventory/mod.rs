@@ -33,6 +33,8 @@ pub struct Inventory {
     pub secrets: SecretsSpec,
     pub vars: toml::Table,
     pub config: ConfigOverrides,
+    /// `[lab]`: the local lab's stand-in containers.
+    pub lab: Option<LabSpec>,
     /// Required sections that failed to parse and hold placeholders.
     pub incomplete: Vec<&'static str>,
 }
@@ -47,6 +49,7 @@ const SECTIONS: &[&str] = &[
     "secrets",
     "vars",
     "config",
+    "lab",
 ];
 
 impl Inventory {
@@ -99,6 +102,7 @@ impl Inventory {
         };
         let mut vars = toml::Table::new();
         let mut config = ConfigOverrides::new();
+        let mut lab = None;
         let mut seen = std::collections::BTreeSet::new();
         for (key, value) in doc.get_ref().iter() {
             seen.insert(key.get_ref().to_string());
@@ -132,6 +136,7 @@ impl Inventory {
                 "vars" => {
                     vars = tomlfile::de::<toml::Table>(&path, value, diags).unwrap_or_default()
                 }
+                "lab" => lab = tomlfile::de::<LabSpec>(&path, value, diags),
                 "config" => {
                     config =
                         tomlfile::de::<ConfigOverrides>(&path, value, diags).unwrap_or_default()
@@ -207,6 +212,7 @@ impl Inventory {
             secrets,
             vars,
             config,
+            lab,
             incomplete,
         })
     }

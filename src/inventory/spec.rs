@@ -72,6 +72,22 @@ fn default_true_plain() -> bool {
     true
 }
 
+/// `[lab]`: settings for the local lab only (lab/README.md). The lab's images hold
+/// busybox, not the services (nothing can be pulled there), so every container runs a
+/// stand-in that reads its mounted configuration and answers a healthcheck. A
+/// production inventory has no `[lab]` section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LabSpec {
+    /// The command every container runs instead of its service's.
+    pub stand_in_command: Vec<String>,
+    /// The healthcheck every container with one runs instead of its service's.
+    pub stand_in_healthcheck: Option<String>,
+    /// Per service, another healthcheck (a test breaks one service with `"false"`).
+    #[serde(default)]
+    pub healthchecks: BTreeMap<String, String>,
+}
+
 /// `[undercloud]`: the machine the operator prepares.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -25,6 +25,8 @@ pub struct ActualPath {
 pub struct ActualContainer {
     pub state: String,
     pub config_hash: String,
+    /// podman's status line, e.g. `Up 2 minutes (healthy)`.
+    pub status: String,
 }
 
 /// A host's actual state.
@@ -36,15 +38,51 @@ pub struct ActualHost {
     pub contents: BTreeMap<String, Vec<u8>>,
 }
 
-/// The one command that reads everything about `paths`.
-pub fn gather_command(paths: &[&str]) -> String {
-    let quoted: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
-    let list = quoted.join(" ");
+impl ActualHost {
+    /// A digest of what was found (paths with kind, mode, owner and hash; containers
+    /// with state and config hash): equal digests mean nothing managed has changed.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (p, a) in &self.paths {
+            h.update(
+                format!(
+                    "P {p} {} {:o} {}:{} {}\n",
+                    a.kind,
+                    a.mode,
+                    a.uid,
+                    a.gid,
+                    a.sha256.as_deref().unwrap_or("-")
+                )
+                .as_bytes(),
+            );
+        }
+        for (n, c) in &self.containers {
+            h.update(format!("C {n} {} {}\n", c.state, c.config_hash).as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The one command that reads everything about `files` and `dirs`: one `stat` of all,
+/// one `sha256sum` of all files, one `podman ps`.
+pub fn gather_command(files: &[&str], dirs: &[&str]) -> String {
+    let q = |v: &[&str]| {
+        v.iter()
+            .map(|p| shell_quote(p))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (fl, dl) = (q(files), q(dirs));
+    let hash = if files.is_empty() {
+        String::new()
+    } else {
+        format!("sha256sum -- {fl} 2>/dev/null; ")
+    };
     format!(
-        "stat -c 'S\t%n\t%F\t%a\t%u\t%g\t%U\t%G' {list} 2>/dev/null; \
-         for f in {list}; do [ -f \"$f\" ] && printf 'H\\t%s\\t%s\\n' \"$f\" \"$(sha256sum < \"$f\" | cut -c1-64)\"; done; \
+        "stat -c 'S\t%n\t%F\t%a\t%u\t%g\t%U\t%G' -- {fl} {dl} 2>/dev/null; {hash}\
          command -v podman >/dev/null 2>&1 && podman ps -a --filter label=managed_by=provision \
-           --format 'C\t{{{{.Names}}}}\t{{{{.State}}}}\t{{{{index .Labels \"provision.config_hash\"}}}}' 2>/dev/null; true"
+           --format 'C\t{{{{.Names}}}}\t{{{{.State}}}}\t{{{{index .Labels \"provision.config_hash\"}}}}\t{{{{.Status}}}}' 2>/dev/null; true"
     )
 }
 
@@ -68,17 +106,23 @@ pub fn parse_gather(out: &str) -> ActualHost {
                     },
                 );
             }
-            ["H", path, sha] => {
-                if let Some(p) = host.paths.get_mut(*path) {
-                    p.sha256 = Some(sha.to_string());
+            [one] => {
+                // sha256sum: "<64 hex>  <path>"
+                if let Some((sha, path)) = one.split_once("  ") {
+                    if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        if let Some(p) = host.paths.get_mut(path) {
+                            p.sha256 = Some(sha.to_string());
+                        }
+                    }
                 }
             }
-            ["C", name, state, hash] => {
+            ["C", name, state, hash, rest @ ..] => {
                 host.containers.insert(
                     name.to_string(),
                     ActualContainer {
                         state: state.to_string(),
                         config_hash: hash.to_string(),
+                        status: rest.join("\t"),
                     },
                 );
             }
@@ -105,9 +149,15 @@ pub async fn gather_with(
     timeout: Duration,
     fetch_contents: bool,
 ) -> Result<ActualHost, TransportError> {
-    let mut paths: Vec<&str> = desired.files.keys().map(String::as_str).collect();
-    paths.extend(desired.directories.iter().map(|d| d.path.as_str()));
-    let out = session.exec(&gather_command(&paths), None, timeout).await?;
+    let files: Vec<&str> = desired.files.keys().map(String::as_str).collect();
+    let dirs: Vec<&str> = desired
+        .directories
+        .iter()
+        .map(|d| d.path.as_str())
+        .collect();
+    let out = session
+        .exec(&gather_command(&files, &dirs), None, timeout)
+        .await?;
     let mut actual = parse_gather(&out.stdout_text());
     // Second round trip, only for files whose content differs: fetch them for the diff.
     let differing: Vec<&str> = desired
@@ -157,27 +207,34 @@ mod tests {
     fn parses_stat_hash_and_podman_lines() {
         let out = "S\t/etc/overcloud/a.conf\tregular file\t640\t0\t42436\troot\tnova\n\
                    S\t/var/log/overcloud/nova\tdirectory\t750\t42436\t42436\tnova\tnova\n\
-                   H\t/etc/overcloud/a.conf\tabc123\n\
-                   C\tnova_compute\trunning\tdeadbeef\n";
+                   abc123abc123abc123abc123abc123abc123abc123abc123abc123abc123abcd  /etc/overcloud/a.conf\n\
+                   C\tnova_compute\trunning\tdeadbeef\tUp 2 minutes (healthy)\n";
         let h = parse_gather(out);
         let a = &h.paths["/etc/overcloud/a.conf"];
         assert_eq!(
             (a.mode, a.uid.as_str(), a.gid.as_str(), a.sha256.as_deref()),
-            (0o640, "0", "42436", Some("abc123"))
+            (
+                0o640,
+                "0",
+                "42436",
+                Some("abc123abc123abc123abc123abc123abc123abc123abc123abc123abc123abcd")
+            )
         );
         assert_eq!(h.paths["/var/log/overcloud/nova"].kind, "directory");
         assert_eq!(
             h.containers["nova_compute"],
             ActualContainer {
                 state: "running".into(),
-                config_hash: "deadbeef".into()
+                config_hash: "deadbeef".into(),
+                status: "Up 2 minutes (healthy)".into(),
             }
         );
     }
 
     #[test]
     fn the_command_quotes_paths() {
-        let c = gather_command(&["/etc/a b"]);
+        let c = gather_command(&["/etc/a b"], &["/var/x"]);
+        assert!(c.contains("sha256sum -- '/etc/a b' 2>/dev/null"), "{c}");
         assert!(c.contains("'/etc/a b'"), "{c}");
         assert!(c.contains("{{.Names}}"), "{c}");
     }

@@ -4,6 +4,7 @@
 //! by the same code as `provision diff`: same grouping, same redaction, same summary.
 
 pub mod gather;
+pub mod saved;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -102,8 +103,13 @@ pub fn as_state(desired: &HostState, actual: &ActualHost) -> HostState {
             .get(name)
             .cloned()
             .unwrap_or_else(|| ContainerDef::named(name));
-        def.labels
-            .insert("provision.config_hash".into(), c.config_hash.clone());
+        // A stopped container is started by apply: shown as a restart.
+        let hash = if c.state == "running" {
+            c.config_hash.clone()
+        } else {
+            format!("{} ({})", c.config_hash, c.state)
+        };
+        def.labels.insert("provision.config_hash".into(), hash);
         hs.containers.insert(name.clone(), def);
     }
     hs
@@ -116,62 +122,72 @@ pub struct Unreachable {
     pub error: TransportError,
 }
 
-/// Reads every host of `desired` through `fleet` (in parallel) and compares.
-pub async fn plan(
-    inventory: &str,
+/// The actual state of every host that could be read, and those that could not.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub actual: BTreeMap<String, ActualHost>,
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// Reads every host of `desired` through `fleet`, all at once: one command per host,
+/// plus one to fetch the files that differ when `fetch_contents` (for the diffs).
+pub async fn gather_all(
     desired: &DesiredState,
-    secrets: &Secrets,
     fleet: &Fleet,
     timeout: Duration,
-) -> (Report, Vec<Unreachable>) {
+    fetch_contents: bool,
+) -> Gathered {
     let mut tasks = tokio::task::JoinSet::new();
-    let mut failed = Vec::new();
+    let mut out = Gathered::default();
     for (name, hs) in &desired.hosts {
         match fleet.nodes.get(name) {
             Some(Ok(session)) => {
                 let (session, hs) = (session.clone(), hs.clone());
                 tasks.spawn(async move {
-                    let actual = gather::gather(&session, &hs, timeout).await;
-                    (hs.name.clone(), actual.map(|a| as_state(&hs, &a)))
+                    let actual = gather::gather_with(&session, &hs, timeout, fetch_contents).await;
+                    (hs.name.clone(), actual)
                 });
             }
-            Some(Err(_)) | None => {}
-        }
-    }
-    let mut actual = DesiredState {
-        hosts: BTreeMap::new(),
-    };
-    while let Some(done) = tasks.join_next().await {
-        if let Ok((name, result)) = done {
-            match result {
-                Ok(hs) => {
-                    actual.hosts.insert(name, hs);
-                }
-                Err(error) => failed.push(Unreachable { host: name, error }),
-            }
-        }
-    }
-    for (name, r) in &fleet.nodes {
-        if let Err(e) = r {
-            failed.push(Unreachable {
+            Some(Err(e)) => out.unreachable.push(Unreachable {
                 host: name.clone(),
                 error: TransportError::Ssh {
                     host: name.clone(),
                     during: "connecting".into(),
                     message: e.to_string(),
                 },
-            });
+            }),
+            None => {}
         }
     }
-    // Compare only the hosts that were read.
-    let reached = DesiredState {
-        hosts: desired
-            .hosts
-            .iter()
-            .filter(|(n, _)| actual.hosts.contains_key(*n))
-            .map(|(n, h)| (n.clone(), h.clone()))
-            .collect(),
-    };
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((name, result)) = done {
+            match result {
+                Ok(a) => {
+                    out.actual.insert(name, a);
+                }
+                Err(error) => out.unreachable.push(Unreachable { host: name, error }),
+            }
+        }
+    }
+    out.unreachable.sort_by(|a, b| a.host.cmp(&b.host));
+    out
+}
+
+/// Compares the desired state of the hosts that were read with their actual state.
+pub fn compare(
+    inventory: &str,
+    desired: &DesiredState,
+    actual: &BTreeMap<String, ActualHost>,
+    secrets: &Secrets,
+) -> Report {
+    let mut as_found = DesiredState::default();
+    let mut reached = DesiredState::default();
+    for (name, hs) in &desired.hosts {
+        if let Some(a) = actual.get(name) {
+            as_found.hosts.insert(name.clone(), as_state(hs, a));
+            reached.hosts.insert(name.clone(), hs.clone());
+        }
+    }
     let mut report = diff::compare(
         inventory,
         &Side {
@@ -179,7 +195,7 @@ pub async fn plan(
                 rev: "actual state".into(),
                 commit: None,
             },
-            state: &actual,
+            state: &as_found,
             secrets,
         },
         &Side {
@@ -192,6 +208,20 @@ pub async fn plan(
         },
     );
     report.kind = diff::ReportKind::Plan;
-    failed.sort_by(|a, b| a.host.cmp(&b.host));
-    (report, failed)
+    report
+}
+
+/// Reads every host of `desired` through `fleet` (in parallel) and compares.
+pub async fn plan(
+    inventory: &str,
+    desired: &DesiredState,
+    secrets: &Secrets,
+    fleet: &Fleet,
+    timeout: Duration,
+) -> (Report, Vec<Unreachable>) {
+    let g = gather_all(desired, fleet, timeout, true).await;
+    (
+        compare(inventory, desired, &g.actual, secrets),
+        g.unreachable,
+    )
 }

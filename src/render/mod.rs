@@ -689,6 +689,21 @@ impl<'c> Renderer<'c> {
             healthcheck: m.healthcheck.clone(),
             labels: BTreeMap::new(),
         };
+        // The lab runs a stand-in in every container (its images hold busybox only).
+        if let Some(lab) = &cloud.inventory.lab {
+            if !lab.stand_in_command.is_empty() {
+                def.command = lab.stand_in_command.clone();
+            }
+            if let Some(hc) = def.healthcheck.as_mut() {
+                if let Some(test) = lab
+                    .healthchecks
+                    .get(&svc.name)
+                    .or(lab.stand_in_healthcheck.as_ref())
+                {
+                    hc.test = test.clone();
+                }
+            }
+        }
         // The config hash covers the definition and every file the container uses.
         let mut h = Sha256::new();
         h.update(serde_json::to_vec(&def).unwrap_or_default());

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub use fleet::Fleet;
 pub use hostkeys::{fingerprint, HostKeyPolicy, Verdict};
-pub use session::{Credentials, ExecOutput, Session, UploadFile};
+pub use session::{Credentials, ExecOutput, Held, Session, UploadFile};
 
 /// How to connect, from the inventory's `[ssh]`.
 #[derive(Debug, Clone)]

@@ -694,6 +694,65 @@ sort -u "$w/dirs" | xargs sync 2>/dev/null || true"#;
         }
     }
 
+    /// Starts `command` and keeps it running with its standard input open, until the
+    /// returned [`Held`] is released or dropped, or the connection dies (the remote
+    /// command then reads end of file). Waits for the command's first line of output,
+    /// or its exit: a lock holder prints a line once it holds the lock.
+    pub async fn hold(&self, command: &str, timeout: Duration) -> Result<Held, TransportError> {
+        let start = async {
+            let channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| self.lost("opening a channel", e))?;
+            channel
+                .exec(true, command)
+                .await
+                .map_err(|e| self.lost("starting the command", e))?;
+            let mut channel = channel;
+            let mut out = ExecOutput::default();
+            loop {
+                match channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => {
+                        out.stdout.extend_from_slice(&data);
+                        if out.stdout.contains(&b'\n') {
+                            return Ok(Held {
+                                channel: Some(channel),
+                                first_line: out
+                                    .stdout_text()
+                                    .lines()
+                                    .next()
+                                    .unwrap_or("")
+                                    .to_string(),
+                                exited: None,
+                            });
+                        }
+                    }
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        out.stderr.extend_from_slice(&data)
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => out.status = Some(exit_status),
+                    Some(ChannelMsg::Close) | None => {
+                        return Ok(Held {
+                            channel: None,
+                            first_line: out.stdout_text().lines().next().unwrap_or("").to_string(),
+                            exited: Some(out),
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, start).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::CommandTimeout {
+                host: self.target.name.clone(),
+                command: first_words(command),
+                secs: timeout.as_secs_f64(),
+            }),
+        }
+    }
+
     /// Closes the connection.
     pub async fn close(&self) {
         let _ = self
@@ -711,6 +770,38 @@ sort -u "$w/dirs" | xargs sync 2>/dev/null || true"#;
             host: self.target.name.clone(),
             during: during.to_string(),
             message: e.to_string(),
+        }
+    }
+}
+
+/// A remote command kept running (see [`Session::hold`]).
+pub struct Held {
+    channel: Option<russh::Channel<client::Msg>>,
+    /// The first line the command printed.
+    pub first_line: String,
+    /// The command's output and status, when it ended instead of holding.
+    pub exited: Option<ExecOutput>,
+}
+
+impl Held {
+    /// Whether the command is still running.
+    pub fn is_holding(&self) -> bool {
+        self.channel.is_some()
+    }
+
+    /// Ends the command: closes its standard input and waits (bounded) for it to exit.
+    pub async fn release(mut self) {
+        if let Some(channel) = self.channel.take() {
+            let _ = channel.eof().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut channel = channel;
+                while let Some(msg) = channel.wait().await {
+                    if matches!(msg, ChannelMsg::Close) {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
     }
 }

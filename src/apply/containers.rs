@@ -1,0 +1,444 @@
+//! The podman side of apply: what to do with each container (from its desired
+//! definition and what the host runs), and the one shell script per host and deploy
+//! step that does it and then waits for the healthchecks. Pure: the scripts are run by
+//! [`super`], and their output is parsed here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::plan::gather::ActualContainer;
+use crate::render::{ContainerDef, HostState};
+use crate::transport::shell_quote;
+
+/// What apply does to one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ContainerOp {
+    /// Not on the host: `podman run`.
+    Create,
+    /// Its config hash differs (its files, image or definition changed): removed and
+    /// run again.
+    Recreate,
+    /// Same config hash, but not running: `podman start`.
+    Start,
+    /// On the host, managed by provision, but no longer desired there: stopped and
+    /// removed, its configuration files too (its logs stay).
+    Remove,
+}
+
+impl ContainerOp {
+    pub fn verb(self) -> &'static str {
+        match self {
+            ContainerOp::Create => "create",
+            ContainerOp::Recreate => "recreate",
+            ContainerOp::Start => "start",
+            ContainerOp::Remove => "remove",
+        }
+    }
+}
+
+/// One container to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerTask<'a> {
+    pub name: String,
+    pub op: ContainerOp,
+    /// The desired definition (`None` for a removal).
+    pub def: Option<&'a ContainerDef>,
+}
+
+/// Whether a name is safe as a container name and as a path component.
+pub fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The desired containers to create, recreate or start on a host, by deploy step.
+pub fn step_tasks<'a>(
+    desired: &'a HostState,
+    actual: &BTreeMap<String, ActualContainer>,
+) -> BTreeMap<u8, Vec<ContainerTask<'a>>> {
+    let mut steps: BTreeMap<u8, Vec<ContainerTask<'a>>> = BTreeMap::new();
+    for (name, def) in &desired.containers {
+        let want = def.labels.get("provision.config_hash");
+        let op = match actual.get(name) {
+            None => ContainerOp::Create,
+            Some(a) if Some(&a.config_hash) != want => ContainerOp::Recreate,
+            Some(a) if a.state != "running" => ContainerOp::Start,
+            Some(_) => continue,
+        };
+        steps.entry(def.step).or_default().push(ContainerTask {
+            name: name.clone(),
+            op,
+            def: Some(def),
+        });
+    }
+    steps
+}
+
+/// The managed containers on the host that are no longer desired there.
+pub fn removals<'a>(
+    desired: &HostState,
+    actual: &BTreeMap<String, ActualContainer>,
+) -> Vec<ContainerTask<'a>> {
+    actual
+        .keys()
+        .filter(|n| !desired.containers.contains_key(*n))
+        .map(|n| ContainerTask {
+            name: n.clone(),
+            op: ContainerOp::Remove,
+            def: None,
+        })
+        .collect()
+}
+
+/// `podman run` arguments for a definition (after `podman`).
+pub fn run_args(def: &ContainerDef) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "run".into(),
+        "--detach".into(),
+        "--name".into(),
+        def.name.clone(),
+    ];
+    for (k, v) in &def.labels {
+        a.push("--label".into());
+        a.push(format!("{k}={v}"));
+    }
+    a.push(format!("--network={}", network_name(def)));
+    if def.privileged {
+        a.push("--privileged".into());
+    }
+    if let Some(pid) = &def.pid {
+        a.push(format!("--pid={pid}"));
+    }
+    if let Some(ns) = &def.cgroupns {
+        a.push(format!("--cgroupns={ns}"));
+    }
+    if let Some(user) = &def.user {
+        a.push(format!("--user={user}"));
+    }
+    if !def.restart.is_empty() {
+        a.push(format!("--restart={}", def.restart));
+    }
+    for (k, v) in &def.environment {
+        a.push("--env".into());
+        a.push(format!("{k}={v}"));
+    }
+    for v in &def.volumes {
+        a.push("--volume".into());
+        a.push(v.clone());
+    }
+    if let Some(h) = &def.healthcheck {
+        a.push(format!("--health-cmd={}", h.test));
+        a.push(format!("--health-interval={}", h.interval));
+        a.push(format!("--health-timeout={}", h.timeout));
+        a.push(format!("--health-retries={}", h.retries));
+        a.push(format!("--health-start-period={}", h.start_period));
+    }
+    a.push(def.image.clone());
+    a.extend(def.command.iter().cloned());
+    a
+}
+
+fn network_name(def: &ContainerDef) -> String {
+    serde_json::to_value(def.network)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "host".into())
+}
+
+/// Shell helpers of every container script: `act NAME OP CMD...` runs a podman command,
+/// prints `A<TAB>name<TAB>op<TAB>status<TAB>ms`, and on failure its last output lines as
+/// `E<TAB>name<TAB>line`.
+const PRELUDE: &str = r#"set +e
+ms() { date +%s%3N; }
+act() {
+  n=$1; o=$2; shift 2; t=$(ms)
+  out=$("$@" 2>&1); rc=$?
+  printf 'A\t%s\t%s\t%s\t%s\n' "$n" "$o" "$rc" "$(( $(ms) - t ))"
+  [ "$rc" = 0 ] || printf '%s\n' "$out" | tail -n 20 | sed "s/^/E	$n	/"
+  return $rc
+}
+"#;
+
+/// The script that removes containers no longer desired, and their configuration
+/// (`/etc/overcloud/NAME` and the container definition; logs stay).
+pub fn removal_script(tasks: &[ContainerTask<'_>], defs_dir: &str) -> String {
+    let mut s = String::from(PRELUDE);
+    for t in tasks.iter().filter(|t| safe_name(&t.name)) {
+        let n = shell_quote(&t.name);
+        s.push_str(&format!(
+            "act {n} remove podman rm --force --time 10 --ignore {n} && rm -rf /etc/overcloud/{n} {d}/{n}.json\n",
+            d = shell_quote(defs_dir)
+        ));
+    }
+    s
+}
+
+/// The script for one deploy step on one host: every task, one after the other, then
+/// the healthchecks of the containers it (re)started, polled until they pass or
+/// `health_timeout` ends; for each that did not pass, its last log lines. Output lines:
+/// `A` (see [`PRELUDE`]), `E`, `H<TAB>name<TAB>healthy|unhealthy<TAB>ms`, `L<TAB>name<TAB>line`.
+pub fn step_script(tasks: &[ContainerTask<'_>], health_timeout: Duration) -> String {
+    let mut s = String::from(PRELUDE);
+    s.push_str("pending=\"\"\n");
+    let mut health = Vec::new();
+    for t in tasks {
+        let n = shell_quote(&t.name);
+        let line = match (t.op, t.def) {
+            (ContainerOp::Create, Some(def)) => {
+                format!("act {n} create podman {}", quote_all(&run_args(def)))
+            }
+            (ContainerOp::Recreate, Some(def)) => format!(
+                "act {n} remove podman rm --force --time 10 --ignore {n} && act {n} recreate podman {}",
+                quote_all(&run_args(def))
+            ),
+            (ContainerOp::Start, Some(_)) => format!("act {n} start podman start {n}"),
+            _ => continue,
+        };
+        // Only containers whose podman actions succeeded are waited for.
+        if t.def.and_then(|d| d.healthcheck.as_ref()).is_some() {
+            s.push_str(&format!("{line} && pending=\"$pending {}\"\n", t.name));
+            health.push(n);
+        } else {
+            s.push_str(&line);
+            s.push('\n');
+        }
+    }
+    if !health.is_empty() {
+        s.push_str(&format!(
+            r#"t0=$(ms); end=$(( $(date +%s) + {secs} ))
+while [ -n "$pending" ]; do
+  next=""
+  for c in $pending; do
+    if podman healthcheck run "$c" >/dev/null 2>&1; then printf 'H\t%s\thealthy\t%s\n' "$c" "$(( $(ms) - t0 ))"; else next="$next $c"; fi
+  done
+  pending=$next
+  [ -n "$pending" ] || break
+  [ "$(date +%s)" -lt "$end" ] || break
+  sleep 0.2
+done
+for c in $pending; do
+  printf 'H\t%s\tunhealthy\t%s\n' "$c" "$(( $(ms) - t0 ))"
+  podman healthcheck run "$c" 2>&1 | tail -n 3 | sed "s/^/L	$c	healthcheck: /"
+  podman logs --tail 20 "$c" 2>&1 | sed "s/^/L	$c	/"
+done
+"#,
+            secs = health_timeout.as_secs().max(1),
+        ));
+    }
+    s.push_str("true\n");
+    s
+}
+
+fn quote_all(args: &[String]) -> String {
+    args.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the script reported about one container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerReport {
+    /// Each podman action: (op, exit status, milliseconds).
+    pub actions: Vec<(String, i32, u64)>,
+    /// The last output lines of a failed action.
+    pub errors: Vec<String>,
+    /// `Some(true)` healthy, `Some(false)` unhealthy, `None` not checked; milliseconds
+    /// waited.
+    pub healthy: Option<(bool, u64)>,
+    /// Its last log lines, when unhealthy.
+    pub logs: Vec<String>,
+}
+
+impl ContainerReport {
+    /// Whether every action succeeded and the container is not unhealthy.
+    pub fn ok(&self) -> bool {
+        self.actions.iter().all(|a| a.1 == 0) && self.healthy.map(|h| h.0).unwrap_or(true)
+    }
+}
+
+/// Parses a container script's output, by container name.
+pub fn parse_report(out: &str) -> BTreeMap<String, ContainerReport> {
+    let mut r: BTreeMap<String, ContainerReport> = BTreeMap::new();
+    for line in out.lines() {
+        let f: Vec<&str> = line.splitn(5, '\t').collect();
+        match f.as_slice() {
+            ["A", name, op, rc, ms] => r.entry(name.to_string()).or_default().actions.push((
+                op.to_string(),
+                rc.trim().parse().unwrap_or(-1),
+                ms.trim().parse().unwrap_or(0),
+            )),
+            ["E", name, rest @ ..] => r
+                .entry(name.to_string())
+                .or_default()
+                .errors
+                .push(rest.join("\t")),
+            ["H", name, state, ms] => {
+                r.entry(name.to_string()).or_default().healthy =
+                    Some((*state == "healthy", ms.trim().parse().unwrap_or(0)))
+            }
+            ["L", name, rest @ ..] => r
+                .entry(name.to_string())
+                .or_default()
+                .logs
+                .push(rest.join("\t")),
+            _ => {}
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Healthcheck, NetworkMode};
+
+    fn def(name: &str, step: u8, hash: &str) -> ContainerDef {
+        let mut d = ContainerDef::named(name);
+        d.step = step;
+        d.image = "localhost/provision-lab/keystone:latest".into();
+        d.command = vec!["/usr/local/bin/stand-in".into()];
+        d.network = NetworkMode::Host;
+        d.restart = "always".into();
+        d.user = Some("42425".into());
+        d.volumes = vec!["/etc/overcloud/k/k.conf:/etc/k/k.conf:ro".into()];
+        d.labels.insert("provision.config_hash".into(), hash.into());
+        d.labels.insert("managed_by".into(), "provision".into());
+        d
+    }
+
+    fn actual(state: &str, hash: &str) -> ActualContainer {
+        ActualContainer {
+            state: state.into(),
+            config_hash: hash.into(),
+            status: String::new(),
+        }
+    }
+
+    #[test]
+    fn ops_follow_the_config_hash_and_state() {
+        let mut hs = HostState::default();
+        for (n, step, h) in [
+            ("a", 1, "h1"),
+            ("b", 2, "h2"),
+            ("c", 2, "h3"),
+            ("d", 3, "h4"),
+        ] {
+            hs.containers.insert(n.into(), def(n, step, h));
+        }
+        let mut act = BTreeMap::new();
+        act.insert("a".to_string(), actual("running", "h1")); // unchanged
+        act.insert("b".to_string(), actual("running", "old")); // changed
+        act.insert("c".to_string(), actual("exited", "h3")); // stopped
+        act.insert("gone".to_string(), actual("running", "x")); // not desired
+        let steps = step_tasks(&hs, &act);
+        let got: Vec<(u8, String, ContainerOp)> = steps
+            .iter()
+            .flat_map(|(s, ts)| ts.iter().map(move |t| (*s, t.name.clone(), t.op)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, "b".into(), ContainerOp::Recreate),
+                (2, "c".into(), ContainerOp::Start),
+                (3, "d".into(), ContainerOp::Create),
+            ]
+        );
+        let rm: Vec<String> = removals(&hs, &act).into_iter().map(|t| t.name).collect();
+        assert_eq!(rm, vec!["gone".to_string()]);
+    }
+
+    #[test]
+    fn run_args_carry_the_definition() {
+        let mut d = def("keystone", 2, "abc");
+        d.privileged = true;
+        d.environment.insert("KOLLA".into(), "1".into());
+        d.healthcheck = Some(Healthcheck {
+            test: "stand-in-healthcheck".into(),
+            interval: "30s".into(),
+            timeout: "10s".into(),
+            retries: 3,
+            start_period: "5s".into(),
+        });
+        let a = run_args(&d).join(" ");
+        assert_eq!(
+            a,
+            "run --detach --name keystone --label managed_by=provision \
+             --label provision.config_hash=abc --network=host --privileged --user=42425 \
+             --restart=always --env KOLLA=1 --volume /etc/overcloud/k/k.conf:/etc/k/k.conf:ro \
+             --health-cmd=stand-in-healthcheck --health-interval=30s --health-timeout=10s \
+             --health-retries=3 --health-start-period=5s \
+             localhost/provision-lab/keystone:latest /usr/local/bin/stand-in"
+        );
+    }
+
+    #[test]
+    fn scripts_quote_and_parse_back() {
+        let mut d = def("keystone", 2, "abc");
+        d.healthcheck = Some(Healthcheck {
+            test: "test -f '/run/x y'".into(),
+            interval: "30s".into(),
+            timeout: "10s".into(),
+            retries: 3,
+            start_period: "5s".into(),
+        });
+        let tasks = vec![ContainerTask {
+            name: "keystone".into(),
+            op: ContainerOp::Recreate,
+            def: Some(&d),
+        }];
+        let s = step_script(&tasks, Duration::from_secs(7));
+        assert!(s.contains("act keystone remove podman rm --force --time 10 --ignore keystone && act keystone recreate podman run --detach"), "{s}");
+        assert!(
+            s.contains(r#"'--health-cmd=test -f '\''/run/x y'\'''"#),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#"&& pending="$pending keystone""#) && s.contains("+ 7 ))"),
+            "{s}"
+        );
+        let out = "A\tkeystone\tremove\t0\t12\nA\tkeystone\trecreate\t125\t340\n\
+                   E\tkeystone\tError: unable to find user keystone\n\
+                   H\tkeystone\tunhealthy\t7000\nL\tkeystone\tstand-in: cannot read /etc/k.conf\n";
+        let r = &parse_report(out)["keystone"];
+        assert_eq!(
+            r.actions,
+            vec![("remove".into(), 0, 12), ("recreate".into(), 125, 340)]
+        );
+        assert_eq!(
+            r.errors,
+            vec!["Error: unable to find user keystone".to_string()]
+        );
+        assert_eq!(r.healthy, Some((false, 7000)));
+        assert_eq!(
+            r.logs,
+            vec!["stand-in: cannot read /etc/k.conf".to_string()]
+        );
+        assert!(!r.ok());
+    }
+
+    #[test]
+    fn removal_skips_unsafe_names() {
+        let tasks = vec![
+            ContainerTask {
+                name: "old_svc".into(),
+                op: ContainerOp::Remove,
+                def: None,
+            },
+            ContainerTask {
+                name: "../etc".into(),
+                op: ContainerOp::Remove,
+                def: None,
+            },
+        ];
+        let s = removal_script(&tasks, "/var/lib/overcloud/containers");
+        assert!(
+            s.contains("rm -rf /etc/overcloud/old_svc /var/lib/overcloud/containers/old_svc.json"),
+            "{s}"
+        );
+        assert!(!s.contains("../etc"), "{s}");
+    }
+}

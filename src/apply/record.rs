@@ -1,0 +1,214 @@
+//! The record of the last apply, kept on the undercloud beside the lock
+//! (`/var/lib/provision/<cloud>.last-apply.json`) for `provision status`: when, by whom,
+//! which inventory (its digest) and, per host, the result of the last apply that
+//! included it. No secret is in it: messages are redacted before they get here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{lock::STATE_DIR, RunOutcome};
+use crate::render::DesiredState;
+
+/// The record's format version.
+pub const FORMAT: u32 = 1;
+
+/// The last apply of a cloud.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ApplyRecord {
+    pub format: u32,
+    pub run_id: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub operator: String,
+    pub inventory: String,
+    /// Digest of the desired state applied (every file's and container's hash).
+    pub desired_sha256: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    pub seconds: f64,
+    /// Per host: the last apply that included it (hosts left out by `--limit` keep
+    /// their earlier entry).
+    pub hosts: BTreeMap<String, HostRecord>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HostRecord {
+    pub run_id: String,
+    pub time: String,
+    pub role: String,
+    /// `ok`, `changed` or `failed`.
+    pub result: String,
+    pub changes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub desired_sha256: String,
+}
+
+/// The record's path on the undercloud.
+pub fn record_path(cloud: &str) -> String {
+    format!("{STATE_DIR}/{cloud}.last-apply.json")
+}
+
+/// A digest of one host's desired state.
+pub fn host_digest(hs: &crate::render::HostState) -> String {
+    let mut h = Sha256::new();
+    for f in hs.files.values() {
+        h.update(
+            format!(
+                "F {} {:o} {}:{} {}\n",
+                f.path,
+                f.mode,
+                f.owner,
+                f.group,
+                f.sha256()
+            )
+            .as_bytes(),
+        );
+    }
+    for d in &hs.directories {
+        h.update(format!("D {} {} {}:{}\n", d.path, d.mode, d.owner, d.group).as_bytes());
+    }
+    for (n, c) in &hs.containers {
+        h.update(
+            format!(
+                "C {n} {}\n",
+                c.labels
+                    .get("provision.config_hash")
+                    .map(String::as_str)
+                    .unwrap_or("")
+            )
+            .as_bytes(),
+        );
+    }
+    hex(&h.finalize())
+}
+
+/// A digest of the whole desired state.
+pub fn desired_digest(state: &DesiredState) -> String {
+    let mut h = Sha256::new();
+    for (name, hs) in &state.hosts {
+        h.update(format!("{name} {}\n", host_digest(hs)).as_bytes());
+    }
+    hex(&h.finalize())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The new record: `previous` updated with this run's hosts.
+pub fn updated(
+    previous: Option<ApplyRecord>,
+    run: &RunOutcome,
+    state: &DesiredState,
+    run_id: &str,
+    time: &str,
+    operator: &str,
+    inventory: &str,
+) -> ApplyRecord {
+    let mut hosts = previous.map(|p| p.hosts).unwrap_or_default();
+    for (name, h) in &run.hosts {
+        let result = if h.failure.is_some() {
+            "failed"
+        } else if h.changes() > 0 {
+            "changed"
+        } else {
+            "ok"
+        };
+        hosts.insert(
+            name.clone(),
+            HostRecord {
+                run_id: run_id.to_string(),
+                time: time.to_string(),
+                role: h.role.clone(),
+                result: result.into(),
+                changes: h.changes(),
+                failure: h
+                    .failure
+                    .as_ref()
+                    .map(|f| format!("{}: {}: {}", f.phase, f.action, f.message)),
+                desired_sha256: state.hosts.get(name).map(host_digest).unwrap_or_default(),
+            },
+        );
+    }
+    ApplyRecord {
+        format: FORMAT,
+        run_id: run_id.to_string(),
+        time: time.to_string(),
+        operator: operator.to_string(),
+        inventory: inventory.to_string(),
+        desired_sha256: desired_digest(state),
+        ok: run.ok(),
+        stopped: run.stopped.clone(),
+        seconds: run.seconds,
+        hosts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{Failure, HostOutcome};
+
+    #[test]
+    fn a_limited_run_keeps_the_other_hosts_entries() {
+        let mut run = RunOutcome::default();
+        run.hosts.insert(
+            "c0".into(),
+            HostOutcome {
+                host: "c0".into(),
+                role: "Compute".into(),
+                files_written: 2,
+                ..Default::default()
+            },
+        );
+        run.hosts.insert(
+            "c1".into(),
+            HostOutcome {
+                host: "c1".into(),
+                role: "Compute".into(),
+                failure: Some(Failure {
+                    phase: "step 5".into(),
+                    action: "healthcheck of nova_compute".into(),
+                    message: "unhealthy".into(),
+                }),
+                ..Default::default()
+            },
+        );
+        let mut prev = ApplyRecord::default();
+        prev.hosts.insert(
+            "ctl0".into(),
+            HostRecord {
+                run_id: "old".into(),
+                result: "ok".into(),
+                ..Default::default()
+            },
+        );
+        let r = updated(
+            Some(prev),
+            &run,
+            &DesiredState::default(),
+            "new",
+            "t",
+            "me",
+            "lab.toml",
+        );
+        assert_eq!(r.hosts["ctl0"].run_id, "old");
+        assert_eq!(
+            (r.hosts["c0"].result.as_str(), r.hosts["c0"].changes),
+            ("changed", 2)
+        );
+        assert_eq!(r.hosts["c1"].result, "failed");
+        assert_eq!(
+            r.hosts["c1"].failure.as_deref(),
+            Some("step 5: healthcheck of nova_compute: unhealthy")
+        );
+        assert!(!r.ok);
+        let json = serde_json::to_string(&r).unwrap();
+        let back: ApplyRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,187 @@
+//! `provision status`: every host's reachability, last apply, files in sync, and each
+//! container's state, health and whether its config hash is the desired one. Reads
+//! only: one command per host (the same as plan's), one on the undercloud.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use provision::apply::{files, record};
+use provision::evaluate::Evaluation;
+use provision::plan;
+use provision::transport::shell_quote;
+
+#[derive(Serialize)]
+struct ContainerStatus {
+    name: String,
+    /// running, exited, ... or `missing`.
+    state: String,
+    /// healthy, unhealthy, starting, or none.
+    health: String,
+    /// Whether its config hash is the desired one (`null` if it should not be there).
+    config_current: Option<bool>,
+    desired: bool,
+}
+
+#[derive(Serialize)]
+struct HostStatus {
+    host: String,
+    role: String,
+    reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Power state from the BMC: not read yet (the bare-metal stage).
+    power: Option<String>,
+    last_apply: Option<record::HostRecord>,
+    files_total: usize,
+    files_differing: usize,
+    containers: Vec<ContainerStatus>,
+}
+
+fn health_of(status: &str) -> String {
+    for h in ["unhealthy", "healthy", "starting"] {
+        if status.contains(&format!("({h})")) {
+            return h.into();
+        }
+    }
+    "none".into()
+}
+
+pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) -> ExitCode {
+    let runtime = match crate::runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
+        let fleet = match crate::open_fleet(&ev.cloud, &names, accept_new, parallel).await {
+            Ok(f) => f,
+            Err(code) => return code,
+        };
+        let t = Duration::from_secs(120);
+        let path = record::record_path(&ev.cloud.name);
+        let rec: Option<record::ApplyRecord> = fleet
+            .undercloud
+            .exec(&format!("cat {} 2>/dev/null || true", shell_quote(&path)), None, t)
+            .await
+            .ok()
+            .and_then(|o| serde_json::from_slice(&o.stdout).ok());
+        let g = plan::gather_all(&ev.state, &fleet, t, false).await;
+        let errors: BTreeMap<&str, String> = g
+            .unreachable
+            .iter()
+            .map(|u| (u.host.as_str(), u.error.to_string()))
+            .collect();
+        let mut hosts = Vec::new();
+        for (name, hs) in &ev.state.hosts {
+            let actual = g.actual.get(name);
+            let mut containers = Vec::new();
+            if let Some(a) = actual {
+                let mut all: Vec<&String> = hs.containers.keys().chain(a.containers.keys()).collect();
+                all.sort();
+                all.dedup();
+                for c in all {
+                    let want = hs.containers.get(c).and_then(|d| d.labels.get("provision.config_hash"));
+                    let found = a.containers.get(c);
+                    containers.push(ContainerStatus {
+                        name: c.clone(),
+                        state: found.map(|f| f.state.clone()).unwrap_or_else(|| "missing".into()),
+                        health: found.map(|f| health_of(&f.status)).unwrap_or_else(|| "none".into()),
+                        config_current: match (want, found) {
+                            (Some(w), Some(f)) => Some(*w == f.config_hash),
+                            (Some(_), None) => Some(false),
+                            _ => None,
+                        },
+                        desired: want.is_some(),
+                    });
+                }
+            }
+            hosts.push(HostStatus {
+                host: name.clone(),
+                role: hs.role.clone(),
+                reachable: actual.is_some(),
+                error: errors.get(name.as_str()).cloned(),
+                power: None,
+                last_apply: rec.as_ref().and_then(|r| r.hosts.get(name).cloned()),
+                files_total: hs.files.len(),
+                files_differing: actual.map(|a| files::files_to_write(hs, a).len()).unwrap_or(0),
+                containers,
+            });
+        }
+        let healthy = hosts.iter().all(|h| {
+            h.reachable
+                && h.files_differing == 0
+                && h.containers.iter().all(|c| {
+                    c.desired && c.state == "running" && c.config_current == Some(true) && c.health != "unhealthy"
+                })
+        });
+        if json {
+            let v = serde_json::json!({
+                "cloud": ev.cloud.name,
+                "last_apply": rec.as_ref().map(|r| serde_json::json!({
+                    "run_id": r.run_id, "time": r.time, "operator": r.operator,
+                    "inventory": r.inventory, "ok": r.ok, "stopped": r.stopped,
+                })),
+                "in_sync": healthy,
+                "hosts": hosts,
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else {
+            match &rec {
+                Some(r) => println!(
+                    "Cloud {}: last apply {} by {} ({}), run {}{}.",
+                    ev.cloud.name,
+                    r.time,
+                    r.operator,
+                    if r.ok { "ok" } else { "FAILED" },
+                    r.run_id,
+                    r.stopped.as_ref().map(|s| format!(", stopped: {s}")).unwrap_or_default()
+                ),
+                None => println!("Cloud {}: never applied (no record on {}).", ev.cloud.name, ev.cloud.undercloud.name),
+            }
+            for h in &hosts {
+                let last = h
+                    .last_apply
+                    .as_ref()
+                    .map(|l| format!("last apply {} {}", l.time, l.result))
+                    .unwrap_or_else(|| "never applied".into());
+                if !h.reachable {
+                    println!("\n{} ({}): UNREACHABLE, {last}: {}", h.host, h.role, h.error.as_deref().unwrap_or(""));
+                    continue;
+                }
+                println!(
+                    "\n{} ({}): reachable, power {}, {last}, files {}/{} in sync",
+                    h.host,
+                    h.role,
+                    h.power.as_deref().unwrap_or("not read"),
+                    h.files_total - h.files_differing,
+                    h.files_total
+                );
+                for c in &h.containers {
+                    let config = match (c.desired, c.config_current) {
+                        (false, _) => "NOT DESIRED here (apply removes it)",
+                        (true, Some(true)) => "config current",
+                        (true, _) if c.state == "missing" => "to create",
+                        _ => "CONFIG CHANGED (apply recreates it)",
+                    };
+                    println!("  {:<28} {:<9} {:<10} {config}", c.name, c.state, c.health);
+                }
+            }
+            println!(
+                "\n{}",
+                if healthy {
+                    "In sync: every host is reachable, its files and containers are the desired ones, nothing is unhealthy."
+                } else {
+                    "NOT in sync: see the hosts above; `provision plan` shows what apply would change."
+                }
+            );
+        }
+        if healthy {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        }
+    })
+}
