@@ -26,8 +26,9 @@ IMAGE_REPO=localhost/provision-lab
 BASE_IMAGE="$IMAGE_REPO/base:latest"
 # Mount points of every host's private directories (see NS_SCRIPT), created on this
 # machine when missing (empty directories; down removes those it created).
-MOUNTPOINTS=(/etc/overcloud /var/lib/overcloud /var/log/overcloud /etc/containers
-    /run/overcloud /run/containers /run/libpod /run/runc /run/netns /run/openvswitch)
+MOUNTPOINTS=(/etc/overcloud /var/lib/overcloud /var/log/overcloud /var/lib/provision /etc/containers
+    /etc/ceph /lib/modules
+    /run/overcloud /run/containers /run/libpod /run/runc /run/netns /run/openvswitch /run/udev)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
@@ -103,7 +104,7 @@ write_host() { # NAME ADDRESS KIND: keys, sshd_config, the private directories, 
     local name=$1 addr=$2 kind=$3
     local d="$STATE/hosts/$name" k="$STATE/keys/$name"
     mkdir -p "$k" "$d/fs/etc/overcloud" "$d/fs/var/lib/overcloud" "$d/fs/var/log/overcloud" \
-        "$d/fs/root" "$d/fs/etc/containers" "$d/fs/run" "$d/storage"
+        "$d/fs/var/lib/provision" "$d/fs/root" "$d/fs/etc/containers" "$d/fs/etc/ceph" "$d/fs/lib/modules" "$d/fs/run" "$d/storage"
     chmod 700 "$d/fs/root"
     if [[ ! -s $k/ssh_host_ed25519_key ]]; then
         rm -f "$k/ssh_host_ed25519_key" "$k/ssh_host_ed25519_key.pub"
@@ -171,20 +172,24 @@ EOF
 }
 
 # Inside the host's new mount and UTS namespaces (private propagation): its host name, the
-# private directories, a fresh tmpfs (each power-on is a boot) for /run/overcloud, for
+# private directories (with /etc/ceph and /lib/modules, empty: bind sources of the
+# catalogue's containers), a fresh tmpfs (each power-on is a boot) for /run/overcloud, for
 # podman's and runc's runtime state (/run/containers, /run/libpod, /run/runc), for the
-# directories the catalogue creates in /run (/run/netns, /run/openvswitch), and for
-# /dev/shm (podman's locks), then sshd.
+# directories the catalogue creates or mounts in /run (/run/netns, /run/openvswitch,
+# /run/udev), and for /dev/shm (podman's locks), then sshd.
 NS_SCRIPT='
 d=$1
 hostname "$2"
 mount --bind "$d/fs/etc/overcloud" /etc/overcloud
 mount --bind "$d/fs/var/lib/overcloud" /var/lib/overcloud
 mount --bind "$d/fs/var/log/overcloud" /var/log/overcloud
+mount --bind "$d/fs/var/lib/provision" /var/lib/provision
 mount --bind "$d/fs/root" /root
 mount --bind "$d/fs/etc/containers" /etc/containers
+mount --bind "$d/fs/etc/ceph" /etc/ceph
+mount --bind "$d/fs/lib/modules" /lib/modules
 mount -t tmpfs -o mode=0755,size=512m lab-run "$d/fs/run"
-for r in overcloud containers libpod runc netns openvswitch; do
+for r in overcloud containers libpod runc netns openvswitch udev; do
     mkdir -p "$d/fs/run/$r"
     mount --bind "$d/fs/run/$r" "/run/$r"
 done
@@ -226,10 +231,80 @@ host_stop() { # NAME: end the host's sshd and every process of its namespace (po
 
 # ----------------------------------------------------------------------- images
 
+# The stand-in for every overcloud service in the lab image (busybox sh): it reads every
+# file mounted into the container under /etc (the files the provisioner delivers: a file
+# bind mount, or the files of a read-only directory mount; not podman's own hosts,
+# hostname, resolv.conf, passwd, group), prints one line per file, fails (exit 1) if one
+# cannot be read (after 1 s: podman restarts a --restart always container with no
+# backoff), then writes its ready file and waits for SIGTERM/SIGINT/SIGHUP (exits 0 at
+# once: `podman stop` does not wait for its timeout). The ready file is in the
+# container's own /tmp (its overlay, 1777: writable by any --user): /run is no good, the
+# catalogue bind-mounts the host's /run into some containers, and the image's /run is
+# root's only.
+IFS= read -r -d '' STAND_IN <<'EOF' || true
+#!/bin/sh
+# stand-in: the lab's stand-in for an overcloud service (lab/lab.sh, build_image).
+READY=/tmp/stand-in/ready
+child=
+# PID 1 of a container ignores a signal it has no handler for: handle them from the start
+trap 'rm -f "$READY"; [ -n "$child" ] && kill "$child" 2>/dev/null; echo "stand-in: stopped"; exit 0' TERM INT HUP
+rm -f "$READY"
+echo "stand-in: started as uid $(id -u) gid $(id -g)${1:+, in place of: $*}"
+files=$(
+    skip=" /etc/hosts /etc/hostname /etc/resolv.conf /etc/passwd /etc/group "
+    while read -r _id _parent _dev _root mp opts _rest; do
+        case $mp in /etc/*) ;; *) continue ;; esac
+        case $skip in *" $mp "*) continue ;; esac
+        if [ -f "$mp" ]; then
+            echo "$mp"
+        elif [ -d "$mp" ]; then
+            case ",$opts," in *,ro,*) find "$mp" -type f 2>/dev/null ;; esac
+        fi
+    done < /proc/self/mountinfo | sort -u
+)
+n=0
+for f in $files; do
+    if ! sum=$(sha256sum "$f" 2>&1); then
+        echo "stand-in: cannot read $f: ${sum#sha256sum: }" >&2
+        sleep 1 # podman restarts a --restart always container at once, with no backoff
+        exit 1
+    fi
+    bytes=$(wc -c < "$f")
+    echo "stand-in: read $f ($bytes bytes, sha256 ${sum%% *})"
+    n=$((n + 1))
+done
+[ "$n" -gt 0 ] || echo "stand-in: no file mounted under /etc"
+mkdir -p "${READY%/*}" && : > "$READY" || { echo "stand-in: cannot write $READY" >&2; exit 1; }
+echo "stand-in: ready"
+while :; do
+    sleep 3600 &
+    child=$!
+    wait "$child"
+done
+EOF
+IFS= read -r -d '' STAND_IN_HEALTHCHECK <<'EOF' || true
+#!/bin/sh
+# stand-in-healthcheck: healthy (0) once the lab's stand-in is ready (lab/lab.sh).
+[ -f /tmp/stand-in/ready ] && exit 0
+echo "stand-in-healthcheck: not ready (no /tmp/stand-in/ready)" >&2
+exit 1
+EOF
+
+image_users() { # "NAME UID" of each service user of the catalogue: `user` + `log_owner`
+    local f
+    for f in "$REPO"/templates/*/service.toml; do
+        awk -F'"' '/^\[/ { exit }
+            /^user *=/ { u = $2 } /^log_owner *=/ { o = $2 }
+            END { if (u != "" && u != "root" && o ~ /^[0-9]+$/) print u, o }' "$f"
+    done | sort -u | awk '{ if (seen[$1]++) { print "lab: error: user " $1 " has two uids in templates/" > "/dev/stderr"; exit 1 } print }'
+}
+
 build_image() { # the base image from busybox-static, in the shared read-only store
-    local store="$STATE/images" b="$STATE/image-build" names stamp want
+    local store="$STATE/images" b="$STATE/image-build" names users stamp want
     names="$("$PY" "$LIB" image-names "$REPO")"
-    want="$( (dpkg-query -W -f='${Version}' busybox-static; podman --version; echo "$names") | sha256sum | cut -d' ' -f1)"
+    users="$(image_users)"
+    want="$( (dpkg-query -W -f='${Version}' busybox-static; podman --version; echo "$names"
+        echo "$users"; printf '%s\n' "$STAND_IN" "$STAND_IN_HEALTHCHECK") | sha256sum | cut -d' ' -f1)"
     stamp="$store/.lab-image.sha256"
     if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
         return 0
@@ -248,6 +323,18 @@ build_image() { # the base image from busybox-static, in the shared read-only st
     done
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$r/etc/passwd"
     printf 'root:x:0:\nnobody:x:65534:\n' > "$r/etc/group"
+    # the catalogue's service users, as in the real (kolla) images: `--user nova` works
+    # and its primary group (uid = gid) reads the files the provisioner gives that group
+    local u uid
+    while read -r u uid; do
+        [[ -n $u ]] || continue
+        printf '%s:x:%s:%s:%s:/var/lib/%s:/bin/false\n' "$u" "$uid" "$uid" "$u" "$u" >> "$r/etc/passwd"
+        printf '%s:x:%s:\n' "$u" "$uid" >> "$r/etc/group"
+    done <<< "$users"
+    mkdir -p "$r/usr/local/bin"
+    printf '%s' "$STAND_IN" > "$r/usr/local/bin/stand-in"
+    printf '%s' "$STAND_IN_HEALTHCHECK" > "$r/usr/local/bin/stand-in-healthcheck"
+    chmod 755 "$r/usr/local/bin/stand-in" "$r/usr/local/bin/stand-in-healthcheck"
     tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$b/rootfs.tar" .
     cat > "$b/containers.conf" <<EOF
 [engine]

@@ -9,7 +9,9 @@
 # 3. the nodes refuse TCP forwarding (only the undercloud is a jump host);
 # 4. a file written in /etc/overcloud, /var/lib/overcloud, /root of one host is seen on no
 #    other host and not on this machine;
-# 5. podman runs the lab's base image on a node;
+# 5. podman runs the lab's base image on a node; the stand-in (the lab image's service
+#    program) runs as a service user with a file mount, turns healthy, logs the file it
+#    read, and stops at once;
 # 6. the BMC refuses a wrong password; a Redfish ForceOff stops a node's sshd, On brings
 #    it back (skipped with --no-power).
 set -euo pipefail
@@ -76,6 +78,36 @@ back="$("${SSH[@]}" "root@$N1" "cat /etc/overcloud/$stamp /var/lib/overcloud/$st
 t="$(now)"
 got="$("${SSH[@]}" "root@$N2" 'podman --version && podman run --rm localhost/provision-lab/base:latest /bin/true && echo ran' 2>&1 | tr '\n' ' ')"
 [[ $got == *ran* ]] && ok "podman on $N2: ${got% ran } ran base:latest in $(since "$t") s" || bad "podman: $got"
+
+# 5b: the stand-in, as the provisioner will run a service (user, file mount, healthcheck);
+# the script goes as the command line, not stdin (podman run would read the rest of it)
+t="$(now)"
+script="$(cat <<'EOF'
+c=selftest-stand-in-$ID f=/etc/overcloud/selftest-$ID.conf
+trap 'podman rm -f $c >/dev/null 2>&1; rm -f $f' EXIT
+echo '[DEFAULT]' > $f && chown root:42436 $f && chmod 0640 $f
+podman run -d --name $c --user nova --label managed_by=selftest --health-cmd stand-in-healthcheck \
+    --health-interval disable -v $f:/etc/nova/nova.conf:ro \
+    localhost/provision-lab/nova-compute:latest /usr/local/bin/stand-in nova-compute >/dev/null || exit 1
+healthy=
+for i in $(seq 1 40); do
+    podman healthcheck run $c >/dev/null 2>&1 && { healthy=1; break; }
+    sleep 0.25
+done
+[ -n "$healthy" ] && echo "healthy after $i tries," ||
+    echo "NOT healthy: $(podman inspect --format '{{.State.Status}} {{.State.ExitCode}}' $c)"
+podman logs $c 2>&1 | grep -q '^stand-in: read /etc/nova/nova.conf (10 bytes, sha256 ' &&
+    echo "logs the read line," || echo "no read line in: $(podman logs $c 2>&1 | tr '\n' ' ')"
+a=$(date +%s%N); podman stop -t 5 $c >/dev/null; b=$(date +%s%N)
+echo "podman stop $(( (b - a) / 1000000 )) ms"
+podman rm $c >/dev/null && echo removed
+EOF
+)"
+got="$("${SSH[@]}" "root@$N1" "ID=$$; $script" 2>&1)"
+got="$(tr '\n' ' ' <<< "$got")"
+stop_ms="$(sed -n 's/.*podman stop \([0-9]*\) ms.*/\1/p' <<< "$got")"
+[[ $got == *"healthy after"*"logs the read line"*removed* && ${stop_ms:-99999} -lt 1000 ]] &&
+    ok "stand-in on $N1 (--user nova, a file mount): ${got% removed }, removed; in $(since "$t") s" || bad "stand-in: $got"
 
 # 6
 code="$(curl -s -o /dev/null -w '%{http_code}' -u admin:wrong "$BMC/redfish/v1/Systems")"

@@ -240,11 +240,9 @@ pub async fn run(
                     } else {
                         p.summary.join(", ")
                     };
-                    reporter.progress().host_done(
-                        &name,
-                        &format!("{phase_name}: {summary} ({:.2} s)", took.as_secs_f64()),
-                        true,
-                    );
+                    reporter
+                        .progress()
+                        .host_done(&name, &format!("{phase_name}: {summary}"), true);
                 }
                 Err((action, message)) => {
                     reporter.progress().host_done(
@@ -393,7 +391,7 @@ async fn prepare_host(
                 ));
             }
         }
-        r.summary.push(format!("{} containers removed", r.removed));
+        r.summary.push(count(r.removed, "container", "removed"));
     }
     if !dirs.is_empty() {
         p.host_action(host, &format!("fixing {} directories", dirs.len()));
@@ -433,7 +431,7 @@ async fn prepare_host(
             ));
         }
         r.dirs = dirs.len();
-        r.summary.push(format!("{} directories", dirs.len()));
+        r.summary.push(count(dirs.len(), "directory", "fixed"));
     }
     let to_write = files::files_to_write(desired, actual);
     if !to_write.is_empty() {
@@ -485,7 +483,7 @@ async fn prepare_host(
             ));
         }
         r.files = to_write.len();
-        r.summary.push(format!("{} files written", to_write.len()));
+        r.summary.push(count(to_write.len(), "file", "written"));
     }
     Ok(r)
 }
@@ -602,7 +600,7 @@ async fn run_step(
         ("started", r.started),
     ] {
         if n > 0 {
-            r.summary.push(format!("{n} containers {verb}"));
+            r.summary.push(count(n, "container", verb));
         }
     }
     if let Some((action, _)) = failures.first() {
@@ -614,6 +612,18 @@ async fn run_step(
         return Err((action.clone(), reporter.redact(&message)));
     }
     Ok(r)
+}
+
+/// `1 file written`, `2 files written`, `3 directories fixed`.
+pub fn count(n: usize, noun: &str, verb: &str) -> String {
+    let plural = if n == 1 {
+        noun.to_string()
+    } else if let Some(stem) = noun.strip_suffix('y') {
+        format!("{stem}ies")
+    } else {
+        format!("{noun}s")
+    };
+    format!("{n} {plural} {verb}")
 }
 
 /// Records a failure event and returns it as (action, message).

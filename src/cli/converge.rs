@@ -152,7 +152,7 @@ pub fn apply(a: ApplyArgs<'_>) -> ExitCode {
         let run_id = events::new_run_id();
         let holder = format!(
             "{}@{} pid {} run {run_id} since {}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            operator_name(),
             events::local_hostname(),
             std::process::id(),
             events::rfc3339_millis(SystemTime::now())
@@ -201,7 +201,7 @@ async fn converge(
         }
     }
     let report = plan::compare(&label, &ev.state, &actual, &ev.cloud.secrets);
-    if saved.is_none() {
+    if saved.is_none() && report.has_changes() {
         print!("{}", format::text(&report));
     }
     for u in &unreachable {
@@ -289,8 +289,8 @@ fn print_outcome(o: &RunOutcome, started: Instant) {
     let changed = o.hosts.values().filter(|h| h.changes() > 0).count();
     let failed = o.failed();
     let mut parts = vec![
-        format!("{} files written", sum(|h| h.files_written)),
-        format!("{} directories fixed", sum(|h| h.directories_fixed)),
+        apply::count(sum(|h| h.files_written), "file", "written"),
+        apply::count(sum(|h| h.directories_fixed), "directory", "fixed"),
     ];
     for (what, n) in [
         ("created", sum(|h| h.containers_created)),
@@ -298,7 +298,9 @@ fn print_outcome(o: &RunOutcome, started: Instant) {
         ("started", sum(|h| h.containers_started)),
         ("removed", sum(|h| h.containers_removed)),
     ] {
-        parts.push(format!("{n} containers {what}"));
+        if n > 0 {
+            parts.push(apply::count(n, "container", what));
+        }
     }
     let verdict = if o.ok() {
         "Apply complete"
@@ -350,11 +352,7 @@ async fn save_record(
         .await
         .map_err(|e| e.to_string())?;
     let previous: Option<record::ApplyRecord> = serde_json::from_slice(&prev.stdout).ok();
-    let operator = format!(
-        "{}@{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        events::local_hostname()
-    );
+    let operator = format!("{}@{}", operator_name(), events::local_hostname());
     let rec = record::updated(
         previous,
         outcome,
@@ -377,4 +375,18 @@ async fn save_record(
         )
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Who runs this: $USER or $LOGNAME, else the uid.
+fn operator_name() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            std::fs::metadata("/proc/self")
+                .map(|m| format!("uid {}", m.uid()))
+                .unwrap_or_else(|_| "unknown".into())
+        })
 }

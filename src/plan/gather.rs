@@ -64,6 +64,40 @@ impl ActualHost {
     }
 }
 
+const PODMAN_BEGIN: &str = "--- podman ps ---";
+const PODMAN_END: &str = "--- end podman ps ---";
+
+/// The managed containers in `podman ps -a --format json` output (podman 4: `Names` a
+/// list, `State` a word such as `running`, `Status` e.g. `Up 2 minutes (healthy)`).
+fn parse_podman_json(text: &str) -> BTreeMap<String, ActualContainer> {
+    let mut out = BTreeMap::new();
+    let Ok(serde_json::Value::Array(items)) =
+        serde_json::from_str::<serde_json::Value>(text.trim())
+    else {
+        return out;
+    };
+    for c in items {
+        let name = c["Names"]
+            .as_array()
+            .and_then(|n| n.first())
+            .and_then(|n| n.as_str())
+            .or_else(|| c["Names"].as_str());
+        let Some(name) = name else { continue };
+        out.insert(
+            name.to_string(),
+            ActualContainer {
+                state: c["State"].as_str().unwrap_or("unknown").to_string(),
+                config_hash: c["Labels"]["provision.config_hash"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                status: c["Status"].as_str().unwrap_or("").to_string(),
+            },
+        );
+    }
+    out
+}
+
 /// The one command that reads everything about `files` and `dirs`: one `stat` of all,
 /// one `sha256sum` of all files, one `podman ps`.
 pub fn gather_command(files: &[&str], dirs: &[&str]) -> String {
@@ -81,14 +115,19 @@ pub fn gather_command(files: &[&str], dirs: &[&str]) -> String {
     };
     format!(
         "stat -c 'S\t%n\t%F\t%a\t%u\t%g\t%U\t%G' -- {fl} {dl} 2>/dev/null; {hash}\
-         command -v podman >/dev/null 2>&1 && podman ps -a --filter label=managed_by=provision \
-           --format 'C\t{{{{.Names}}}}\t{{{{.State}}}}\t{{{{index .Labels \"provision.config_hash\"}}}}\t{{{{.Status}}}}' 2>/dev/null; true"
+         command -v podman >/dev/null 2>&1 && {{ echo '{PODMAN_BEGIN}'; \
+           podman ps -a --filter label=managed_by=provision --format json 2>/dev/null; echo; echo '{PODMAN_END}'; }}; true"
     )
 }
 
 /// Parses the output of [`gather_command`].
 pub fn parse_gather(out: &str) -> ActualHost {
     let mut host = ActualHost::default();
+    let (out, podman) = match out.split_once(PODMAN_BEGIN) {
+        Some((files, rest)) => (files, rest.split(PODMAN_END).next().unwrap_or("")),
+        None => (out, ""),
+    };
+    host.containers = parse_podman_json(podman);
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
@@ -115,16 +154,6 @@ pub fn parse_gather(out: &str) -> ActualHost {
                         }
                     }
                 }
-            }
-            ["C", name, state, hash, rest @ ..] => {
-                host.containers.insert(
-                    name.to_string(),
-                    ActualContainer {
-                        state: state.to_string(),
-                        config_hash: hash.to_string(),
-                        status: rest.join("\t"),
-                    },
-                );
             }
             _ => {}
         }
@@ -208,7 +237,8 @@ mod tests {
         let out = "S\t/etc/overcloud/a.conf\tregular file\t640\t0\t42436\troot\tnova\n\
                    S\t/var/log/overcloud/nova\tdirectory\t750\t42436\t42436\tnova\tnova\n\
                    abc123abc123abc123abc123abc123abc123abc123abc123abc123abc123abcd  /etc/overcloud/a.conf\n\
-                   C\tnova_compute\trunning\tdeadbeef\tUp 2 minutes (healthy)\n";
+                   --- podman ps ---\n[{\"Names\": [\"nova_compute\"], \"State\": \"running\", \"Status\": \"Up 2 minutes (healthy)\",\n\
+                   \"Labels\": {\"managed_by\": \"provision\", \"provision.config_hash\": \"deadbeef\"}}]\n\n--- end podman ps ---\n";
         let h = parse_gather(out);
         let a = &h.paths["/etc/overcloud/a.conf"];
         assert_eq!(
@@ -236,6 +266,9 @@ mod tests {
         let c = gather_command(&["/etc/a b"], &["/var/x"]);
         assert!(c.contains("sha256sum -- '/etc/a b' 2>/dev/null"), "{c}");
         assert!(c.contains("'/etc/a b'"), "{c}");
-        assert!(c.contains("{{.Names}}"), "{c}");
+        assert!(
+            c.contains("podman ps -a --filter label=managed_by=provision --format json"),
+            "{c}"
+        );
     }
 }

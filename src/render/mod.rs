@@ -451,14 +451,26 @@ impl<'c> Renderer<'c> {
             });
             // Bind-mount sources under the provisioner's data root must exist before podman
             // starts the container: they are desired directories too.
+            // A `U` volume is handed by podman to the container's user (its uid and gid,
+            // the service's log owner): so it is desired, or every apply would flip it back.
             for v in &m.volumes {
-                let src = v.split(':').next().unwrap_or("");
+                let mut parts = v.split(':');
+                let src = parts.next().unwrap_or("");
+                let chowned = parts
+                    .nth(1)
+                    .map(|o| o.split(',').any(|x| x == "U"))
+                    .unwrap_or(false);
                 if src.starts_with(DATA_ROOT) && src.len() > DATA_ROOT.len() {
+                    let owner = if chowned {
+                        m.log_owner.clone()
+                    } else {
+                        "root".into()
+                    };
                     hs.directories.push(DesiredDir {
                         path: src.to_string(),
                         mode: "0750".into(),
-                        owner: "root".into(),
-                        group: "root".into(),
+                        owner: owner.clone(),
+                        group: owner,
                     });
                 }
             }
@@ -522,7 +534,8 @@ impl<'c> Renderer<'c> {
             self.insert_file(&mut hs, svc, host, def_file, diags);
             hs.containers.insert(container.name.clone(), container);
         }
-        // One entry per path; an explicitly declared directory wins over a derived one.
+        // One entry per path; an explicitly declared directory, or one a `U` volume hands
+        // to a service user, wins over a plain derived one (root, 0750).
         let mut dirs: BTreeMap<String, DesiredDir> = BTreeMap::new();
         for d in hs.directories.drain(..) {
             let derived = d.owner == "root" && d.mode == "0750" && !d.path.starts_with(LOG_ROOT);

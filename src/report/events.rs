@@ -5,9 +5,9 @@
 //! oslo's top-level keys keep their names and meaning (`asctime`, `created`, `msecs`,
 //! `name`, `levelname`, `levelno`, `message`, `hostname`, `process`, `traceback`,
 //! `context.request_id`); what is ours (stage, step, action, target, result, duration,
-//! host) goes in `extra`, where oslo puts a record's extra values. One difference:
-//! `asctime` is RFC 3339 UTC with milliseconds (`2026-11-24T23:10:01.123Z`) rather than
-//! the services' `datefmt`, so lines sort as text and carry sub-second precision.
+//! host) goes in `extra`, where oslo puts a record's extra values. `asctime` has the
+//! services' `datefmt` (`%Y-%m-%dT%H:%M:%S%z`, here always UTC: `2026-11-24T23:10:01+0000`)
+//! and, as in theirs, the milliseconds are in `msecs`.
 //!
 //! A line for a host is stamped with that host's name in `hostname` (and `extra.host`);
 //! a run-wide line (no host) carries the local host name and `extra.host: null`.
@@ -147,7 +147,7 @@ pub fn event_json(e: &Event, run_id: &str, time: SystemTime) -> Value {
         None => local_hostname().to_string(),
     };
     json!({
-        "asctime": rfc3339_millis(time),
+        "asctime": asctime(time),
         "created": unix_seconds(time),
         "msecs": millis.rem_euclid(1000) as f64,
         "name": LOGGER_NAME,
@@ -190,6 +190,12 @@ pub fn run_id_at(time: SystemTime, pid: u32) -> String {
         "{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z-{:04x}",
         (x >> 48) & 0xffff
     )
+}
+
+/// `time` as the services' logging `datefmt` writes it, in UTC: `2026-11-24T23:10:01+0000`.
+pub fn asctime(time: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, _) = utc_parts(time);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}+0000")
 }
 
 /// `time` as RFC 3339 UTC with milliseconds: `2026-11-24T23:10:01.123Z`.
@@ -333,7 +339,7 @@ mod tests {
                 "traceback"
             ]
         );
-        assert_eq!(v["asctime"], "2026-11-24T23:10:01.123Z");
+        assert_eq!(v["asctime"], "2026-11-24T23:10:01+0000");
         assert_eq!(v["created"].as_f64().unwrap(), 1_795_561_801.123);
         assert_eq!(v["msecs"].as_f64().unwrap(), 123.0);
         assert_eq!(v["name"], "provision.apply");
@@ -428,6 +434,6 @@ mod tests {
         let v: Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(v["message"], "line\nbreak");
         assert_eq!(v["context"]["request_id"], "req-r1");
-        assert!(v["asctime"].as_str().unwrap().ends_with('Z'));
+        assert!(v["asctime"].as_str().unwrap().ends_with("+0000"));
     }
 }
