@@ -1,24 +1,47 @@
 #!/usr/bin/env bash
-# provision apply vs ansible-core (copy module) vs pyinfra (files.put), on the local lab
-# (lab/lab.sh), side by side in one run, for each N of the arguments (default "10 50"):
-# the lab with N nodes (lab/state/lab-N.toml: 1 Controller + N-1 Computes), every tool
-# pushes the same files (provision render of that inventory) through the undercloud
-# (ProxyJump for ansible and pyinfra too), and three figures per tool:
-#   cold      /etc/overcloud, /var/lib/overcloud, /var/log/overcloud emptied on every node first
-#   no-op     the same again (nothing to write)
-#   one change  [config.nova.DEFAULT] reserved_host_memory_mb = 1234 added to a copy of the
-#             inventory: every nova*.conf and its container definition change (provision
-#             applies that inventory; ansible and pyinfra push its render)
-# After each tool's cold apply the files of two nodes are checked against the render
-# (sha256, mode, owner, group over ssh). One run of each figure (not a median).
+# provision apply vs ansible-core (copy + handlers) vs pyinfra (files.put + conditional
+# shell), on the local lab (lab/lab.sh), side by side in one run, for each N of the
+# arguments (default "10 50"): the lab with N nodes (lab/state/lab-N.toml: 1 Controller
+# + N-1 Computes); every tool makes the nodes match the same render (provision render of
+# that inventory), through the undercloud (ProxyJump for ansible and pyinfra too):
+#   - the files, with their modes and owners (one handler per service notified by them);
+#   - the containers of every service whose files changed, as provision does them: for
+#     ansible and pyinfra, the service's handler runs `podman rm --force --time 10
+#     --ignore NAME && podman run ...` with provision's exact arguments (built from the
+#     rendered container definition by benches/compare/podman.py, as run_args in
+#     src/apply/containers.rs) and polls `podman healthcheck run NAME` until it passes
+#     (at most 50 tries, 0.2 s apart). Handlers run in deploy-step order.
+# Three figures per tool:
+#   cold        every node emptied first: its managed containers removed (podman rm -f
+#               -t 0) and /etc/overcloud, /var/lib/overcloud, /var/log/overcloud emptied
+#   no-op       the same again (nothing to write, nothing to restart)
+#   one change  [config.nova.DEFAULT] reserved_host_memory_mb = 1234 added to a copy of
+#               the inventory: every nova*.conf and its container definition change, so
+#               every nova container is recreated (provision applies that inventory;
+#               ansible and pyinfra push its render). Before each repetition but the
+#               first, the base is applied again (not timed).
+# provision: the median of COMPARE_PROVISION_RUNS (3) runs of each figure; ansible-core
+# and pyinfra: the median of COMPARE_OTHER_RUNS (3) runs at N <= 10, one run above
+# (COMPARE_OTHER_RUNS_LARGE, 1). After every cold and one-change run, the first and last
+# node are checked against the render: every file (sha256, mode, uid, gid) and every
+# container (`podman ps -a --format json`: the render's names only, each running, with
+# the render's provision.config_hash label). Every no-op run is checked to change
+# nothing. Any difference or tool failure is printed with the table.
+# Also per N: the floor, `provision ping` (a handshake per host + one command), and
+# `provision plan` on converged nodes (median of 3), and where provision's median cold
+# and one-change runs spent their time (their event logs, benches/compare/events.py).
 #
 #   benches/compare.sh [N...]     (starts the lab, stops it after; ansible-core and pyinfra
 #                                  are installed from PyPI into .cache/compare-venv)
+#   COMPARE_KEEP=1 keeps the work directory (logs, event logs, renders) and names it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(10 50)
+prov_runs=${COMPARE_PROVISION_RUNS:-3}
+other_runs_small=${COMPARE_OTHER_RUNS:-3}
+other_runs_large=${COMPARE_OTHER_RUNS_LARGE:-1}
 
 venv=$root/.cache/compare-venv
 if [[ ! -x $venv/bin/ansible-playbook || ! -x $venv/bin/pyinfra ]]; then
@@ -27,118 +50,201 @@ if [[ ! -x $venv/bin/ansible-playbook || ! -x $venv/bin/pyinfra ]]; then
 fi
 cargo build --release --locked -q
 prov=$root/target/release/provision
+lib=$root/benches/compare
 
 work=$(mktemp -d /tmp/provision-compare.XXXXXX)
 cleanup() {
     lab/lab.sh down >/dev/null 2>&1 || true
-    rm -rf "$work"
+    if [[ -n ${COMPARE_KEEP:-} ]]; then echo "[compare] work directory kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
-log() { echo "[compare] $*" >&2; }
+log() { echo "[compare $(date +%T)] $*" >&2; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1fx", a / b}'; }
 
 # run_ssh HOST CMD: on a node through the undercloud (the generated ssh_config jumps)
-run_ssh() { timeout 60 ssh -F "$work/ssh_config" "$1" "$2"; }
+run_ssh() { timeout 120 ssh -F "$work/ssh_config" "$1" "$2"; }
 
 empty_nodes() {
-    local pids=() h
+    local pids=() h p
     for h in $nodes; do
-        run_ssh "$h" 'rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*' &
+        run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*' &
         pids+=($!)
     done
-    for p in "${pids[@]}"; do wait "$p"; done
+    for p in "${pids[@]}"; do wait "$p" || log "emptying a node failed (exit $?)"; done
 }
 
-# check TOOL RENDER: the files of the first and last node are the render's
+# check WHAT RENDER: the first and last node against the render (files and containers)
 check() {
-    local tool=$1 render=$2 h
+    local what=$1 render=$2 h out bad=0 lines=()
     for h in $(echo "$nodes" | awk '{print $1, $NF}'); do
-        python3 - "$render/manifest.json" "$h" >"$work/expect" <<'EOF'
-import json, sys
-ids = {"root": "0"}
-h = json.load(open(sys.argv[1]))["hosts"][sys.argv[2]]
-for f in sorted(h["files"], key=lambda f: f["path"]):
-    print(f["sha256"], int(f["mode"], 8), ids.get(f["owner"], f["owner"]),
-          ids.get(f["group"], f["group"]), f["path"])
-EOF
+        python3 "$lib/check.py" expect "$render/manifest.json" "$h" >"$work/expect"
         awk '{print $NF}' "$work/expect" |
-            run_ssh "$h" 'while read -r p; do s=$(sha256sum "$p" | cut -d" " -f1); echo "$s $(stat -c "%a %u %g" "$p") $p"; done' \
+            run_ssh "$h" 'while read -r p; do s=$(sha256sum "$p" 2>/dev/null | cut -d" " -f1); echo "$s $(stat -c "%a %u %g" "$p" 2>/dev/null) $p"; done' \
             >"$work/got" || true
-        if ! python3 - "$work/expect" "$work/got" <<'EOF'
-import sys
-e = [l.split() for l in open(sys.argv[1])]
-g = [l.split() for l in open(sys.argv[2])]
-g = [(r[0], str(int(r[1], 8)), r[2], r[3], r[4]) for r in g if len(r) == 5]
-e = [(r[0], r[1], r[2], r[3], r[4]) for r in e]
-sys.exit(0 if e == g else 1)
-EOF
-        then
-            log "CHECK FAILED: $tool on $h: files differ from the render"
-            diff "$work/expect" "$work/got" | head -5 >&2 || true
-            checks+=("$tool on $h: DIFFERENT")
-            return 1
+        run_ssh "$h" 'podman ps -a --format json' >"$work/ps.json" || true
+        if ! out=$(python3 "$lib/check.py" compare "$render" "$h" "$work/expect" "$work/got" "$work/ps.json"); then
+            bad=1
+            log "CHECK FAILED: $what: $out"
+        fi
+        lines+=("$out")
+    done
+    if [[ $bad == 1 ]]; then
+        checks+=("$n hosts, $what: DIFFERENT: ${lines[*]}")
+    else
+        checks+=("$n hosts, $what: ${lines[*]}")
+    fi
+}
+
+# invoke TOOL VARIANT (base | changed) RUNNAME: one run, output in $work/out
+invoke() {
+    local tool=$1 variant=$2 name=$3
+    case $tool in
+    provision)
+        timeout 900 "$prov" apply "$work/$variant.toml" --yes --run-dir "$work/runs/$name" ;;
+    ansible)
+        (cd "$work/ansible" && ANSIBLE_CONFIG=$work/ansible/ansible.cfg \
+            timeout 3600 "$venv/bin/ansible-playbook" site.yml) ;;
+    pyinfra)
+        (cd "$work/pyinfra" && COMPARE_MANIFEST=$work/$variant/manifest.json COMPARE_RENDER=$work/$variant \
+            COMPARE_LIB=$lib timeout 3600 "$venv/bin/pyinfra" -y --parallel "$n" inventory.py "$lib/deploy.py") ;;
+    esac
+}
+
+# timed TOOL VARIANT RUNNAME: sets secs (wall time) and did (what the tool says it did);
+# a failure is recorded in checks.
+timed() {
+    local tool=$1 variant=$2 name=$3 start rc=0
+    [[ $tool != ansible ]] || python3 "$lib/vars.py" "$work/$variant/manifest.json" "$work/ansible" "$work/$variant"
+    start=$(now)
+    invoke "$tool" "$variant" "$name" >"$work/out" 2>&1 || rc=$?
+    secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')
+    echo "$start $secs" >"$work/runs/$name.time"
+    { echo "=== $name ($variant): exit $rc, $secs s"; cat "$work/out"; } >>"$work/$tool.log"
+    case $tool in
+    provision) did=$(grep -E '^(Apply complete|Apply FAILED|No changes)' "$work/out" | tail -1 || true) ;;
+    ansible)   did=$(awk '/PLAY RECAP/ {r = 1; next} r && / : ok=/ {for (i = 1; i <= NF; i++) {split($i, kv, "="); s[kv[1]] += kv[2]}} END {printf "recap: changed=%d failed=%d unreachable=%d (tasks and handlers, all hosts)", s["changed"], s["failed"], s["unreachable"]}' "$work/out") ;;
+    pyinfra)   did=$(sed 's/\x1b\[[0-9;]*m//g' "$work/out" | awk '/Grand total/ {gsub(/-/, "0"); printf "operations: %d changed, %d errors, %d no change (all hosts)", $(NF - 2), $(NF - 1), $NF}') ;;
+    esac
+    if [[ $rc != 0 ]]; then
+        log "$tool $name FAILED (exit $rc): $did"
+        tail -n 15 "$work/out" | sed 's/^/    /' >&2
+        checks+=("$n hosts, $tool $name: FAILED (exit $rc): $did; last lines: $(tail -n 3 "$work/out" | tr '\n' ' ' | cut -c1-300)")
+    fi
+    return 0
+}
+
+# is_noop TOOL: whether the run in $work/out changed nothing
+is_noop() {
+    case $1 in
+    provision) grep -q '^No changes' "$work/out" ;;
+    ansible)   [[ $did == "recap: changed=0 failed=0 unreachable=0"* ]] ;;
+    pyinfra)   [[ $did == "operations: 0 changed, 0 errors"* ]] ;;
+    esac
+}
+
+# measure TOOL RUNS: cold, no-op and one-change figures (medians) into t[TOOL.*]
+measure() {
+    local tool=$1 runs=$2 i cold=() noop=() change=() cold_did noop_did change_did noop_bad=0
+    for ((i = 1; i <= runs; i++)); do
+        log "$tool: $n nodes, cold $i/$runs"
+        empty_nodes
+        timed "$tool" base "$n-$tool-cold-$i"; cold+=("$secs"); [[ $i == 1 ]] && cold_did=$did
+        check "$tool cold $i" "$work/base"
+    done
+    for ((i = 1; i <= runs; i++)); do
+        log "$tool: $n nodes, no-op $i/$runs"
+        timed "$tool" base "$n-$tool-noop-$i"; noop+=("$secs"); [[ $i == 1 ]] && noop_did=$did
+        is_noop "$tool" || { noop_bad=1; checks+=("$n hosts, $tool no-op $i: CHANGED SOMETHING: $did"); }
+    done
+    for ((i = 1; i <= runs; i++)); do
+        if ((i > 1)); then
+            log "$tool: $n nodes, back to the base (not timed)"
+            timed "$tool" base "$n-$tool-revert-$i"
+        fi
+        log "$tool: $n nodes, one change $i/$runs"
+        timed "$tool" changed "$n-$tool-change-$i"; change+=("$secs"); [[ $i == 1 ]] && change_did=$did
+        check "$tool one change $i" "$work/changed"
+    done
+    t[$tool.cold]=$(median "${cold[@]}")
+    t[$tool.noop]=$(median "${noop[@]}")
+    t[$tool.change]=$(median "${change[@]}")
+    [[ $noop_bad == 1 ]] || checks+=("$n hosts, $tool no-op: changed nothing in all $runs runs")
+    details+=("$n hosts, $tool ($runs runs each; s): cold ${cold[*]} [$cold_did]; no-op ${noop[*]} [$noop_did]; one change ${change[*]} [$change_did]")
+    log "$tool: cold ${t[$tool.cold]} s, no-op ${t[$tool.noop]} s, one change ${t[$tool.change]} s"
+}
+
+# explain FIGURE: where provision's median run of FIGURE (cold | change) went
+explain() {
+    local fig=$1 i best="" bestd=1e9 m d
+    m=${t[provision.$fig]}
+    for ((i = 1; i <= prov_runs; i++)); do
+        read -r _ d <"$work/runs/$n-provision-$fig-$i.time"
+        if awk -v a="$d" -v b="$m" -v c="$bestd" 'BEGIN {x = a - b; if (x < 0) x = -x; exit !(x < c)}'; then
+            best=$i; bestd=$(awk -v a="$d" -v b="$m" 'BEGIN {x = a - b; if (x < 0) x = -x; print x}')
         fi
     done
-    checks+=("$tool: $(echo "$nodes" | awk '{print $1, "and", $NF}') identical to the render ($(wc -l <"$work/expect") files on the last)")
+    local run=$work/runs/$n-provision-$fig-$best start secs
+    read -r start secs <"$run.time"
+    if [[ -f $run/events.jsonl ]]; then
+        analysis+=("$n hosts, provision $fig (run $best): $(python3 "$lib/events.py" "$run/events.jsonl" "$start" "$(awk -v a="$start" -v b="$secs" 'BEGIN {printf "%.3f", a + b}')")")
+    else
+        analysis+=("$n hosts, provision $fig (run $best): no event log")
+    fi
 }
 
-run_provision() { "$prov" apply "$1" --yes >>"$work/provision.log" 2>&1; }
-run_ansible() {
-    (cd "$work/ansible" && ANSIBLE_CONFIG=$work/ansible/ansible.cfg \
-        "$venv/bin/ansible-playbook" site.yml >>"$work/ansible.log" 2>&1)
-}
-run_pyinfra() {
-    (cd "$work/pyinfra" && COMPARE_MANIFEST=$1/manifest.json COMPARE_RENDER=$1 \
-        timeout 1800 "$venv/bin/pyinfra" -y --parallel "$n" inventory.py "$root/benches/compare/deploy.py" \
-        >>"$work/pyinfra.log" 2>&1)
+# floor: provision ping, and plan on converged nodes (they hold the one change, measure's
+# last figure), median of 3 each
+floor() {
+    local i s p=() q=() rc
+    for ((i = 1; i <= 3; i++)); do
+        s=$(now); rc=0; timeout 300 "$prov" ping "$work/base.toml" >"$work/out" 2>&1 || rc=$?
+        p+=("$(awk -v a="$s" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')")
+        [[ $rc == 0 ]] || checks+=("$n hosts, provision ping: FAILED (exit $rc): $(tail -n 2 "$work/out" | tr '\n' ' ')")
+        s=$(now); rc=0; timeout 300 "$prov" plan "$work/changed.toml" --detailed-exitcode >"$work/out" 2>&1 || rc=$?
+        q+=("$(awk -v a="$s" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')")
+        [[ $rc == 0 ]] || checks+=("$n hosts, provision plan on converged nodes: exit $rc (0 = no changes): $(tail -n 2 "$work/out" | tr '\n' ' ')")
+    done
+    floors+=("$n hosts: provision ping $(median "${p[@]}") s (runs ${p[*]}), provision plan (no changes) $(median "${q[@]}") s (runs ${q[*]}), provision apply no-op ${t[provision.noop]} s")
 }
 
 rows=()
 checks=()
+details=()
+analysis=()
+floors=()
 for n in "${sizes[@]}"; do
     log "lab with $n nodes"
     lab/lab.sh up --nodes "$n" >/dev/null
     inv=lab/state/lab-$n.toml
     [[ $n == 6 ]] && inv=inventories/lab.toml
-    rm -rf "${work:?}"/*
-    nodes=$(python3 benches/compare/gen.py "$work" lab/state "$inv")
+    rm -rf "${work:?}"/ansible "${work:?}"/pyinfra "$work"/base "$work"/changed
+    mkdir -p "$work/runs"
+    nodes=$(python3 "$lib/gen.py" "$work" lab/state "$inv")
     "$prov" render "$work/base.toml" --out "$work/base" >/dev/null
     "$prov" render "$work/changed.toml" --out "$work/changed" >/dev/null
     changed_files=$(diff -rq "$work/base" "$work/changed" | grep -vc manifest.json || true)
-    total_files=$(python3 -c 'import json,sys; print(sum(len(h["files"]) for h in json.load(open(sys.argv[1]))["hosts"].values()))' "$work/base/manifest.json")
+    read -r total_files total_containers < <(python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))["hosts"].values(); print(sum(len(x["files"]) for x in h), sum(len(x["containers"]) for x in h))' "$work/base/manifest.json")
+    changed_containers=$(python3 -c 'import json,sys; a,b=(json.load(open(p))["hosts"] for p in sys.argv[1:3]); k=lambda x: {c["name"]: c["labels"]["provision.config_hash"] for h, v in x.items() for c in v["containers"] for c in [dict(c, name=h + "/" + c["name"])]}; ka, kb=k(a), k(b); print(sum(1 for c in kb if ka.get(c) != kb[c]))' "$work/base/manifest.json" "$work/changed/manifest.json")
+    other_runs=$other_runs_small
+    ((n <= 10)) || other_runs=$other_runs_large
 
     declare -A t=()
-    for tool in provision ansible pyinfra; do
-        log "$tool: $n nodes, cold"
-        empty_nodes
-        case $tool in
-        provision) start=$(now); run_provision "$work/base.toml"; t[$tool.cold]=$(elapsed "$start")
-                   check provision "$work/base" || true
-                   start=$(now); run_provision "$work/base.toml"; t[$tool.noop]=$(elapsed "$start")
-                   start=$(now); run_provision "$work/changed.toml"; t[$tool.change]=$(elapsed "$start") ;;
-        ansible)   python3 benches/compare/vars.py "$work/base/manifest.json" "$work/ansible" "$work/base"
-                   start=$(now); run_ansible; t[$tool.cold]=$(elapsed "$start")
-                   check ansible "$work/base" || true
-                   start=$(now); run_ansible; t[$tool.noop]=$(elapsed "$start")
-                   python3 benches/compare/vars.py "$work/changed/manifest.json" "$work/ansible" "$work/changed"
-                   start=$(now); run_ansible; t[$tool.change]=$(elapsed "$start") ;;
-        pyinfra)   start=$(now); run_pyinfra "$work/base"; t[$tool.cold]=$(elapsed "$start")
-                   check pyinfra "$work/base" || true
-                   start=$(now); run_pyinfra "$work/base"; t[$tool.noop]=$(elapsed "$start")
-                   start=$(now); run_pyinfra "$work/changed"; t[$tool.change]=$(elapsed "$start") ;;
-        esac
-        check "$tool (after one change)" "$work/changed" || true
-        log "$tool: cold ${t[$tool.cold]} s, no-op ${t[$tool.noop]} s, one change ${t[$tool.change]} s"
-    done
+    measure provision "$prov_runs"
+    explain cold
+    explain change
+    floor
+    measure ansible "$other_runs"
+    measure pyinfra "$other_runs"
     for tool in provision ansible pyinfra; do
         rows+=("| $n | $tool | ${t[$tool.cold]} | ${t[$tool.noop]} | ${t[$tool.change]} |")
     done
     for other in ansible pyinfra; do
-        rows+=("| $n | $other / provision | $(awk -v a="${t[$other.cold]}" -v b="${t[provision.cold]}" 'BEGIN{printf "%.1fx", a/b}') | $(awk -v a="${t[$other.noop]}" -v b="${t[provision.noop]}" 'BEGIN{printf "%.1fx", a/b}') | $(awk -v a="${t[$other.change]}" -v b="${t[provision.change]}" 'BEGIN{printf "%.1fx", a/b}') |")
+        rows+=("| $n | $other / provision | $(ratio "${t[$other.cold]}" "${t[provision.cold]}") | $(ratio "${t[$other.noop]}" "${t[provision.noop]}") | $(ratio "${t[$other.change]}" "${t[provision.change]}") |")
     done
-    checks+=("$n nodes: $total_files files of the manifest pushed by each tool; the one change rewrites $changed_files files")
+    checks+=("$n hosts: $total_files files and $total_containers containers in the render; the one change rewrites $changed_files files and recreates $changed_containers containers")
     unset t
     lab/lab.sh down >/dev/null
 done
@@ -147,5 +253,17 @@ echo "| hosts | tool | cold apply (s) | no-op (s) | one change (s) |"
 echo "|---:|---|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
 echo
-echo "ansible-core $("$venv/bin/ansible" --version | head -1 | sed 's/.*core //; s/]//'), pyinfra $("$venv/bin/pyinfra" --version | sed 's/.*v//'); all three jump through the undercloud (127.0.10.1)."
+echo "provision: median of $prov_runs runs; ansible-core and pyinfra: median of $other_runs_small runs at <= 10 hosts, $other_runs_large above."
+echo "ansible-core $("$venv/bin/ansible" --version | head -1 | sed 's/.*core //; s/]//'), pyinfra $("$venv/bin/pyinfra" --version | sed 's/.*v//'), $("$prov" --version 2>/dev/null || echo provision); all three jump through the undercloud (127.0.10.1)."
+echo
+echo "Floor (the same SSH connections, no work):"
+printf -- '- %s\n' "${floors[@]}"
+echo
+echo "Checks:"
 printf -- '- %s\n' "${checks[@]}"
+echo
+echo "Runs:"
+printf -- '- %s\n' "${details[@]}"
+echo
+echo "Where provision's time goes (event log of the median run):"
+printf -- '- %s\n' "${analysis[@]}"

@@ -38,8 +38,14 @@ impl LabCopy {
     fn new(extra: &str) -> LabCopy {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("inventories")).unwrap();
-        for link in ["templates", "roles", "lab"] {
+        for link in ["templates", "lab"] {
             std::os::unix::fs::symlink(repo().join(link), dir.path().join(link)).unwrap();
+        }
+        // roles/ is copied: a test may take a service out of a role.
+        std::fs::create_dir(dir.path().join("roles")).unwrap();
+        for e in std::fs::read_dir(repo().join("roles")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join("roles").join(e.file_name())).unwrap();
         }
         for f in ["lab.toml", "lab.secrets.toml"] {
             std::fs::copy(
@@ -59,10 +65,17 @@ impl LabCopy {
     }
     /// Replaces `from` (once) in the inventory.
     fn edit(&self, from: &str, to: &str) {
-        let inv = self.inventory();
-        let text = std::fs::read_to_string(&inv).unwrap();
+        self.edit_file("inventories/lab.toml", from, to)
+    }
+    /// Replaces `from` (once) in a file of the copy.
+    fn edit_file(&self, path: &str, from: &str, to: &str) {
+        let p = self.dir.path().join(path);
+        let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text.matches(from).count(), 1, "{from}");
-        std::fs::write(&inv, text.replacen(from, to, 1)).unwrap();
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    }
+    fn inv(&self) -> String {
+        self.inventory().to_str().unwrap().to_string()
     }
 }
 
@@ -470,4 +483,324 @@ async fn apply_converges_the_lab_then_changes_only_what_changed() {
     }
     let (o, out, _) = provision(&["plan", inv, "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(0), "converged: {out}");
+}
+
+/// `provision apply` of `lab` with `--yes` and a run directory in `runs`.
+fn apply(lab: &LabCopy, runs: &Path, name: &str, extra: &[&str]) -> (Output, String, String) {
+    let run = runs.join(name);
+    let (inv, run) = (lab.inv(), run.to_str().unwrap().to_string());
+    let mut args = vec!["apply", inv.as_str(), "--yes", "--run-dir", run.as_str()];
+    args.extend_from_slice(extra);
+    provision(&args)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_host_is_reported_the_others_finish_and_a_rerun_converges() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    // Computes tolerate 50% here (1 of 3 failing is 33%).
+    let lab = LabCopy::new("");
+    lab.edit(
+        "[roles.Compute]\ncount = 3\n",
+        "[roles.Compute]\ncount = 3\nmax_fail_percentage = 50\n",
+    );
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    wipe(&f).await;
+    // A file where nova_compute's log directory must be: its host fails in preparation.
+    let broken = node(&f, "lab-novacompute-1");
+    sh(broken, "touch /var/log/overcloud/nova_compute").await;
+
+    let (o, out, err) = apply(&lab, runs.path(), "tolerated", &[]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(out.contains("1 host(s) failed:\n  lab-novacompute-1 (Compute): host preparation: creating directories"), "{out}");
+    assert!(
+        out.contains("File exists"),
+        "the remote stderr is shown: {out}"
+    );
+    assert!(!out.contains("The run stopped"), "{out}");
+    assert!(
+        err.contains("lab-novacompute-1: FAILED creating directories"),
+        "{err}"
+    );
+    // The others went through every step.
+    for host in [
+        "lab-controller-0",
+        "lab-novacompute-0",
+        "lab-novacompute-2",
+        "lab-networker-0",
+    ] {
+        check_host(&ev, &f, host).await;
+    }
+    assert!(
+        containers(broken).await.is_empty(),
+        "the failed host was left out of the steps"
+    );
+
+    // Fixed by hand: re-running converges, touching only that host.
+    sh(broken, "rm /var/log/overcloud/nova_compute").await;
+    let before = all_ids(&f).await;
+    let (o, out, err) = apply(&lab, runs.path(), "resume", &[]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains(" on 1 of 6 hosts"), "{out}");
+    check_host(&ev, &f, "lab-novacompute-1").await;
+    let after = all_ids(&f).await;
+    for (host, ids) in &before {
+        if host != "lab-novacompute-1" {
+            assert_eq!(&after[host], ids, "{host} was touched");
+        }
+    }
+
+    // With the role's own 20%, the same failure stops the run after that phase: every
+    // other host got its files, no host got a container.
+    let strict = LabCopy::new("");
+    wipe(&f).await;
+    sh(broken, "touch /var/log/overcloud/nova_compute").await;
+    let (o, out, err) = apply(&strict, runs.path(), "stopped", &[]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("The run stopped: 1 of 3 Compute hosts failed (33%), more than its max_fail_percentage of 20%; stopped after host preparation."),
+        "{out}"
+    );
+    for (name, s) in &f.nodes {
+        assert!(
+            containers(s.as_ref().unwrap()).await.is_empty(),
+            "{name} got containers after the stop"
+        );
+    }
+    let files = sh(node(&f, "lab-controller-0"), "ls /etc/overcloud/keystone").await;
+    assert!(files.contains("keystone.conf"), "{files}");
+    sh(broken, "rm /var/log/overcloud/nova_compute").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lock_keeps_a_second_apply_out_and_a_dead_holder_releases_it() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    let lab = LabCopy::new("");
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    let held = provision::apply::lock::acquire(&f.undercloud, "lab", "tester@ci pid 1 run test")
+        .await
+        .unwrap();
+    let (o, out, err) = apply(&lab, runs.path(), "locked", &[]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("another apply of cloud `lab` is running: it holds the lock /var/lib/provision/lab.lock on lab-undercloud (tester@ci pid 1 run test)"),
+        "{err}"
+    );
+    held.release().await;
+
+    // A holder whose connection dies (a crashed apply) releases the lock.
+    let f2 = fleet(&ev).await;
+    let _orphan = provision::apply::lock::acquire(&f2.undercloud, "lab", "crashing apply")
+        .await
+        .unwrap();
+    f2.undercloud.close().await;
+    let mut taken = None;
+    for _ in 0..50 {
+        if let Ok(l) = provision::apply::lock::acquire(&f.undercloud, "lab", "next").await {
+            taken = Some(l);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    taken
+        .expect("the lock of a dead connection was not released within 5 s")
+        .release()
+        .await;
+
+    // And apply records its result for `provision status`.
+    let (o, out, err) = apply(&lab, runs.path(), "recorded", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
+    let (o, out, err) = provision(&["status", &lab.inv(), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["in_sync"], true);
+    let ctl = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "lab-controller-0")
+        .unwrap();
+    assert_eq!(ctl["reachable"], true);
+    assert!(ctl["last_apply"]["time"].as_str().is_some(), "{ctl}");
+    let keystone = ctl["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "keystone")
+        .unwrap();
+    assert_eq!(
+        (
+            keystone["state"].as_str(),
+            keystone["health"].as_str(),
+            keystone["config_current"].as_bool()
+        ),
+        (Some("running"), Some("healthy"), Some(true))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_is_applied_exactly_or_refused_on_drift() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    let lab = LabCopy::new("");
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    let (o, out, err) = apply(&lab, runs.path(), "base", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
+    lab.edit(
+        "[roles.Compute]\ncount = 3\n",
+        "[roles.Compute]\ncount = 3\nvars = { ram_allocation_ratio = 1.25 }\n",
+    );
+    let plan = runs.path().join("plan.json");
+    let (o, out, err) = provision(&["plan", &lab.inv(), "--out", plan.to_str().unwrap()]);
+    assert!(o.status.success(), "{out}\n{err}");
+    let saved = std::fs::read_to_string(&plan).unwrap();
+    assert!(
+        !ev.cloud.secrets.appears_in(&saved),
+        "a secret in the saved plan"
+    );
+    assert!(
+        !saved.contains("ram_allocation_ratio"),
+        "no contents in the saved plan"
+    );
+    let nova = "/etc/overcloud/nova_compute/nova.conf";
+    let old = sh(node(&f, "lab-novacompute-0"), &format!("sha256sum {nova}")).await;
+
+    // Drift on one host after the plan: refused, nothing applied anywhere.
+    sh(
+        node(&f, "lab-controller-0"),
+        "echo '# hand edit' >> /etc/overcloud/keystone/keystone.conf",
+    )
+    .await;
+    let (o, out, err) = provision(&["apply", plan.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("host lab-controller-0 changed since the plan was saved"),
+        "{err}"
+    );
+    assert_eq!(
+        sh(node(&f, "lab-novacompute-0"), &format!("sha256sum {nova}")).await,
+        old
+    );
+
+    // The inventory edited after the plan: refused too.
+    let (o, _, _) = provision(&["plan", &lab.inv(), "--out", plan.to_str().unwrap()]);
+    assert!(o.status.success());
+    lab.edit("ram_allocation_ratio = 1.25", "ram_allocation_ratio = 1.5");
+    let (o, out, err) = provision(&["apply", plan.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("the desired state of hosts lab-novacompute-0, lab-novacompute-1, lab-novacompute-2 changed since the plan was saved"), "{err}");
+
+    // A fresh plan applies, without a question, and converges.
+    let (o, _, _) = provision(&["plan", &lab.inv(), "--out", plan.to_str().unwrap()]);
+    assert!(o.status.success());
+    let (o, out, err) = provision(&[
+        "apply",
+        plan.to_str().unwrap(),
+        "--run-dir",
+        runs.path().join("saved").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("Apply complete:"), "{out}");
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_without_a_terminal_needs_yes() {
+    let _g = serial();
+    let lab = LabCopy::new("");
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    let s = node(&f, "lab-novacompute-1");
+    sh(s, "rm -rf /etc/overcloud/*").await;
+    let (o, out, err) = provision(&["apply", &lab.inv(), "--limit", "lab-novacompute-1"]);
+    assert!(
+        out.contains("+ /etc/overcloud/nova_compute/nova.conf"),
+        "the plan is shown first: {out}"
+    );
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("not applying without confirmation: pass --yes"),
+        "{err}"
+    );
+    assert_eq!(
+        sh(s, "find /etc/overcloud -type f | wc -l").await.trim(),
+        "0",
+        "apply wrote without confirmation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unhealthy_container_fails_its_step_with_its_logs() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    let lab = LabCopy::new("\n[lab.healthchecks]\nkeystone = \"stand-in-healthcheck && false\"\n");
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    wipe(&f).await;
+    let (o, out, err) = apply(&lab, runs.path(), "unhealthy", &["--health-timeout", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("lab-controller-0 (Controller): step 2: healthcheck of keystone"),
+        "{out}"
+    );
+    assert!(out.contains("unhealthy after"), "{out}");
+    assert!(
+        out.contains("stand-in: read /etc/keystone/keystone.conf"),
+        "its logs are in the message: {out}"
+    );
+    // Controllers tolerate no failure: the run stops after step 2.
+    assert!(out.contains("stopped after step 2"), "{out}");
+    let ctl = containers(node(&f, "lab-controller-0")).await;
+    assert!(
+        ctl.contains_key("keystone") && !ctl.contains_key("nova_api"),
+        "{ctl:?}"
+    );
+    // The healthy lab again: keystone (its healthcheck changed) is recreated, the rest created.
+    let good = LabCopy::new("");
+    let (o, out, err) = apply(&good, runs.path(), "healthy", &[]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    check_host(&load(&good.inventory()), &f, "lab-controller-0").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_taken_out_of_a_role_is_removed_with_its_files() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    let full = LabCopy::new("");
+    let f = fleet(&load(&full.inventory())).await;
+    let (o, out, err) = apply(&full, runs.path(), "full", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
+    let lab = LabCopy::new("");
+    lab.edit_file("roles/Compute.toml", ", \"neutron_ovs_agent\"]", "]");
+    let (o, out, _) = provision(&["plan", &lab.inv()]);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("- remove  neutron_ovs_agent"), "{out}");
+    let before = all_ids(&f).await;
+    let (o, out, err) = apply(&lab, runs.path(), "removed", &[]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("3 containers removed"), "{out}");
+    let after = all_ids(&f).await;
+    for (host, ids) in &before {
+        for (c, id) in ids {
+            if host.starts_with("lab-novacompute") && c == "neutron_ovs_agent" {
+                assert!(!after[host].contains_key(c), "{host}/{c} still there");
+            } else {
+                assert_eq!(after[host].get(c), Some(id), "{host}/{c} was touched");
+            }
+        }
+    }
+    let s = node(&f, "lab-novacompute-0");
+    let left = sh(s, "ls -d /etc/overcloud/neutron_ovs_agent /var/lib/overcloud/containers/neutron_ovs_agent.json /var/log/overcloud/neutron_ovs_agent 2>/dev/null; true").await;
+    assert_eq!(
+        left.trim(),
+        "/var/log/overcloud/neutron_ovs_agent",
+        "configuration removed, logs kept"
+    );
+    let (o, out, err) = apply(&full, runs.path(), "restored", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
 }

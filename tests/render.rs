@@ -257,3 +257,41 @@ fn rendering_is_deterministic() {
         assert_eq!(ha.containers, hb.containers, "{name}");
     }
 }
+
+#[test]
+fn rendering_does_not_depend_on_where_the_repository_is() {
+    // The same repository at two places: every file and container hash is the same
+    // (a path in a header would change every file, and restart every container, when
+    // another operator applies from another checkout).
+    let here = common::repo_tree();
+    let mut there = provision::source::MemoryTree::new();
+    for top in ["inventories", "roles", "templates"] {
+        add_prefixed(&mut there, &common::repo(), top, "/srv/elsewhere/checkout");
+    }
+    let a =
+        common::eval(&here, "inventories/lab.toml").unwrap_or_else(|f| panic!("{}", f.render()));
+    let b = common::eval(&there, "/srv/elsewhere/checkout/inventories/lab.toml")
+        .unwrap_or_else(|f| panic!("{}", f.render()));
+    for (name, h) in &a.state.hosts {
+        let other = &b.state.hosts[name];
+        for (path, f) in &h.files {
+            assert_eq!(f.content, other.files[path].content, "{name}:{path}");
+        }
+    }
+}
+
+fn add_prefixed(
+    tree: &mut provision::source::MemoryTree,
+    root: &std::path::Path,
+    rel: &str,
+    prefix: &str,
+) {
+    for e in std::fs::read_dir(root.join(rel)).unwrap().flatten() {
+        let child = format!("{rel}/{}", e.file_name().to_string_lossy());
+        if e.path().is_dir() {
+            add_prefixed(tree, root, &child, prefix);
+        } else if let Ok(text) = std::fs::read_to_string(e.path()) {
+            tree.insert(format!("{prefix}/{child}"), text);
+        }
+    }
+}

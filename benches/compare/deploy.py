@@ -1,12 +1,18 @@
 # pyinfra deploy for benches/compare.sh: provision's rendered files of this host
-# (COMPARE_MANIFEST, COMPARE_RENDER), files.put per file with mode/user/group, a
-# `true` per service whose files changed (the handler).
+# (COMPARE_MANIFEST, COMPARE_RENDER), files.put per file with mode/user/group, then per
+# service whose files changed (in deploy-step order) what provision does to its
+# containers: podman rm, podman run with provision's arguments, wait for the healthcheck
+# (benches/compare/podman.py, found through COMPARE_LIB).
 import json
 import os
+import sys
 
 from pyinfra import host
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
+
+sys.path.insert(0, os.environ["COMPARE_LIB"])
+import podman  # noqa: E402
 
 render = os.environ["COMPARE_RENDER"]
 h = json.load(open(os.environ["COMPARE_MANIFEST"]))["hosts"][host.name]
@@ -24,5 +30,8 @@ for f in h["files"]:
                    dest=f["path"], mode=f["mode"], user=f["owner"], group=f["group"])
     by_service.setdefault(f.get("service") or "none", []).append(op)
 
-for service, ops in sorted(by_service.items()):
-    server.shell(name=f"restart {service}", commands=["/bin/true"], _if=any_changed(*ops))
+restarts = podman.restarts_by_service(render, host.name)
+for service, (step, line) in sorted(restarts.items(), key=lambda kv: (kv[1][0], kv[0])):
+    ops = by_service.get(service)
+    if ops:
+        server.shell(name=f"restart {service}", commands=[line], _if=any_changed(*ops))

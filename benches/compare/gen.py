@@ -8,8 +8,9 @@ WORK/ssh_config      the lab's ssh_config plus `ProxyJump lab-undercloud` on eve
 WORK/base.toml       a copy of INVENTORY with its relative paths made absolute
 WORK/changed.toml    a copy of INVENTORY (relative paths made absolute) with one oslo
                      option added to nova's DEFAULT section: the one-change apply
-WORK/ansible/        ansible.cfg, hosts.ini, site.yml (host vars are written by vars.py)
+WORK/ansible/        ansible.cfg, hosts.ini (site.yml and host_vars are written by vars.py)
 WORK/pyinfra/        inventory.py (deploy.py is benches/compare/deploy.py)
+Prints the nodes' names, the inventory's order (the first and last are checked).
 """
 import os
 import re
@@ -17,7 +18,6 @@ import sys
 
 work, state, inventory = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3]
 inv_dir = os.path.dirname(os.path.abspath(inventory))
-venv_bin = os.path.abspath(os.path.join(os.path.dirname(__file__), "../../.cache/compare-venv/bin"))
 
 # Nodes of the inventory, by ctlplane address, named as the lab names them (hosts.tsv).
 names = {}

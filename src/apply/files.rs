@@ -43,21 +43,23 @@ pub fn dirs_to_fix<'a>(desired: &'a HostState, actual: &ActualHost) -> Vec<&'a D
         .collect()
 }
 
-/// One command creating or fixing `dirs` (stops at the first failure).
+/// One command creating or fixing `dirs`; it stops at the first failure, with that
+/// command's error on stderr and a non-zero status. (`set -e` would not do: it ignores
+/// failures inside `&&` lists.)
 pub fn dirs_script(dirs: &[&DesiredDir]) -> String {
     let cmd: Vec<String> = dirs
         .iter()
         .map(|d| {
             let p = shell_quote(&d.path);
             format!(
-                "mkdir -p {p} && chmod {} {p} && chown {}:{} {p}",
+                "{{ mkdir -p {p} && chmod {} {p} && chown {}:{} {p}; }} || exit 1",
                 shell_quote(&d.mode),
                 shell_quote(&d.owner),
                 shell_quote(&d.group)
             )
         })
         .collect();
-    format!("set -e; {}", cmd.join("; "))
+    cmd.join("\n")
 }
 
 #[cfg(test)]
@@ -130,9 +132,31 @@ mod tests {
             owner: "42425".into(),
             group: "42425".into(),
         };
+        let s = dirs_script(&[&d, &d]);
         assert_eq!(
-            dirs_script(&[&d]),
-            "set -e; mkdir -p '/var/log/overcloud/a b' && chmod 0750 '/var/log/overcloud/a b' && chown 42425:42425 '/var/log/overcloud/a b'"
+            s.lines().next().unwrap(),
+            "{ mkdir -p '/var/log/overcloud/a b' && chmod 0750 '/var/log/overcloud/a b' && chown 42425:42425 '/var/log/overcloud/a b'; } || exit 1"
         );
+        // A real shell stops at the first failure, with its status and error.
+        let bad = DesiredDir {
+            path: "/proc/version/x".into(),
+            ..d.clone()
+        };
+        let ok = DesiredDir {
+            path: std::env::temp_dir()
+                .join("provision-dirs-test")
+                .display()
+                .to_string(),
+            mode: "0755".into(),
+            owner: "0".into(),
+            group: "0".into(),
+        };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(dirs_script(&[&bad, &ok]))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/version"));
     }
 }

@@ -72,20 +72,24 @@ pub async fn acquire(
         return Ok(ApplyLock { held, path });
     }
     let undercloud_name = undercloud.target.name.clone();
+    let busy = held.first_line.starts_with("busy")
+        || held
+            .exited
+            .as_ref()
+            .map(|o| o.status == Some(BUSY))
+            .unwrap_or(false);
     match &held.exited {
-        Some(out) if out.status == Some(BUSY) || held.first_line.starts_with("busy") => {
-            Err(LockError::Busy {
-                cloud: cloud.to_string(),
-                undercloud: undercloud_name,
-                path,
-                holder: held
-                    .first_line
-                    .strip_prefix("busy ")
-                    .filter(|s| !s.trim().is_empty())
-                    .unwrap_or("holder unknown")
-                    .to_string(),
-            })
-        }
+        _ if busy => Err(LockError::Busy {
+            cloud: cloud.to_string(),
+            undercloud: undercloud_name,
+            path,
+            holder: held
+                .first_line
+                .strip_prefix("busy ")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or("holder unknown")
+                .to_string(),
+        }),
         Some(out) => Err(LockError::Failed {
             undercloud: undercloud_name,
             path,

@@ -409,11 +409,18 @@ impl<'c> Renderer<'c> {
                     first_oslo = false;
                     match self.render_ini(&layers, &ctx) {
                         Ok(ini) => {
+                            // The catalogue file by its path inside the catalogue: the
+                            // same wherever the repository is checked out.
+                            let source = defaults
+                                .file
+                                .strip_prefix(&cloud.catalogue.templates_dir)
+                                .map(|p| Path::new("templates").join(p))
+                                .unwrap_or_else(|_| defaults.file.clone());
                             let header = format!(
                                 "{} for {svc_name} on {}. Rendered by provision from {}; do not edit on the host.",
                                 f.dest.get_ref().rsplit('/').next().unwrap_or(""),
                                 host.name,
-                                defaults.file.display()
+                                source.display()
                             );
                             (
                                 ini::write(&header, &ini),

@@ -1,0 +1,97 @@
+"""What provision does to a container, as shell, for the ansible and pyinfra handlers of
+benches/compare.sh (one handler per service, fired when that service's files changed).
+
+A container's definition is read from the render, `<render>/<host>/var/lib/overcloud/
+containers/<name>.json`; `run_args` builds the same `podman` argv as `run_args` in
+src/apply/containers.rs (same order: labels and environment sorted by key, as Rust's
+BTreeMap), and `restart_script` is what provision runs to (re)create it:
+
+    podman rm --force --time 10 --ignore NAME && podman run ... &&
+    (when it has a healthcheck) poll `podman healthcheck run NAME` until it exits 0:
+    at most 50 tries, 0.2 s apart, else exit 1.
+
+    python3 podman.py RENDER HOST     prints each container's argv as JSON (one a line),
+                                      for checking against provision's own
+"""
+import glob
+import json
+import os
+import shlex
+import sys
+
+DEFS = "var/lib/overcloud/containers"
+HEALTH_TRIES = 50
+HEALTH_SLEEP = "0.2"
+
+
+def container_defs(render, host):
+    """The rendered container definitions of `host`, by container name."""
+    defs = {}
+    for path in sorted(glob.glob(os.path.join(render, host, DEFS, "*.json"))):
+        with open(path) as f:
+            d = json.load(f)
+        defs[d["name"]] = d
+    return defs
+
+
+def run_args(d):
+    """`podman` arguments (after `podman`) for one definition, as provision's run_args."""
+    a = ["run", "--detach", "--name", d["name"]]
+    for k, v in sorted(d.get("labels", {}).items()):
+        a += ["--label", f"{k}={v}"]
+    a.append(f"--network={d.get('network') or 'host'}")
+    if d.get("privileged"):
+        a.append("--privileged")
+    for key in ("pid", "cgroupns", "user"):
+        if d.get(key) is not None:
+            a.append(f"--{key}={d[key]}")
+    if d.get("restart"):
+        a.append(f"--restart={d['restart']}")
+    for k, v in sorted(d.get("environment", {}).items()):
+        a += ["--env", f"{k}={v}"]
+    for v in d.get("volumes", []):
+        a += ["--volume", v]
+    h = d.get("healthcheck")
+    if h:
+        a += [
+            f"--health-cmd={h['test']}",
+            f"--health-interval={h['interval']}",
+            f"--health-timeout={h['timeout']}",
+            f"--health-retries={h['retries']}",
+            f"--health-start-period={h['start_period']}",
+        ]
+    a.append(d["image"])
+    a += d.get("command", [])
+    return a
+
+
+def restart_script(d):
+    """One shell line: remove, run, then wait for the healthcheck (exit 1 if it never
+    passes)."""
+    n = shlex.quote(d["name"])
+    run = " ".join(shlex.quote(x) for x in run_args(d))
+    s = f"podman rm --force --time 10 --ignore {n} >/dev/null && podman {run} >/dev/null"
+    if d.get("healthcheck"):
+        s += (
+            f" && i=0 && until podman healthcheck run {n} >/dev/null 2>&1; do"
+            f" i=$((i+1)); if [ $i -ge {HEALTH_TRIES} ]; then"
+            f" echo {shlex.quote(d['name'] + ': not healthy after ' + str(HEALTH_TRIES) + ' tries')} >&2;"
+            f" exit 1; fi; sleep {HEALTH_SLEEP}; done"
+        )
+    return s
+
+
+def restarts_by_service(render, host):
+    """{service: (deploy step, shell line restarting its containers in name order)}."""
+    by = {}
+    for name, d in container_defs(render, host).items():
+        by.setdefault(d.get("service") or name, []).append(d)
+    return {
+        s: (min(d.get("step", 0) for d in ds), " && ".join(restart_script(d) for d in ds))
+        for s, ds in by.items()
+    }
+
+
+if __name__ == "__main__":
+    for name, d in container_defs(sys.argv[1], sys.argv[2]).items():
+        print(json.dumps([name] + run_args(d)))
