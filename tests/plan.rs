@@ -195,7 +195,12 @@ fn the_plan_command_exits_2_on_changes() {
     lab();
     // nova.conf missing on the host (whatever tests ran before).
     let o = std::process::Command::new("ssh")
-        .args(["-F", "lab/state/ssh_config", "lab-novacompute-2", "rm -f /etc/overcloud/nova_compute/nova.conf"])
+        .args([
+            "-F",
+            "lab/state/ssh_config",
+            "lab-novacompute-2",
+            "rm -f /etc/overcloud/nova_compute/nova.conf",
+        ])
         .current_dir(repo())
         .status()
         .unwrap();
