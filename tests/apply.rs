@@ -780,6 +780,10 @@ async fn a_service_taken_out_of_a_role_is_removed_with_its_files() {
     let (o, out, _) = provision(&["plan", &lab.inv()]);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("- remove  neutron_ovs_agent"), "{out}");
+    assert!(
+        out.contains("stopped and removed with /etc/overcloud/neutron_ovs_agent/, /var/lib/overcloud/containers/neutron_ovs_agent.json and its unit; /var/log/overcloud/neutron_ovs_agent/ stays"),
+        "{out}"
+    );
     let before = all_ids(&f).await;
     let (o, out, err) = apply(&lab, runs.path(), "removed", &[]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");

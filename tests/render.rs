@@ -295,3 +295,55 @@ fn add_prefixed(
         }
     }
 }
+
+#[test]
+fn every_container_gets_a_systemd_unit_ordered_by_deploy_step_unless_the_hosts_have_none() {
+    let ev = prod();
+    let compute = ev
+        .state
+        .hosts
+        .values()
+        .find(|h| h.role == "Compute")
+        .unwrap();
+    let unit = &compute.files["/etc/systemd/system/provision-nova_compute.service"];
+    assert_eq!((unit.mode, unit.owner.as_str()), (0o644, "root"));
+    assert!(
+        unit.content
+            .contains("ExecStart=/usr/bin/podman start nova_compute\n"),
+        "{}",
+        unit.content
+    );
+    // nova_compute is step 5: after every earlier step's container of this host, and
+    // after none of its own or later steps.
+    let after = unit
+        .content
+        .lines()
+        .find(|l| l.starts_with("After=provision-"))
+        .unwrap();
+    let mut want: Vec<String> = compute
+        .containers
+        .values()
+        .filter(|c| c.step < compute.containers["nova_compute"].step)
+        .map(|c| format!("provision-{}.service", c.name))
+        .collect();
+    want.sort();
+    assert_eq!(after, format!("After={}", want.join(" ")));
+    assert!(!want.is_empty() && !after.contains("provision-nova_compute.service"));
+    // One unit per container, and the units are not part of any container's hash: a
+    // unit's change restarts nothing.
+    let units = compute
+        .files
+        .keys()
+        .filter(|p| p.starts_with("/etc/systemd/system/"))
+        .count();
+    assert_eq!(units, compute.containers.len());
+    // The lab's hosts run no systemd (`container_units = "none"`): no unit.
+    let tree = common::repo_tree();
+    let lab =
+        common::eval(&tree, "inventories/lab.toml").unwrap_or_else(|f| panic!("{}", f.render()));
+    assert!(lab
+        .state
+        .hosts
+        .values()
+        .all(|h| h.files.keys().all(|p| !p.starts_with("/etc/systemd/"))));
+}

@@ -168,11 +168,19 @@ pub fn removal_script(tasks: &[ContainerTask<'_>], defs_dir: &str) -> String {
     let mut s = String::from(PRELUDE);
     for t in tasks.iter().filter(|t| safe_name(&t.name)) {
         let n = shell_quote(&t.name);
+        let unit = format!(
+            "{}/{}",
+            crate::render::UNIT_DIR,
+            crate::render::unit_name(&t.name)
+        );
         s.push_str(&format!(
-            "act {n} remove podman rm --force --time 10 --ignore {n} && rm -rf /etc/overcloud/{n} {d}/{n}.json\n",
-            d = shell_quote(defs_dir)
+            "if [ -e {unit} ]; then systemctl disable {u} >/dev/null 2>&1; rm -f {unit}; reload=1; fi\n\
+             act {n} remove podman rm --force --time 10 --ignore {n} && rm -rf /etc/overcloud/{n} {d}/{n}.json\n",
+            d = shell_quote(defs_dir),
+            u = crate::render::unit_name(&t.name),
         ));
     }
+    s.push_str("[ -z \"$reload\" ] || systemctl daemon-reload\n");
     s
 }
 

@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 
 use crate::model::Role;
 use crate::plan::gather::ActualHost;
-use crate::render::{DesiredState, HostState, CONTAINER_DEFS};
+use crate::render::{DesiredState, FileKind, HostState, CONTAINER_DEFS};
 use crate::report::events::{Event, Level, Outcome};
 use crate::report::Reporter;
 use crate::transport::{Fleet, Session, UploadFile};
@@ -484,6 +484,55 @@ async fn prepare_host(
         }
         r.files = to_write.len();
         r.summary.push(count(to_write.len(), "file", "written"));
+        // Units written: systemd reads them again, and starts those containers at boot.
+        let units: Vec<String> = to_write
+            .iter()
+            .filter_map(|f| match &f.kind {
+                FileKind::Unit { container } if containers::safe_name(container) => {
+                    Some(crate::render::unit_name(container))
+                }
+                _ => None,
+            })
+            .collect();
+        if !units.is_empty() {
+            p.host_action(host, &format!("enabling {} units", units.len()));
+            let t = Instant::now();
+            let cmd = format!(
+                "systemctl daemon-reload && systemctl enable {}",
+                units.join(" ")
+            );
+            let out = session.exec(&cmd, None, opts.timeout).await.map_err(|e| {
+                fail(
+                    reporter,
+                    host,
+                    None,
+                    "enabling container units",
+                    None,
+                    e.to_string(),
+                )
+            })?;
+            if !out.success() {
+                return Err(fail(
+                    reporter,
+                    host,
+                    None,
+                    "enabling container units",
+                    None,
+                    out.stderr_text().trim().to_string(),
+                ));
+            }
+            for u in &units {
+                reporter.event(event(
+                    host,
+                    None,
+                    "enable unit",
+                    Some(u),
+                    Outcome::Changed,
+                    t.elapsed(),
+                    "systemctl enable".into(),
+                ));
+            }
+        }
     }
     Ok(r)
 }

@@ -172,6 +172,14 @@ pub fn text(r: &Report) -> String {
                 ContainerAction::Remove => "- remove ",
             };
             let _ = writeln!(out, "  {verb} {} {}", c.container, on_hosts(&c.hosts));
+            if c.action == ContainerAction::Remove && r.kind == ReportKind::Plan {
+                let _ = writeln!(
+                    out,
+                    "      stopped and removed with /etc/overcloud/{0}/, {1}/{0}.json and its unit; /var/log/overcloud/{0}/ stays",
+                    c.container,
+                    crate::render::CONTAINER_DEFS
+                );
+            }
         }
     }
     let _ = writeln!(out, "\n{}", summary_line(r));

@@ -187,6 +187,7 @@ impl Inventory {
                 roles: placeholder("../roles"),
                 registry: String::new(),
                 tag: String::new(),
+                container_units: Default::default(),
             }),
             ssh: ssh.unwrap_or_else(|| SshSpec {
                 user: "root".into(),

@@ -22,6 +22,20 @@ pub struct CloudSpec {
     pub registry: String,
     /// Tag of the overcloud images, e.g. `2025.1-rocky-9`.
     pub tag: String,
+    /// How containers come back after a reboot: `systemd` (a unit per container,
+    /// enabled, ordered by deploy step) or `none` (hosts without systemd: podman's
+    /// restart policy only; see docs/apply.md).
+    #[serde(default)]
+    pub container_units: ContainerUnits,
+}
+
+/// See [`CloudSpec::container_units`].
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerUnits {
+    #[default]
+    Systemd,
+    None,
 }
 
 fn default_templates() -> Spanned<String> {

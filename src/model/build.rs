@@ -680,6 +680,7 @@ fn build_inner(
         domain: inv.cloud.domain.get_ref().clone(),
         registry: inv.cloud.registry.clone(),
         tag: inv.cloud.tag.clone(),
+        container_units: inv.cloud.container_units,
         ssh,
         undercloud,
         networks,

@@ -24,6 +24,8 @@ pub struct Cloud {
     pub domain: String,
     pub registry: String,
     pub tag: String,
+    /// Whether every container gets a systemd unit (`[cloud] container_units`).
+    pub container_units: crate::inventory::spec::ContainerUnits,
     pub ssh: SshSettings,
     pub undercloud: Undercloud,
     pub networks: BTreeMap<String, Network>,

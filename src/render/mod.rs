@@ -27,14 +27,32 @@ pub const LOG_ROOT: &str = "/var/log/overcloud";
 pub const DATA_ROOT: &str = "/var/lib/overcloud/";
 /// Where container definitions are written on each host.
 pub const CONTAINER_DEFS: &str = "/var/lib/overcloud/containers";
+/// Where the containers' systemd units are written (`container_units = "systemd"`).
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+
+/// The systemd unit of a container: `provision-<name>.service`.
+pub fn unit_name(container: &str) -> String {
+    format!("provision-{container}.service")
+}
 
 /// What a desired file is.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FileKind {
-    Template { template: String },
-    Oslo { id: String, namespaces: Vec<String> },
-    Container { container: String },
+    Template {
+        template: String,
+    },
+    Oslo {
+        id: String,
+        namespaces: Vec<String>,
+    },
+    Container {
+        container: String,
+    },
+    /// The systemd unit that starts a container at boot.
+    Unit {
+        container: String,
+    },
 }
 
 /// A file as it must be on a host.
@@ -541,6 +559,16 @@ impl<'c> Renderer<'c> {
             self.insert_file(&mut hs, svc, host, def_file, diags);
             hs.containers.insert(container.name.clone(), container);
         }
+        if cloud.container_units == crate::inventory::spec::ContainerUnits::Systemd {
+            let units: Vec<DesiredFile> = hs
+                .containers
+                .values()
+                .map(|c| container_unit(c, &hs.containers))
+                .collect();
+            for u in units {
+                hs.files.insert(u.path.clone(), u);
+            }
+        }
         // One entry per path; an explicitly declared directory, or one a `U` volume hands
         // to a service user, wins over a plain derived one (root, 0750).
         let mut dirs: BTreeMap<String, DesiredDir> = BTreeMap::new();
@@ -750,6 +778,58 @@ impl<'c> Renderer<'c> {
         def.labels
             .insert("provision.config_hash".into(), hex(&h.finalize()));
         def
+    }
+}
+
+/// The systemd unit that starts `c` at boot, after the containers of the earlier deploy
+/// steps on the same host (TripleO's `tripleo_<service>.service` do the same). podman
+/// created the container already; the unit starts and stops it; while conmon lives,
+/// podman's restart policy restarts it after a crash.
+fn container_unit(c: &ContainerDef, all: &BTreeMap<String, ContainerDef>) -> DesiredFile {
+    let after: Vec<String> = all
+        .values()
+        .filter(|o| o.step < c.step)
+        .map(|o| unit_name(&o.name))
+        .collect();
+    let after = if after.is_empty() {
+        String::new()
+    } else {
+        format!("After={}\n", after.join(" "))
+    };
+    let content = format!(
+        "# Starts the {name} container (deploy step {step}) at boot. Written by provision;\n\
+         # the container itself is created by `provision apply` from\n\
+         # {defs}/{name}.json.\n\
+         [Unit]\n\
+         Description=provision container {name} (deploy step {step})\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         {after}\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart=/usr/bin/podman start {name}\n\
+         ExecStop=/usr/bin/podman stop --time 10 {name}\n\
+         TimeoutStartSec=300\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        name = c.name,
+        step = c.step,
+        defs = CONTAINER_DEFS,
+    );
+    DesiredFile {
+        path: format!("{UNIT_DIR}/{}", unit_name(&c.name)),
+        content,
+        mode: 0o644,
+        owner: "root".into(),
+        group: "root".into(),
+        service: c.service.clone(),
+        kind: FileKind::Unit {
+            container: c.name.clone(),
+        },
+        secret: false,
     }
 }
 

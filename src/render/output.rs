@@ -89,6 +89,7 @@ pub fn manifest<'a>(cloud: &'a str, state: &'a DesiredState, secrets: &Secrets) 
                         FileKind::Template { .. } => "template",
                         FileKind::Oslo { .. } => "oslo",
                         FileKind::Container { .. } => "container",
+                        FileKind::Unit { .. } => "unit",
                     },
                     template: match &f.kind {
                         FileKind::Template { template } => Some(template),

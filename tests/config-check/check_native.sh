@@ -2,6 +2,7 @@
 # Checks the non-oslo configs of a render folder with the software that reads them:
 #   haproxy.cfg    haproxy -c
 #   rsyslog.conf   rsyslogd -N1
+#   *.service      systemd-analyze verify (any warning fails: it exits 0 on unknown keys)
 # Each distinct file is checked once. Ends with "N passed, M failed".
 #
 #   check_native.sh RENDER_DIR
@@ -31,5 +32,12 @@ while IFS= read -r -d '' f; do
     check rsyslog "$f" rsyslogd -N1 -f <(sed "s#workDirectory=\"/var/lib/rsyslog\"#workDirectory=\"$work\"#" "$f")
     rm -rf "$work"
 done < <(find "$dir" -path '*/etc/overcloud/rsyslog/*.conf' -print0)
+# systemd-analyze verify exits 0 on unknown keys, with a warning: silence is success.
+verify_unit() { local out; out=$(systemd-analyze verify "$1" 2>&1); [[ -z $out ]] || { echo "$out"; return 1; }; }
+if command -v systemd-analyze >/dev/null; then
+    while IFS= read -r -d '' f; do
+        check unit "$f" verify_unit "$f"
+    done < <(find "$dir" -path '*/etc/systemd/system/provision-*.service' -print0)
+fi
 echo "$pass passed, $fail failed"
 ((fail == 0))
