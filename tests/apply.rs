@@ -808,3 +808,123 @@ async fn a_service_taken_out_of_a_role_is_removed_with_its_files() {
     let (o, out, err) = apply(&full, runs.path(), "restored", &[]);
     assert!(o.status.success(), "{out}\n{err}");
 }
+
+/// Presses a lab node's power button through its Redfish BMC (sushy-tools), the
+/// password passed to curl on standard input, not on its command line.
+fn power(ev: &Evaluation, system: &str, reset: &str) {
+    use std::io::Write as _;
+    let password = ev
+        .cloud
+        .secrets
+        .get("lab_bmc_password")
+        .unwrap()
+        .expose()
+        .to_string();
+    let mut child = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-K",
+            "-",
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            "POST",
+            "-d",
+            &format!("{{\"ResetType\": \"{reset}\"}}"),
+            &format!(
+                "http://127.0.10.1:8000/redfish/v1/Systems/{system}/Actions/ComputerSystem.Reset"
+            ),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("user = \"admin:{password}\"\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "204",
+        "{reset} {system}"
+    );
+}
+
+/// Waits (at most 30 s) until `host` answers SSH (`up`) or stops answering (`!up`).
+fn wait_ssh(host: &str, up: bool) {
+    for _ in 0..120 {
+        let ok = Command::new("ssh")
+            .args([
+                "-F",
+                "lab/state/ssh_config",
+                "-o",
+                "ConnectTimeout=1",
+                host,
+                "true",
+            ])
+            .current_dir(repo())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok == up {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "{host} did not {} within 30 s",
+        if up { "come back" } else { "go down" }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebooted_host_gets_its_stopped_containers_started_not_recreated() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    let lab = LabCopy::new("");
+    let ev = load(&lab.inventory());
+    let (o, out, err) = apply(&lab, runs.path(), "before", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
+    let host = "lab-novacompute-2";
+    let before = containers(node(&fleet(&ev).await, host)).await;
+    // The power button, through the BMC: the host's sshd and containers die with it.
+    power(&ev, "lab-node-14", "ForceOff");
+    wait_ssh(host, false);
+    power(&ev, "lab-node-14", "On");
+    wait_ssh(host, true);
+    let f = fleet(&ev).await;
+    let after_boot = containers(node(&f, host)).await;
+    assert!(
+        after_boot.values().all(|(state, _, _)| state != "running"),
+        "{after_boot:?}"
+    );
+    // The plan shows them to restart; apply starts them: same containers, running.
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--limit", host]);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("~ restart nova_compute"), "{out}");
+    let (o, out, err) = apply(&lab, runs.path(), "after", &[]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "{} containers started on 1 of 6 hosts",
+            before.len()
+        )),
+        "{out}"
+    );
+    let now = containers(node(&f, host)).await;
+    for (name, (_, hash, id)) in &before {
+        assert_eq!(
+            &now[name],
+            &("running".to_string(), hash.clone(), id.clone()),
+            "{name}"
+        );
+    }
+}
