@@ -27,6 +27,8 @@
 # container (`podman ps -a --format json`: the render's names only, each running, with
 # the render's provision.config_hash label). Every no-op run is checked to change
 # nothing. Any difference or tool failure is printed with the table.
+# Before the figures, one untimed provision apply does provision's bare-metal stage
+# (adopting and introspecting every node, once; ansible and pyinfra have none).
 # Also per N: the floor, `provision ping` (a handshake per host + one command), and
 # `provision plan` on converged nodes (median of 3), and where provision's median cold
 # and one-change runs spent their time (their event logs, benches/compare/events.py).
@@ -70,7 +72,7 @@ run_ssh() { timeout 120 ssh -F "$work/ssh_config" "$1" "$2"; }
 empty_nodes() {
     local pids=() h p
     for h in $nodes; do
-        run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*' &
+        run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null 2>&1; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*' &
         pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || log "emptying a node failed (exit $?)"; done
@@ -126,7 +128,7 @@ timed() {
     case $tool in
     provision) did=$(grep -E '^(Apply complete|Apply FAILED|No changes)' "$work/out" | tail -1 || true) ;;
     ansible)   did=$(awk '/PLAY RECAP/ {r = 1; next} r && / : ok=/ {for (i = 1; i <= NF; i++) {split($i, kv, "="); s[kv[1]] += kv[2]}} END {printf "recap: changed=%d failed=%d unreachable=%d (tasks and handlers, all hosts)", s["changed"], s["failed"], s["unreachable"]}' "$work/out") ;;
-    pyinfra)   did=$(sed 's/\x1b\[[0-9;]*m//g' "$work/out" | awk '/Grand total/ {gsub(/-/, "0"); printf "operations: %d changed, %d errors, %d no change (all hosts)", $(NF - 2), $(NF - 1), $NF}') ;;
+    pyinfra)   did=$(sed 's/\x1b\[[0-9;]*m//g' "$work/out" | awk '/^ *restart / {gsub(/ - /, " 0 "); gsub(/ -$/, " 0"); r += $(NF - 2)} /Grand total/ {gsub(/-/, "0"); c = $(NF - 2); e = $(NF - 1); u = $NF} END {printf "operations: %d changed (of which %d restarts), %d errors, %d no change (all hosts)", c, r, e, u}') ;;
     esac
     if [[ $rc != 0 ]]; then
         log "$tool $name FAILED (exit $rc): $did"
@@ -136,12 +138,27 @@ timed() {
     return 0
 }
 
-# is_noop TOOL: whether the run in $work/out changed nothing
+# snapshot FILE: every file's mtime under /etc/overcloud and /var/lib/overcloud, and
+# every container's id, on the first and last node (a rewritten file or a recreated
+# container shows)
+snapshot() {
+    local h
+    for h in $(echo "$nodes" | awk '{print $1, $NF}'); do
+        echo "== $h"
+        run_ssh "$h" 'find /etc/overcloud /var/lib/overcloud -type f -printf "%T@ %p\n" | sort -k2; podman ps -a --format "{{.ID}} {{.Names}}" | sort -k2' || echo "ssh failed"
+    done >"$1"
+}
+
+# is_noop TOOL: whether the run in $work/out changed nothing: no file rewritten and no
+# container recreated on the first and last node (snapshots before and after), and the
+# tool reports nothing done (pyinfra: no restart; it re-chowns files owned by ids
+# without a name on the host on every run, see benches/compare/deploy.py)
 is_noop() {
+    cmp -s "$work/snap.before" "$work/snap.after" || return 1
     case $1 in
     provision) grep -q '^No changes' "$work/out" ;;
     ansible)   [[ $did == "recap: changed=0 failed=0 unreachable=0"* ]] ;;
-    pyinfra)   [[ $did == "operations: 0 changed, 0 errors"* ]] ;;
+    pyinfra)   [[ $did == *"(of which 0 restarts), 0 errors"* ]] ;;
     esac
 }
 
@@ -156,8 +173,10 @@ measure() {
     done
     for ((i = 1; i <= runs; i++)); do
         log "$tool: $n nodes, no-op $i/$runs"
+        snapshot "$work/snap.before"
         timed "$tool" base "$n-$tool-noop-$i"; noop+=("$secs"); [[ $i == 1 ]] && noop_did=$did
-        is_noop "$tool" || { noop_bad=1; checks+=("$n hosts, $tool no-op $i: CHANGED SOMETHING: $did"); }
+        snapshot "$work/snap.after"
+        is_noop "$tool" || { noop_bad=1; checks+=("$n hosts, $tool no-op $i: CHANGED SOMETHING: $did; first/last node: $(diff "$work/snap.before" "$work/snap.after" | grep -c '^>') files or containers new or rewritten"); }
     done
     for ((i = 1; i <= runs; i++)); do
         if ((i > 1)); then
@@ -171,7 +190,7 @@ measure() {
     t[$tool.cold]=$(median "${cold[@]}")
     t[$tool.noop]=$(median "${noop[@]}")
     t[$tool.change]=$(median "${change[@]}")
-    [[ $noop_bad == 1 ]] || checks+=("$n hosts, $tool no-op: changed nothing in all $runs runs")
+    [[ $noop_bad == 1 ]] || checks+=("$n hosts, $tool no-op: no file rewritten, no container recreated (first/last node), in all $runs runs: $noop_did")
     details+=("$n hosts, $tool ($runs runs each; s): cold ${cold[*]} [$cold_did]; no-op ${noop[*]} [$noop_did]; one change ${change[*]} [$change_did]")
     log "$tool: cold ${t[$tool.cold]} s, no-op ${t[$tool.noop]} s, one change ${t[$tool.change]} s"
 }
@@ -231,6 +250,11 @@ for n in "${sizes[@]}"; do
     other_runs=$other_runs_small
     ((n <= 10)) || other_runs=$other_runs_large
 
+    # provision's bare-metal stage (adopt each node through its BMC, check its MAC,
+    # introspect it; recorded on the undercloud, once per node) has no counterpart in
+    # ansible or pyinfra: one untimed apply does it before the figures.
+    log "provision: $n nodes, warm-up apply (bare-metal stage, not timed)"
+    timed provision base "$n-provision-warmup"
     declare -A t=()
     measure provision "$prov_runs"
     explain cold

@@ -100,12 +100,19 @@ sshd_pid() { # HOSTDIR -> prints the PID of the host's sshd listener if it runs
     echo "$pid"
 }
 
-write_host() { # NAME ADDRESS KIND: keys, sshd_config, the private directories, podman config
-    local name=$1 addr=$2 kind=$3
+write_host() { # NAME ADDRESS KIND MAC: keys, sshd_config, the private directories, podman config
+    local name=$1 addr=$2 kind=$3 mac=${4:--}
     local d="$STATE/hosts/$name" k="$STATE/keys/$name"
     mkdir -p "$k" "$d/fs/etc/overcloud" "$d/fs/var/lib/overcloud" "$d/fs/var/log/overcloud" \
         "$d/fs/var/lib/provision" "$d/fs/root" "$d/fs/etc/containers" "$d/fs/etc/ceph" "$d/fs/lib/modules" "$d/fs/run" "$d/storage"
     chmod 700 "$d/fs/root"
+    # A node's NIC as the provisioner's introspection sees it: /sys/class/net/eth0/address
+    # holds the inventory's MAC (the hosts share this machine's network namespace, so
+    # their real NICs are this machine's; this stands in for the node's hardware).
+    if [[ $kind == node && $mac != - ]]; then
+        mkdir -p "$d/fs/sys-class-net/eth0"
+        printf '%s\n' "$mac" > "$d/fs/sys-class-net/eth0/address"
+    fi
     if [[ ! -s $k/ssh_host_ed25519_key ]]; then
         rm -f "$k/ssh_host_ed25519_key" "$k/ssh_host_ed25519_key.pub"
         ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$k/ssh_host_ed25519_key"
@@ -188,6 +195,7 @@ mount --bind "$d/fs/root" /root
 mount --bind "$d/fs/etc/containers" /etc/containers
 mount --bind "$d/fs/etc/ceph" /etc/ceph
 mount --bind "$d/fs/lib/modules" /lib/modules
+[ ! -d "$d/fs/sys-class-net" ] || mount --bind "$d/fs/sys-class-net" /sys/class/net
 mount -t tmpfs -o mode=0755,size=512m lab-run "$d/fs/run"
 for r in overcloud containers libpod runc netns openvswitch udev; do
     mkdir -p "$d/fs/run/$r"
@@ -466,8 +474,8 @@ cmd_up() {
         echo "    ConnectTimeout 5"
         echo "    LogLevel ERROR"
     } > "$STATE/ssh_config.tmp"
-    while IFS=$'\t' read -r name addr kind _; do
-        write_host "$name" "$addr" "$kind"
+    while IFS=$'\t' read -r name addr kind _ mac; do
+        write_host "$name" "$addr" "$kind" "$mac"
         printf '%s %s\n' "$addr" "$(cut -d' ' -f1,2 "$STATE/keys/$name/ssh_host_ed25519_key.pub")" >> "$STATE/known_hosts.tmp"
         printf 'Host %s\n    HostName %s\n' "$name" "$addr" >> "$STATE/ssh_config.tmp"
     done < <(hosts_table)

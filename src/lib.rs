@@ -5,6 +5,7 @@
 //! files come through [`source`]; problems are [`diagnostics`].
 
 pub mod apply;
+pub mod baremetal;
 pub mod catalogue;
 pub mod diagnostics;
 pub mod diff;

@@ -99,9 +99,23 @@ enum Command {
         /// Seconds to wait for a step's containers to pass their healthchecks on a host.
         #[arg(long, default_value_t = 120)]
         health_timeout: u64,
+        /// Seconds to wait for a node powered on by the bare-metal stage to answer SSH.
+        #[arg(long, default_value_t = 900)]
+        boot_timeout: u64,
+        /// Power off (through their BMCs) the provisioned nodes no longer in the
+        /// inventory, and forget them.
+        #[arg(long)]
+        power_off_removed: bool,
         /// Where to keep this run's event log; default: .provision/runs/<run id>.
         #[arg(long)]
         run_dir: Option<PathBuf>,
+    },
+    /// Power operations on the nodes, through their BMCs from the undercloud.
+    Nodes {
+        /// The inventory TOML file.
+        inventory: PathBuf,
+        #[command(subcommand)]
+        command: NodesCommand,
     },
     /// Show every host's state: reachable or not, the last apply's result, and each
     /// container's state, health and whether its config hash is the desired one.
@@ -129,6 +143,21 @@ enum Command {
         /// Handshakes at a time.
         #[arg(long, default_value_t = 64)]
         parallel: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodesCommand {
+    /// `power on|off|status`: press the power button, or read it, on every node (or
+    /// --limit).
+    Power {
+        action: cli::nodes::PowerAction,
+        /// Only these hosts or roles (comma-separated names).
+        #[arg(long)]
+        limit: Option<String>,
+        /// Record the undercloud's key if it is not yet in known_hosts (first contact).
+        #[arg(long)]
+        accept_new_host_keys: bool,
     },
 }
 
@@ -233,6 +262,8 @@ fn main() -> ExitCode {
             yes,
             accept_new_host_keys,
             health_timeout,
+            boot_timeout,
+            power_off_removed,
             run_dir,
         } => cli::converge::apply(cli::converge::ApplyArgs {
             target: &target,
@@ -241,8 +272,25 @@ fn main() -> ExitCode {
             yes,
             accept_new: accept_new_host_keys,
             health_timeout: std::time::Duration::from_secs(health_timeout),
+            boot_timeout: std::time::Duration::from_secs(boot_timeout),
+            power_off_removed,
             run_dir,
         }),
+        Command::Nodes {
+            inventory,
+            command:
+                NodesCommand::Power {
+                    action,
+                    limit,
+                    accept_new_host_keys,
+                },
+        } => match load(&inventory) {
+            Ok(mut ev) => match apply_limit(&inventory, &mut ev, limit.as_deref()) {
+                Ok(()) => cli::nodes::power(&ev, action, accept_new_host_keys),
+                Err(code) => code,
+            },
+            Err(code) => code,
+        },
         Command::Status {
             inventory,
             accept_new_host_keys,

@@ -52,6 +52,19 @@ def absolutize(m):
     return f'{key} = "{os.path.normpath(os.path.join(inv_dir, val))}"'
 
 
+# The lab's generated lab-N.toml (lab/lablib.py) has no `[lab]` section and no
+# `container_units = "none"`: without them every container would run its real service's
+# command (not in the lab's images) and systemd units would be rendered into
+# /etc/systemd/system, which the lab's hosts share with the machine. Both come from
+# inventories/lab.toml when missing.
+ref = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../inventories/lab.toml")).read()
+if not re.search(r"^container_units\s*=", text, re.M):
+    units = re.search(r"^container_units\s*=.*$", ref, re.M).group(0)
+    text = re.sub(r"^\[cloud\]\n", lambda m: m.group(0) + units + "\n", text, count=1, flags=re.M)
+if not re.search(r"^\[lab\]", text, re.M):
+    lab = re.search(r"^\[lab\]\n(?:(?!\[).*\n?)*", ref, re.M).group(0)
+    text = text.rstrip("\n") + "\n\n" + lab.rstrip("\n") + "\n"
+
 # Both copies have the same absolute paths (rendered headers name the template path), so
 # they differ only by the option.
 base = re.sub(r'^(templates|roles|private_key|known_hosts|file)\s*=\s*"([^"]*)"', absolutize, text, flags=re.M)

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """vars.py MANIFEST ANSIBLE_DIR RENDER_DIR: ansible host_vars per host from provision's
-render (files, directories, and per service the shell line that does what provision does
-to its containers: podman.py), and site.yml: the files with `copy`, each notifying its
-service's handler; one handler per service, in deploy-step order, which removes and runs
-the service's containers with provision's arguments and waits for their healthchecks."""
+render (directories; files by service; per service the shell line that does what
+provision does to its containers: podman.py), and site.yml: the directories, then one
+`copy` task per service notifying that service's handler; one handler per service, in
+deploy-step order, which removes and runs the service's containers with provision's
+arguments and waits for their healthchecks."""
 import json
 import os
 import sys
@@ -31,18 +32,38 @@ for name, h in m["hosts"].items():
     known = {d["path"] for d in dirs}
     parents = sorted({os.path.dirname(f["path"]) for f in files} - known)
     dirs = [{"path": p, "mode": "0755", "owner": "root", "group": "root"} for p in parents] + dirs
-    json.dump({"render_dir": os.path.abspath(render), "overcloud_files": files,
+    by_service = {}
+    for f in files:
+        by_service.setdefault(f["service"], []).append(f)
+    json.dump({"render_dir": os.path.abspath(render), "overcloud_files": by_service,
                "overcloud_dirs": dirs,
                "overcloud_restart": {s: line for s, (_, line) in restarts.items()}},
               open(os.path.join(a, "host_vars", name + ".json"), "w"))
 
-# Handlers run in the order they are listed: by deploy step, as provision's steps. A
-# service with files but no container on a host has nothing to restart there.
+# One copy task per service, in deploy-step order, each notifying its own handler: a
+# single task looping over every file with `notify: "restart {{ item.service }}"` would
+# fire the handlers of every item when any item changed (ansible notifies a loop's items
+# when the task as a whole changed), restarting everything on every change. Handlers
+# run in the order they are listed: by deploy step, as provision's steps. A service with
+# files but no container on a host has nothing to restart there.
+order = sorted(services, key=lambda s: (services[s], s))
+tasks = "".join(
+    f"""    - name: files {s}
+      copy:
+        src: "{{{{ render_dir }}}}/{{{{ inventory_hostname }}}}{{{{ item.path }}}}"
+        dest: "{{{{ item.path }}}}"
+        mode: "{{{{ item.mode }}}}"
+        owner: "{{{{ item.owner }}}}"
+        group: "{{{{ item.group }}}}"
+      loop: "{{{{ overcloud_files['{s}'] | default([]) }}}}"
+      loop_control: {{label: "{{{{ item.path }}}}"}}
+""" + (f"      notify: restart {s}\n" if s != "none" else "")
+    for s in order)
 handlers = "".join(
     f"    - name: restart {s}\n"
     f"      shell: \"{{{{ overcloud_restart['{s}'] }}}}\"\n"
     f"      when: \"'{s}' in overcloud_restart\"\n"
-    for s in sorted(services, key=lambda s: (services[s], s)))
+    for s in order if s != "none")
 open(os.path.join(a, "site.yml"), "w").write(f"""- hosts: overcloud
   gather_facts: false
   tasks:
@@ -55,15 +76,5 @@ open(os.path.join(a, "site.yml"), "w").write(f"""- hosts: overcloud
         group: "{{{{ item.group }}}}"
       loop: "{{{{ overcloud_dirs }}}}"
       loop_control: {{label: "{{{{ item.path }}}}"}}
-    - name: files
-      copy:
-        src: "{{{{ render_dir }}}}/{{{{ inventory_hostname }}}}{{{{ item.path }}}}"
-        dest: "{{{{ item.path }}}}"
-        mode: "{{{{ item.mode }}}}"
-        owner: "{{{{ item.owner }}}}"
-        group: "{{{{ item.group }}}}"
-      loop: "{{{{ overcloud_files }}}}"
-      loop_control: {{label: "{{{{ item.path }}}}"}}
-      notify: "restart {{{{ item.service }}}}"
-  handlers:
+{tasks}  handlers:
 {handlers}""")

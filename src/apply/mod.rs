@@ -16,6 +16,7 @@
 //! finish the phase. After each phase, a role whose failed hosts exceed its
 //! `max_fail_percentage` stops the run.
 
+pub mod baremetal;
 pub mod containers;
 pub mod files;
 pub mod lock;
@@ -69,6 +70,8 @@ pub struct HostOutcome {
     pub containers_recreated: usize,
     pub containers_started: usize,
     pub containers_removed: usize,
+    /// Brought up by the bare-metal stage in this run.
+    pub provisioned: bool,
     pub seconds: f64,
     pub failure: Option<Failure>,
 }
@@ -81,6 +84,7 @@ impl HostOutcome {
             + self.containers_recreated
             + self.containers_started
             + self.containers_removed
+            + usize::from(self.provisioned)
     }
 }
 
@@ -129,12 +133,15 @@ struct PhaseResult {
     summary: Vec<String>,
 }
 
-/// Applies `desired` to the hosts whose actual state is in `actual` (the others are
-/// reported as failed at `gather`, with `unreachable`'s reasons).
+/// Applies `desired` to the hosts whose actual state is in `actual`. `failed_before`:
+/// hosts that failed earlier (could not be read, or failed the bare-metal stage);
+/// `provisioned`: hosts the bare-metal stage brought up in this run.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     desired: &DesiredState,
     actual: &BTreeMap<String, ActualHost>,
-    unreachable: &[(String, String)],
+    failed_before: &[(String, Failure)],
+    provisioned: &[String],
     roles: &BTreeMap<String, Role>,
     fleet: &Fleet,
     opts: &Options,
@@ -161,14 +168,36 @@ pub async fn run(
             });
         }
     }
-    for (host, message) in unreachable {
+    for (host, f) in failed_before {
         if let Some(h) = out.hosts.get_mut(host) {
             h.failure = Some(Failure {
-                phase: "gather".into(),
-                action: "reading the actual state".into(),
-                message: reporter.redact(message),
+                message: reporter.redact(&f.message),
+                ..f.clone()
             });
         }
+    }
+    for host in provisioned {
+        if let Some(h) = out.hosts.get_mut(host) {
+            h.provisioned = true;
+        }
+    }
+    // Failures before the overcloud stage (bare metal) may already be too many.
+    if let Some(why) = over_tolerance(&out, roles) {
+        let stop = format!("{why}; stopped after the bare-metal stage");
+        reporter.event(Event {
+            level: Level::Error,
+            host: None,
+            stage: "baremetal".into(),
+            step: None,
+            action: "max fail percentage".into(),
+            target: None,
+            outcome: Outcome::Failed,
+            duration: Duration::ZERO,
+            message: stop.clone(),
+        });
+        out.stopped = Some(stop);
+        out.seconds = started.elapsed().as_secs_f64();
+        return out;
     }
     let max_step = desired
         .hosts

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use provision::apply::{self, lock, record, RunOutcome};
+use provision::apply::{self, baremetal, lock, record, RunOutcome};
 use provision::diff::format;
 use provision::evaluate::Evaluation;
 use provision::plan::saved::SavedPlan;
@@ -40,17 +40,17 @@ pub fn plan(a: PlanArgs<'_>) -> ExitCode {
             Err(code) => return code,
         };
     runtime.block_on(async {
-        let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
-        let fleet = match crate::open_fleet(&ev.cloud, &names, a.accept_new, a.parallel).await {
-            Ok(f) => f,
+        let (fleet, record, pending) = match connect_cloud(&ev, a.accept_new, a.parallel).await {
+            Ok(c) => c,
             Err(code) => return code,
         };
-        let g = plan::gather_all(&ev.state, &fleet, COMMAND_TIMEOUT, true).await;
-        let report = plan::compare(
+        let mut g = plan::gather_all(&ev.state, &fleet, COMMAND_TIMEOUT, true).await;
+        let report = plan_report(
             &a.inventory.display().to_string(),
-            &ev.state,
-            &g.actual,
-            &ev.cloud.secrets,
+            &ev,
+            &mut g,
+            &pending,
+            &record,
         );
         print!("{}", a.fmt.render(&report));
         for u in &g.unreachable {
@@ -105,6 +105,8 @@ pub struct ApplyArgs<'a> {
     pub yes: bool,
     pub accept_new: bool,
     pub health_timeout: Duration,
+    pub boot_timeout: Duration,
+    pub power_off_removed: bool,
     pub run_dir: Option<PathBuf>,
 }
 
@@ -144,8 +146,7 @@ pub fn apply(a: ApplyArgs<'_>) -> ExitCode {
     }
     runtime.block_on(async {
         let started = Instant::now();
-        let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
-        let fleet = match crate::open_fleet(&ev.cloud, &names, a.accept_new, a.parallel).await {
+        let mut fleet = match crate::open_fleet(&ev.cloud, &[], a.accept_new, a.parallel).await {
             Ok(f) => f,
             Err(code) => return code,
         };
@@ -168,7 +169,7 @@ pub fn apply(a: ApplyArgs<'_>) -> ExitCode {
             &a,
             &inventory,
             &ev,
-            &fleet,
+            &mut fleet,
             saved.as_ref(),
             &run_id,
             started,
@@ -184,23 +185,39 @@ async fn converge(
     a: &ApplyArgs<'_>,
     inventory: &Path,
     ev: &Evaluation,
-    fleet: &Fleet,
+    fleet: &mut Fleet,
     saved: Option<&SavedPlan>,
     run_id: &str,
     started: Instant,
 ) -> ExitCode {
     let label = inventory.display().to_string();
-    let Gathered {
-        actual,
-        unreachable,
-    } = plan::gather_all(&ev.state, fleet, COMMAND_TIMEOUT, saved.is_none()).await;
+    let (record, pending) = match read_nodes(ev, fleet).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let provisioned: Vec<String> = ev
+        .state
+        .hosts
+        .keys()
+        .filter(|n| !pending.contains(n))
+        .cloned()
+        .collect();
+    fleet
+        .connect_nodes(&ev.cloud, &provisioned, a.parallel)
+        .await;
+    let mut g = plan::gather_all(&ev.state, fleet, COMMAND_TIMEOUT, saved.is_none()).await;
+    let report = plan_report(&label, ev, &mut g, &pending, &record);
+    let removed = baremetal::removed(&ev.cloud, &record);
     if let Some(p) = saved {
-        if let Err(e) = p.check_actual(&actual) {
+        if let Err(e) = p.check_actual(&g.actual) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     }
-    let report = plan::compare(&label, &ev.state, &actual, &ev.cloud.secrets);
+    let Gathered {
+        mut actual,
+        unreachable,
+    } = g;
     if saved.is_none() && report.has_changes() {
         print!("{}", format::text(&report));
     }
@@ -253,14 +270,84 @@ async fn converge(
         timeout: COMMAND_TIMEOUT,
         health_timeout: a.health_timeout,
     };
-    let unreachable: Vec<(String, String)> = unreachable
+    let mut failed_before: Vec<(String, apply::Failure)> = unreachable
         .iter()
-        .map(|u| (u.host.clone(), u.error.to_string()))
+        .map(|u| {
+            (
+                u.host.clone(),
+                apply::Failure {
+                    phase: "gather".into(),
+                    action: "reading the actual state".into(),
+                    message: u.error.to_string(),
+                },
+            )
+        })
         .collect();
+    // The bare-metal stage: the nodes not yet provisioned, through their BMCs.
+    let mut brought_up = Vec::new();
+    if !pending.is_empty() {
+        let stage_opts = baremetal::StageOptions {
+            parallel: a.parallel,
+            boot_timeout: a.boot_timeout,
+            run_id: run_id.to_string(),
+            time: events::rfc3339_millis(SystemTime::now()),
+        };
+        let results = baremetal::stage(
+            &ev.cloud,
+            fleet,
+            &pending,
+            record.clone(),
+            &stage_opts,
+            reporter.clone(),
+        )
+        .await;
+        for r in results {
+            match (r.session, r.failure) {
+                (Some(s), None) => {
+                    fleet.nodes.insert(r.node.clone(), Ok(s));
+                    brought_up.push(r.node);
+                }
+                (_, failure) => {
+                    let (action, message) = failure.unwrap_or_default();
+                    failed_before.push((
+                        r.node,
+                        apply::Failure {
+                            phase: "bare metal".into(),
+                            action,
+                            message,
+                        },
+                    ));
+                }
+            }
+        }
+        // What the new nodes hold (nothing of ours, unless adopted): read, not assumed.
+        let new_state = provision::render::DesiredState {
+            hosts: ev
+                .state
+                .hosts
+                .iter()
+                .filter(|(n, _)| brought_up.contains(n))
+                .map(|(n, h)| (n.clone(), h.clone()))
+                .collect(),
+        };
+        let g2 = plan::gather_all(&new_state, fleet, COMMAND_TIMEOUT, false).await;
+        actual.extend(g2.actual);
+        for u in g2.unreachable {
+            failed_before.push((
+                u.host.clone(),
+                apply::Failure {
+                    phase: "gather".into(),
+                    action: "reading the actual state".into(),
+                    message: u.error.to_string(),
+                },
+            ));
+        }
+    }
     let outcome = apply::run(
         &ev.state,
         &actual,
-        &unreachable,
+        &failed_before,
+        &brought_up,
         &ev.cloud.roles,
         fleet,
         &opts,
@@ -268,6 +355,26 @@ async fn converge(
     )
     .await;
     print_outcome(&outcome, started);
+    let mut removal_failed = false;
+    if !removed.is_empty() {
+        if a.power_off_removed {
+            let failed = baremetal::power_off_removed(&ev.cloud, fleet, &removed, &reporter).await;
+            for (n, e) in &failed {
+                println!("  {n}: NOT powered off: {e}");
+            }
+            removal_failed = !failed.is_empty();
+            println!(
+                "Powered off and forgot {} node(s) removed from the inventory.",
+                removed.len() - failed.len()
+            );
+        } else {
+            println!(
+                "{} provisioned node(s) are no longer in the inventory ({}): left as they are; `apply --power-off-removed` powers them off.",
+                removed.len(),
+                removed.join(", ")
+            );
+        }
+    }
     if let Some(p) = reporter.log_path() {
         println!("Event log: {}", p.display());
     }
@@ -277,11 +384,85 @@ async fn converge(
             record::record_path(&ev.cloud.name)
         );
     }
-    if outcome.ok() {
+    if outcome.ok() && !removal_failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Connects to the undercloud, reads which nodes are provisioned, and connects to
+/// those; the others are left to the bare-metal stage.
+async fn connect_cloud(
+    ev: &Evaluation,
+    accept_new: bool,
+    parallel: usize,
+) -> Result<(Fleet, baremetal::NodesRecord, Vec<String>), ExitCode> {
+    let mut fleet = crate::open_fleet(&ev.cloud, &[], accept_new, parallel).await?;
+    let (record, pending) = read_nodes(ev, &fleet).await?;
+    let provisioned: Vec<String> = ev
+        .state
+        .hosts
+        .keys()
+        .filter(|n| !pending.contains(n))
+        .cloned()
+        .collect();
+    fleet.connect_nodes(&ev.cloud, &provisioned, parallel).await;
+    Ok((fleet, record, pending))
+}
+
+/// The record of provisioned nodes, and the nodes of this run not in it.
+async fn read_nodes(
+    ev: &Evaluation,
+    fleet: &Fleet,
+) -> Result<(baremetal::NodesRecord, Vec<String>), ExitCode> {
+    let record = baremetal::read_record(&fleet.undercloud, &ev.cloud.name)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })?;
+    let pending = baremetal::pending(ev.state.hosts.keys(), &record);
+    Ok((record, pending))
+}
+
+/// The plan: nodes to provision first (their hosts compared with an empty one), then
+/// every host's changes.
+fn plan_report(
+    label: &str,
+    ev: &Evaluation,
+    g: &mut Gathered,
+    pending: &[String],
+    record: &baremetal::NodesRecord,
+) -> provision::diff::Report {
+    for n in pending {
+        g.actual.entry(n.clone()).or_default();
+    }
+    let mut report = plan::compare(label, &ev.state, &g.actual, &ev.cloud.secrets);
+    report.nodes = pending
+        .iter()
+        .map(|n| provision::diff::NodeChange {
+            node: n.clone(),
+            role: ev
+                .state
+                .hosts
+                .get(n)
+                .map(|h| h.role.clone())
+                .unwrap_or_default(),
+            change: "provision".into(),
+            action: baremetal::describe(&ev.cloud, n),
+        })
+        .collect();
+    for n in baremetal::removed(&ev.cloud, record) {
+        report.nodes.push(provision::diff::NodeChange {
+            role: record.nodes[&n].role.clone(),
+            node: n,
+            change: "remove".into(),
+            action: "provisioned, no longer in the inventory: `apply --power-off-removed` powers it off through its BMC and forgets it".into(),
+        });
+    }
+    report.summary.nodes_to_provision = pending.len();
+    report
 }
 
 fn print_outcome(o: &RunOutcome, started: Instant) {

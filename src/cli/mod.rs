@@ -2,4 +2,5 @@
 //! `status` (status.rs). They wire the library's pipeline to the terminal.
 
 pub mod converge;
+pub mod nodes;
 pub mod status;

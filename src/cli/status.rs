@@ -32,8 +32,10 @@ struct HostStatus {
     reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// Power state from the BMC: not read yet (the bare-metal stage).
+    /// Power state from the BMC (through the undercloud), or why it is unknown.
     power: Option<String>,
+    /// Whether the bare-metal stage recorded it as provisioned, and when.
+    provisioned: Option<String>,
     last_apply: Option<record::HostRecord>,
     files_total: usize,
     files_differing: usize,
@@ -69,6 +71,30 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
             .ok()
             .and_then(|o| serde_json::from_slice(&o.stdout).ok());
         let g = plan::gather_all(&ev.state, &fleet, t, false).await;
+        let nodes = provision::apply::baremetal::read_record(&fleet.undercloud, &ev.cloud.name)
+            .await
+            .unwrap_or_default();
+        let runner: &dyn provision::baremetal::Runner = fleet.undercloud.as_ref();
+        let powers: BTreeMap<String, String> = provision::apply::baremetal::join_all(
+            ev.cloud
+                .hosts
+                .iter()
+                .filter(|h| ev.state.hosts.contains_key(&h.name))
+                .map(|h| async move {
+                    let state = match provision::baremetal::BmcTarget::for_host(h, &ev.cloud.secrets) {
+                        Ok(b) => match b.power_state(runner).await {
+                            Ok(s) => s.to_string(),
+                            Err(e) => format!("unknown: {e}"),
+                        },
+                        Err(e) => format!("unknown: {e}"),
+                    };
+                    (h.name.clone(), state)
+                })
+                .collect(),
+        )
+        .await
+        .into_iter()
+        .collect();
         let errors: BTreeMap<&str, String> = g
             .unreachable
             .iter()
@@ -103,7 +129,11 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
                 role: hs.role.clone(),
                 reachable: actual.is_some(),
                 error: errors.get(name.as_str()).cloned(),
-                power: None,
+                power: powers.get(name).cloned(),
+                provisioned: nodes
+                    .nodes
+                    .get(name)
+                    .map(|n| format!("{} ({})", n.time, n.how)),
                 last_apply: rec.as_ref().and_then(|r| r.hosts.get(name).cloned()),
                 files_total: hs.files.len(),
                 files_differing: actual.map(|a| files::files_to_write(hs, a).len()).unwrap_or(0),
@@ -147,15 +177,24 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
                     .as_ref()
                     .map(|l| format!("last apply {} {}", l.time, l.result))
                     .unwrap_or_else(|| "never applied".into());
+                let power = h.power.as_deref().unwrap_or("not read");
+                let provisioned = match &h.provisioned {
+                    Some(p) => format!("provisioned {p}"),
+                    None => "not provisioned".into(),
+                };
                 if !h.reachable {
-                    println!("\n{} ({}): UNREACHABLE, {last}: {}", h.host, h.role, h.error.as_deref().unwrap_or(""));
+                    println!(
+                        "\n{} ({}): UNREACHABLE, power {power}, {provisioned}, {last}: {}",
+                        h.host,
+                        h.role,
+                        h.error.as_deref().unwrap_or("")
+                    );
                     continue;
                 }
                 println!(
-                    "\n{} ({}): reachable, power {}, {last}, files {}/{} in sync",
+                    "\n{} ({}): reachable, power {power}, {provisioned}, {last}, files {}/{} in sync",
                     h.host,
                     h.role,
-                    h.power.as_deref().unwrap_or("not read"),
                     h.files_total - h.files_differing,
                     h.files_total
                 );

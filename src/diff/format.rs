@@ -51,6 +51,12 @@ pub fn summary_line(r: &Report) -> String {
     }
     let s = &r.summary;
     let mut parts = Vec::new();
+    if s.nodes_to_provision > 0 {
+        parts.push(format!(
+            "{} to provision",
+            plural(s.nodes_to_provision, "node", "nodes")
+        ));
+    }
     if s.hosts_added > 0 || s.hosts_removed > 0 {
         parts.push(format!(
             "{} to add, {} to remove",
@@ -100,6 +106,17 @@ pub fn text(r: &Report) -> String {
     if !r.has_changes() {
         let _ = writeln!(out, "\n{}", summary_line(r));
         return out;
+    }
+    if !r.nodes.is_empty() {
+        let _ = writeln!(out, "\nBare metal:");
+        for n in &r.nodes {
+            let sign = if n.change == "remove" { "-" } else { "+" };
+            let _ = writeln!(
+                out,
+                "  {sign} {} {} ({}): {}",
+                n.change, n.node, n.role, n.action
+            );
+        }
     }
     if !r.hosts_added.is_empty() || !r.hosts_removed.is_empty() {
         out.push('\n');

@@ -121,6 +121,21 @@ pub struct Summary {
     pub restarts: usize,
     pub containers_created: usize,
     pub containers_removed: usize,
+    /// Nodes the bare-metal stage would bring up (plan only).
+    #[serde(default)]
+    pub nodes_to_provision: usize,
+}
+
+/// A node the bare-metal stage would bring up (plan only).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NodeChange {
+    pub node: String,
+    pub role: String,
+    /// `provision` or `remove` (provisioned, no longer in the inventory).
+    pub change: String,
+    /// What it takes, e.g. `redfish BMC 127.0.10.1 system lab-node-12: one-time PXE
+    /// boot and power on if off, wait for SSH, check its MAC, introspect`.
+    pub action: String,
 }
 
 /// What a report compares.
@@ -147,6 +162,9 @@ pub struct Report {
     pub directories: Vec<DirChange>,
     pub containers: Vec<ContainerChange>,
     pub host_groups: Vec<HostGroup>,
+    /// Nodes to provision first (plan only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeChange>,
     pub summary: Summary,
 }
 
@@ -156,7 +174,8 @@ impl Report {
             && self.hosts_removed.is_empty()
             && self.files.is_empty()
             && self.directories.is_empty()
-            && self.containers.is_empty())
+            && self.containers.is_empty()
+            && self.nodes.is_empty())
     }
 }
 
@@ -461,6 +480,7 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
         directories,
         containers,
         host_groups,
+        nodes: Vec::new(),
         summary,
     }
 }

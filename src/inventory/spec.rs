@@ -159,6 +159,9 @@ pub struct RoleUseSpec {
     pub hostname_format: Option<Spanned<String>>,
     /// Overrides the role's tolerated failure percentage.
     pub max_fail_percentage: Option<u8>,
+    /// Overrides the role's minimum hardware, checked at introspection (a small test
+    /// cloud, or the lab).
+    pub requirements: Option<crate::catalogue::Requirements>,
     #[serde(default)]
     pub vars: toml::Table,
     #[serde(default)]

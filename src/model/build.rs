@@ -366,7 +366,10 @@ fn build_inner(
                 networks: def.networks.iter().map(|n| n.get_ref().clone()).collect(),
                 services: def.services.iter().map(|s| s.get_ref().clone()).collect(),
                 max_fail_percentage: usage.max_fail_percentage.unwrap_or(def.max_fail_percentage),
-                requirements: def.requirements.clone(),
+                requirements: usage
+                    .requirements
+                    .clone()
+                    .unwrap_or_else(|| def.requirements.clone()),
                 vars: role_vars,
                 config: usage.config.clone(),
             },

@@ -115,7 +115,7 @@ pub struct Host {
 }
 
 /// A node's BMC. The password is a secret's name, not its value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Bmc {
     pub driver: BmcDriver,
     pub address: Option<String>,

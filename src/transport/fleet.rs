@@ -38,6 +38,10 @@ pub struct Fleet {
     pub undercloud: Arc<Session>,
     /// Every requested node: its session, or why it could not be reached.
     pub nodes: BTreeMap<String, Result<Arc<Session>, TransportError>>,
+    /// How the nodes were reached, for later connections ([`Fleet::connect_node`]).
+    opts: SshOptions,
+    creds: Credentials,
+    jump: bool,
 }
 
 impl Fleet {
@@ -56,6 +60,22 @@ impl Fleet {
             port: cloud.undercloud.ssh_port,
         };
         let undercloud = Arc::new(Session::connect(&uc, opts, creds).await?);
+        let mut fleet = Fleet {
+            undercloud,
+            nodes: BTreeMap::new(),
+            opts: opts.clone(),
+            creds: creds.clone(),
+            jump: cloud.ssh.jump_through_undercloud,
+        };
+        fleet.connect_nodes(cloud, nodes, parallel).await;
+        Ok(fleet)
+    }
+
+    /// Connects to more nodes of the cloud (host names), at most `parallel` handshakes
+    /// at a time, adding them (or why they could not be reached) to `nodes`.
+    pub async fn connect_nodes(&mut self, cloud: &Cloud, nodes: &[String], parallel: usize) {
+        let (opts, creds) = (&self.opts, &self.creds);
+        let undercloud = self.undercloud.clone();
         let limit = Arc::new(Semaphore::new(parallel.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for name in nodes {
@@ -90,9 +110,36 @@ impl Fleet {
                 out.insert(name, session);
             }
         }
-        Ok(Fleet {
-            undercloud,
-            nodes: out,
-        })
+        self.nodes.extend(out);
+    }
+
+    /// Connects to one more node of the cloud (one that was powered off, say), as
+    /// [`Fleet::connect`] does, within `timeout`. The session is not added to `nodes`.
+    pub async fn connect_node(
+        &self,
+        cloud: &Cloud,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Arc<Session>, TransportError> {
+        let host = cloud.host(name).ok_or_else(|| TransportError::Ssh {
+            host: name.to_string(),
+            during: "connecting".into(),
+            message: "not a host of this cloud".into(),
+        })?;
+        let target = Target {
+            name: host.name.clone(),
+            address: host.ctlplane_ip.to_string(),
+            port: cloud.ssh.port,
+        };
+        let mut opts = self.opts.clone();
+        opts.connect_timeout = opts.connect_timeout.min(timeout);
+        let session = if self.jump {
+            self.undercloud
+                .connect_via(&target, &opts, &self.creds)
+                .await
+        } else {
+            Session::connect(&target, &opts, &self.creds).await
+        };
+        session.map(Arc::new)
     }
 }
