@@ -928,3 +928,236 @@ async fn a_rebooted_host_gets_its_stopped_containers_started_not_recreated() {
         );
     }
 }
+
+/// Every event of a run's log.
+fn events(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// (host, action) of a run's bare-metal events.
+fn bare_metal(run: &Path) -> Vec<(String, String)> {
+    events(run)
+        .iter()
+        .filter(|e| e["extra"]["stage"] == "baremetal")
+        .map(|e| {
+            (
+                e["hostname"].as_str().unwrap().to_string(),
+                e["extra"]["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn lab_sh(args: &[&str]) {
+    let o = Command::new("lab/lab.sh")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "lab.sh {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone() {
+    let _g = serial();
+    // Every node starts powered off: nothing answers but the undercloud and the BMCs.
+    lab_sh(&["up", "--powered-off"]);
+    let runs = tempfile::tempdir().unwrap();
+    // The networker's BMC gets a wrong password; lab-novacompute-2's BMC entry names
+    // lab-novacompute-1's system, so powering "it" on never brings it up. Every role
+    // tolerates failures here: the other nodes must complete.
+    let lab = LabCopy::new("");
+    lab.edit(
+        "system_id = \"lab-node-16\", username = \"admin\", password = { secret = \"lab_bmc_password\" }",
+        "system_id = \"lab-node-16\", username = \"admin\", password = { secret = \"lab_bmc_wrong\" }",
+    );
+    lab.edit("system_id = \"lab-node-14\"", "system_id = \"lab-node-13\"");
+    lab.edit_file(
+        "inventories/lab.secrets.toml",
+        "lab_bmc_password = ",
+        "lab_bmc_wrong = \"not-the-password\"\nlab_bmc_password = ",
+    );
+    for role in ["Controller", "Compute", "CephStorage", "Networker"] {
+        lab.edit(
+            &format!("[roles.{role}]\n"),
+            &format!("[roles.{role}]\nmax_fail_percentage = 100\n"),
+        );
+    }
+    let (o, out, _) = provision(&["plan", &lab.inv()]);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("+ provision lab-controller-0 (Controller): redfish BMC 127.0.10.1 system lab-node-11: one-time PXE boot"), "{out}");
+    assert!(out.contains("Plan: 6 nodes to provision,"), "{out}");
+
+    let run1 = runs.path().join("first");
+    let (o, out, err) = apply(&lab, runs.path(), "first", &["--boot-timeout", "25"]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(out.contains("2 host(s) failed:"), "{out}");
+    assert!(
+        out.contains("lab-networker-0 (Networker): bare metal: reading the power state"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lab-networker-0: the BMC http://127.0.10.1:8000")
+            && out.contains("refused the credentials"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lab-novacompute-2 (Compute): bare metal: waiting for SSH"),
+        "{out}"
+    );
+    assert!(
+        out.contains("did not answer SSH within 25 s after power-on"),
+        "{out}"
+    );
+    assert!(!ev_secret_in(&lab, &out), "a secret in the output");
+    // The four good nodes: one-time PXE boot, power on, up, introspected, deployed.
+    let bm = bare_metal(&run1);
+    for node in [
+        "lab-controller-0",
+        "lab-novacompute-0",
+        "lab-novacompute-1",
+        "lab-cephstorage-0",
+    ] {
+        for action in [
+            "power state",
+            "pxe boot once",
+            "power on",
+            "ssh up",
+            "introspect",
+        ] {
+            assert!(
+                bm.contains(&(node.to_string(), action.to_string())),
+                "{node} {action}: {bm:?}"
+            );
+        }
+    }
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    for node in [
+        "lab-controller-0",
+        "lab-novacompute-0",
+        "lab-novacompute-1",
+        "lab-cephstorage-0",
+    ] {
+        check_host(&ev, &f, node).await;
+    }
+
+    // Fixed inventory: only the two failed nodes go through the bare-metal stage.
+    let good = LabCopy::new("");
+    let run2 = runs.path().join("second");
+    let (o, out, err) = apply(&good, runs.path(), "second", &["--boot-timeout", "60"]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let mut hosts: Vec<String> = bare_metal(&run2).into_iter().map(|(h, _)| h).collect();
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(
+        hosts,
+        vec![
+            "lab-networker-0".to_string(),
+            "lab-novacompute-2".to_string()
+        ]
+    );
+    // And then no BMC is called at all.
+    let run3 = runs.path().join("third");
+    let (o, out, err) = apply(&good, runs.path(), "third", &[]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("No changes."), "{out}");
+    assert!(bare_metal(&run3).is_empty());
+    let (o, out, _) = provision(&["nodes", &good.inv(), "power", "status"]);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(out.matches(" power on ").count(), 6, "{out}");
+}
+
+fn ev_secret_in(lab: &LabCopy, text: &str) -> bool {
+    load(&lab.inventory()).cloud.secrets.appears_in(text) || text.contains("not-the-password")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    let full = LabCopy::new("");
+    let ev_full = load(&full.inventory());
+    let (o, out, err) = apply(&full, runs.path(), "full", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
+    // The same cloud without lab-novacompute-2 (.14), the last compute.
+    let small = LabCopy::new("");
+    small.edit(
+        "[roles.Compute]\ncount = 3\n",
+        "[roles.Compute]\ncount = 2\n",
+    );
+    let text = std::fs::read_to_string(small.inventory()).unwrap();
+    let start = text
+        .find("[[nodes]]\nrole = \"Compute\"\nctlplane_ip = \"127.0.10.14\"")
+        .unwrap();
+    let end = text[start..].find("\n\n").map(|e| start + e + 2).unwrap();
+    std::fs::write(
+        small.inventory(),
+        format!("{}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    assert_eq!(load(&small.inventory()).state.hosts.len(), 5);
+
+    // Scale in: shown by plan, left alone without the flag, powered off with it.
+    let (o, out, _) = provision(&["plan", &small.inv()]);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains(
+            "- remove lab-novacompute-2 (Compute): provisioned, no longer in the inventory"
+        ),
+        "{out}"
+    );
+    let (o, out, err) = apply(&small, runs.path(), "kept", &[]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("1 provisioned node(s) are no longer in the inventory (lab-novacompute-2): left as they are"), "{out}");
+    let (o, out, err) = apply(&small, runs.path(), "in", &["--power-off-removed"]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("Powered off and forgot 1 node(s) removed from the inventory."),
+        "{out}"
+    );
+    wait_ssh("lab-novacompute-2", false);
+    let f = fleet(&load(&small.inventory())).await;
+    let before = all_ids(&f).await;
+
+    // Scale out: the plan is that node's provisioning and its own files only; apply
+    // powers it on through Redfish and touches no other host.
+    let (o, out, _) = provision(&["plan", &full.inv(), "--format", "json"]);
+    assert!(o.status.success(), "{out}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let nodes: Vec<&str> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, vec!["lab-novacompute-2"]);
+    assert!(!plan["files"].as_array().unwrap().is_empty());
+    for f in plan["files"].as_array().unwrap() {
+        assert_eq!(f["hosts"], serde_json::json!(["lab-novacompute-2"]), "{f}");
+    }
+    let (o, out, err) = apply(&full, runs.path(), "out", &["--boot-timeout", "60"]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let bm = bare_metal(&runs.path().join("out"));
+    for action in ["pxe boot once", "power on", "ssh up", "introspect"] {
+        assert!(
+            bm.contains(&("lab-novacompute-2".to_string(), action.to_string())),
+            "{action}: {bm:?}"
+        );
+    }
+    assert!(bm.iter().all(|(h, _)| h == "lab-novacompute-2"), "{bm:?}");
+    assert_eq!(
+        all_ids(&f).await,
+        before,
+        "the other hosts' containers were touched"
+    );
+    check_host(&ev_full, &fleet(&ev_full).await, "lab-novacompute-2").await;
+}

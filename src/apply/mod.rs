@@ -21,6 +21,7 @@ pub mod containers;
 pub mod files;
 pub mod lock;
 pub mod record;
+pub mod undercloud;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

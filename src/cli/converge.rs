@@ -191,6 +191,21 @@ async fn converge(
     started: Instant,
 ) -> ExitCode {
     let label = inventory.display().to_string();
+    // The undercloud stage: its checks, before any node or BMC is touched.
+    match apply::undercloud::check(&ev.cloud, &fleet.undercloud).await {
+        Ok(c) if c.problems.is_empty() => {}
+        Ok(c) => {
+            eprintln!("error: the undercloud {} is not ready; nothing was changed:", ev.cloud.undercloud.name);
+            for p in &c.problems {
+                eprintln!("  - {p}");
+            }
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: cannot check the undercloud: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let (record, pending) = match read_nodes(ev, fleet).await {
         Ok(r) => r,
         Err(code) => return code,
