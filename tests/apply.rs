@@ -1161,3 +1161,34 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
     );
     check_host(&ev_full, &fleet(&ev_full).await, "lab-novacompute-2").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undercloud_that_is_not_ready_stops_apply_before_anything_changes() {
+    let _g = serial();
+    let runs = tempfile::tempdir().unwrap();
+    // An IPMI node needs ipmitool on the undercloud, which the lab's does not have.
+    let lab = LabCopy::new("");
+    lab.edit(
+        "bmc = { driver = \"redfish\", scheme = \"http\", address = \"127.0.10.1\", port = 8000, system_id = \"lab-node-16\",",
+        "bmc = { driver = \"ipmi\", address = \"127.0.10.1\", port = 6230, system_id = \"lab-node-16\",",
+    );
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    let s = node(&f, "lab-networker-0");
+    sh(s, "rm -f /etc/overcloud/rsyslog/rsyslog.conf").await;
+    let (o, out, err) = apply(&lab, runs.path(), "not-ready", &[]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("error: the undercloud lab-undercloud is not ready; nothing was changed:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("lab-undercloud lacks the command(s) ipmitool: install them"),
+        "{err}"
+    );
+    assert_eq!(
+        sh(s, "ls /etc/overcloud/rsyslog/").await.trim(),
+        "",
+        "something was written"
+    );
+}

@@ -19,7 +19,11 @@ pub const MIN_FREE_DISK_MB: u64 = 10 * 1024;
 /// The commands provision runs on the undercloud for this cloud.
 pub fn required_commands(cloud: &Cloud) -> Vec<&'static str> {
     let mut c = vec!["sh", "flock", "sha256sum", "stat", "mkdir"];
-    if cloud.hosts.iter().any(|h| h.bmc.driver == BmcDriver::Redfish) {
+    if cloud
+        .hosts
+        .iter()
+        .any(|h| h.bmc.driver == BmcDriver::Redfish)
+    {
         c.push("curl");
     }
     if cloud.hosts.iter().any(|h| h.bmc.driver == BmcDriver::Ipmi) {
@@ -32,7 +36,9 @@ pub fn required_commands(cloud: &Cloud) -> Vec<&'static str> {
 pub fn check_command(cloud: &Cloud) -> String {
     let cmds = required_commands(cloud)
         .iter()
-        .map(|c| format!("command -v {c} >/dev/null 2>&1 && echo 'cmd {c} yes' || echo 'cmd {c} no'"))
+        .map(|c| {
+            format!("command -v {c} >/dev/null 2>&1 && echo 'cmd {c} yes' || echo 'cmd {c} no'")
+        })
         .collect::<Vec<_>>()
         .join("; ");
     format!(
@@ -57,7 +63,9 @@ pub fn judge(cloud: &Cloud, out: &str) -> Checked {
     let mut c = Checked::default();
     let mut missing = Vec::new();
     for line in out.lines() {
-        let Some((k, v)) = line.split_once(' ') else { continue };
+        let Some((k, v)) = line.split_once(' ') else {
+            continue;
+        };
         if k == "cmd" {
             if let Some(name) = v.strip_suffix(" no") {
                 missing.push(name.to_string());
@@ -70,13 +78,22 @@ pub fn judge(cloud: &Cloud, out: &str) -> Checked {
     let num = |k: &str| c.facts.get(k).and_then(|v| v.parse::<u64>().ok());
     match num("cpus") {
         Some(n) if n >= u64::from(MIN_CPUS) => {}
-        Some(n) => c.problems.push(format!("{uc} has {n} CPU(s); the undercloud needs at least {MIN_CPUS}")),
-        None => c.problems.push(format!("{uc}: cannot read its CPUs (nproc)")),
+        Some(n) => c.problems.push(format!(
+            "{uc} has {n} CPU(s); the undercloud needs at least {MIN_CPUS}"
+        )),
+        None => c
+            .problems
+            .push(format!("{uc}: cannot read its CPUs (nproc)")),
     }
     match num("memory_kb") {
         Some(kb) if kb / 1024 >= MIN_MEMORY_MB => {}
-        Some(kb) => c.problems.push(format!("{uc} has {} MB of memory; the undercloud needs at least {MIN_MEMORY_MB} MB", kb / 1024)),
-        None => c.problems.push(format!("{uc}: cannot read its memory (/proc/meminfo)")),
+        Some(kb) => c.problems.push(format!(
+            "{uc} has {} MB of memory; the undercloud needs at least {MIN_MEMORY_MB} MB",
+            kb / 1024
+        )),
+        None => c
+            .problems
+            .push(format!("{uc}: cannot read its memory (/proc/meminfo)")),
     }
     match num("free_kb") {
         Some(kb) if kb / 1024 >= MIN_FREE_DISK_MB => {}
@@ -141,7 +158,12 @@ mod tests {
         assert!(c.problems[3].contains("does not hold its provisioning address 127.0.10.1"));
         assert!(c.problems[4].contains("lacks the command(s) curl"));
         // The command itself is valid shell.
-        let st = std::process::Command::new("sh").arg("-n").arg("-c").arg(check_command(&cloud)).status().unwrap();
+        let st = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(check_command(&cloud))
+            .status()
+            .unwrap();
         assert!(st.success());
     }
 
@@ -149,7 +171,11 @@ mod tests {
     fn the_checks_run_here() {
         // On this machine (a real shell, real /proc): every fact is read.
         let cloud = lab();
-        let out = std::process::Command::new("sh").arg("-c").arg(check_command(&cloud)).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(check_command(&cloud))
+            .output()
+            .unwrap();
         let c = judge(&cloud, &String::from_utf8_lossy(&out.stdout));
         for k in ["os", "cpus", "memory_kb", "free_kb", "route"] {
             assert!(c.facts.contains_key(k), "{k}: {:?}", c.facts);

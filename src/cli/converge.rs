@@ -195,7 +195,10 @@ async fn converge(
     match apply::undercloud::check(&ev.cloud, &fleet.undercloud).await {
         Ok(c) if c.problems.is_empty() => {}
         Ok(c) => {
-            eprintln!("error: the undercloud {} is not ready; nothing was changed:", ev.cloud.undercloud.name);
+            eprintln!(
+                "error: the undercloud {} is not ready; nothing was changed:",
+                ev.cloud.undercloud.name
+            );
             for p in &c.problems {
                 eprintln!("  - {p}");
             }
