@@ -12,7 +12,6 @@ use common::repo;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use provision::evaluate::{evaluate, Evaluation};
@@ -20,10 +19,12 @@ use provision::model::LoadOptions;
 use provision::source::FsTree;
 use provision::transport::{Credentials, Fleet, Session, SshOptions};
 
-static LAB: Mutex<()> = Mutex::new(());
+/// One test at a time on the lab (an async mutex: held across awaits, and not poisoned
+/// by a failed test).
+static LAB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn serial() -> MutexGuard<'static, ()> {
-    LAB.lock().unwrap_or_else(|e| e.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    LAB.lock().await
 }
 
 const T: Duration = Duration::from_secs(120);
@@ -292,7 +293,7 @@ async fn check_host(ev: &Evaluation, f: &Fleet, host: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_converges_the_lab_then_changes_only_what_changed() {
-    let _g = serial();
+    let _g = serial().await;
     let lab = LabCopy::new("");
     let ev = load(&lab.inventory());
     let f = fleet(&ev).await;
@@ -496,7 +497,7 @@ fn apply(lab: &LabCopy, runs: &Path, name: &str, extra: &[&str]) -> (Output, Str
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_host_is_reported_the_others_finish_and_a_rerun_converges() {
-    let _g = serial();
+    let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
     // Computes tolerate 50% here (1 of 3 failing is 33%).
     let lab = LabCopy::new("");
@@ -575,7 +576,7 @@ async fn a_failed_host_is_reported_the_others_finish_and_a_rerun_converges() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lock_keeps_a_second_apply_out_and_a_dead_holder_releases_it() {
-    let _g = serial();
+    let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
     let lab = LabCopy::new("");
     let ev = load(&lab.inventory());
@@ -643,7 +644,7 @@ async fn the_lock_keeps_a_second_apply_out_and_a_dead_holder_releases_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_saved_plan_is_applied_exactly_or_refused_on_drift() {
-    let _g = serial();
+    let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
     let lab = LabCopy::new("");
     let ev = load(&lab.inventory());
@@ -711,7 +712,7 @@ async fn a_saved_plan_is_applied_exactly_or_refused_on_drift() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_without_a_terminal_needs_yes() {
-    let _g = serial();
+    let _g = serial().await;
     let lab = LabCopy::new("");
     let ev = load(&lab.inventory());
     let f = fleet(&ev).await;
@@ -736,7 +737,7 @@ async fn apply_without_a_terminal_needs_yes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unhealthy_container_fails_its_step_with_its_logs() {
-    let _g = serial();
+    let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
     let lab = LabCopy::new("\n[lab.healthchecks]\nkeystone = \"stand-in-healthcheck && false\"\n");
     let ev = load(&lab.inventory());
@@ -769,7 +770,7 @@ async fn an_unhealthy_container_fails_its_step_with_its_logs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_taken_out_of_a_role_is_removed_with_its_files() {
-    let _g = serial();
+    let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
     let full = LabCopy::new("");
     let f = fleet(&load(&full.inventory())).await;
@@ -887,7 +888,7 @@ fn wait_ssh(host: &str, up: bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebooted_host_gets_its_stopped_containers_started_not_recreated() {
-    let _g = serial();
+    let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
     let lab = LabCopy::new("");
     let ev = load(&lab.inventory());
@@ -967,7 +968,7 @@ fn lab_sh(args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone() {
-    let _g = serial();
+    let _g = serial().await;
     // Every node starts powered off: nothing answers but the undercloud and the BMCs.
     lab_sh(&["up", "--powered-off"]);
     let runs = tempfile::tempdir().unwrap();
@@ -1082,7 +1083,7 @@ fn ev_secret_in(lab: &LabCopy, text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
-    let _g = serial();
+    let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
     let full = LabCopy::new("");
     let ev_full = load(&full.inventory());
@@ -1164,7 +1165,7 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_undercloud_that_is_not_ready_stops_apply_before_anything_changes() {
-    let _g = serial();
+    let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
     // An IPMI node needs ipmitool on the undercloud, which the lab's does not have.
     let lab = LabCopy::new("");

@@ -560,7 +560,7 @@ mod tests {
     fn only_unrecorded_nodes_are_pending() {
         let mut rec = NodesRecord::default();
         rec.nodes.insert("a".into(), ProvisionedNode::default());
-        let names = vec!["a".to_string(), "b".to_string()];
+        let names = ["a".to_string(), "b".to_string()];
         assert_eq!(pending(names.iter(), &rec), vec!["b".to_string()]);
         let json = serde_json::to_string(&rec).unwrap();
         assert_eq!(serde_json::from_str::<NodesRecord>(&json).unwrap(), rec);
