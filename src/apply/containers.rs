@@ -190,9 +190,12 @@ pub fn removal_script(tasks: &[ContainerTask<'_>], defs_dir: &str) -> String {
 /// `A` (see [`PRELUDE`]), `E`, `H<TAB>name<TAB>healthy|unhealthy<TAB>ms`, `L<TAB>name<TAB>line`.
 pub fn step_script(tasks: &[ContainerTask<'_>], health_timeout: Duration) -> String {
     let mut s = String::from(PRELUDE);
-    s.push_str("pending=\"\"\n");
+    // The step's containers start at once (parallel podman calls are safe and ~1.6x
+    // faster than one after the other, lab/README.md); a marker file tells which came
+    // up, for the healthchecks.
+    s.push_str("d=$(mktemp -d \"${TMPDIR:-/tmp}/provision-step.XXXXXX\") || exit 1\ntrap 'rm -rf \"$d\"' EXIT\n");
     let mut health = Vec::new();
-    for t in tasks {
+    for t in tasks.iter().filter(|t| safe_name(&t.name)) {
         let n = shell_quote(&t.name);
         let line = match (t.op, t.def) {
             (ContainerOp::Create, Some(def)) => {
@@ -205,22 +208,24 @@ pub fn step_script(tasks: &[ContainerTask<'_>], health_timeout: Duration) -> Str
             (ContainerOp::Start, Some(_)) => format!("act {n} start podman start {n}"),
             _ => continue,
         };
+        s.push_str(&format!("{{ {line} && touch \"$d/up.{}\"; }} &\n", t.name));
         // Only containers whose podman actions succeeded are waited for.
         if t.def.and_then(|d| d.healthcheck.as_ref()).is_some() {
-            s.push_str(&format!("{line} && pending=\"$pending {}\"\n", t.name));
-            health.push(n);
-        } else {
-            s.push_str(&line);
-            s.push('\n');
+            health.push(t.name.clone());
         }
     }
+    s.push_str("wait\n");
     if !health.is_empty() {
         s.push_str(&format!(
-            r#"t0=$(ms); end=$(( $(date +%s) + {secs} ))
+            r#"pending=""
+for c in {names}; do [ -e "$d/up.$c" ] && pending="$pending $c"; done
+t0=$(ms); end=$(( $(date +%s) + {secs} ))
 while [ -n "$pending" ]; do
+  for c in $pending; do ( podman healthcheck run "$c" >/dev/null 2>&1 && touch "$d/ok.$c" ) & done
+  wait
   next=""
   for c in $pending; do
-    if podman healthcheck run "$c" >/dev/null 2>&1; then printf 'H\t%s\thealthy\t%s\n' "$c" "$(( $(ms) - t0 ))"; else next="$next $c"; fi
+    if [ -e "$d/ok.$c" ]; then printf 'H\t%s\thealthy\t%s\n' "$c" "$(( $(ms) - t0 ))"; else next="$next $c"; fi
   done
   pending=$next
   [ -n "$pending" ] || break
@@ -233,6 +238,7 @@ for c in $pending; do
   podman logs --tail 20 "$c" 2>&1 | sed "s/^/L	$c	/"
 done
 "#,
+            names = health.join(" "),
             secs = health_timeout.as_secs().max(1),
         ));
     }
@@ -405,9 +411,18 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains(r#"&& pending="$pending keystone""#) && s.contains("+ 7 ))"),
+            s.contains(r#"&& touch "$d/up.keystone"; } &"#) && s.contains("+ 7 ))"),
             "{s}"
         );
+        assert!(s.contains("for c in keystone; do"), "{s}");
+        // A real shell parses the script.
+        let st = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&s)
+            .status()
+            .unwrap();
+        assert!(st.success());
         let out = "A\tkeystone\tremove\t0\t12\nA\tkeystone\trecreate\t125\t340\n\
                    E\tkeystone\tError: unable to find user keystone\n\
                    H\tkeystone\tunhealthy\t7000\nL\tkeystone\tstand-in: cannot read /etc/k.conf\n";
