@@ -222,6 +222,13 @@ pub fn markdown(r: &Report) -> String {
     if !r.has_changes() {
         return head;
     }
+    if !r.nodes.is_empty() {
+        let _ = writeln!(head, "| node | role | bare metal |\n|---|---|---|");
+        for n in &r.nodes {
+            let _ = writeln!(head, "| `{}` | {} | {}: {} |", n.node, n.role, n.change, n.action);
+        }
+        head.push('\n');
+    }
     if !r.hosts_added.is_empty() || !r.hosts_removed.is_empty() {
         let _ = writeln!(head, "| host | role | change |\n|---|---|---|");
         for h in &r.hosts_added {
