@@ -363,7 +363,7 @@ fn role_count_mismatch() {
     assert_error(
         &report,
         "role `Compute` expects 4 nodes but the inventory has 3",
-        &at(&tree, LAB, "4\n\n[roles.CephStorage]"),
+        &at(&tree, LAB, "4\nrequirements = { memory_mb = 512, cpus = 1, disks = 1, disk_gb = 1 }\n\n[roles.CephStorage]"),
     );
 }
 

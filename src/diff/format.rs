@@ -225,7 +225,11 @@ pub fn markdown(r: &Report) -> String {
     if !r.nodes.is_empty() {
         let _ = writeln!(head, "| node | role | bare metal |\n|---|---|---|");
         for n in &r.nodes {
-            let _ = writeln!(head, "| `{}` | {} | {}: {} |", n.node, n.role, n.change, n.action);
+            let _ = writeln!(
+                head,
+                "| `{}` | {} | {}: {} |",
+                n.node, n.role, n.change, n.action
+            );
         }
         head.push('\n');
     }
