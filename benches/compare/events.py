@@ -8,8 +8,10 @@ clock (epoch seconds) around the command. One line:
 The first phase begins when its first host action began (an event's time minus its
 duration). A phase ends at its last event (an event is stamped when its host's work for the phase
 is done; `extra.step` 0 is host preparation); a phase's time is the gap from the
-previous phase's end. Per step: containers acted on, the slowest host (its podman
-actions + its longest healthcheck wait) and the sum of every podman action.
+previous phase's end. Per step: containers acted on, the slowest host (a host starts
+its step's containers all at once, then polls their healthchecks together: its longest
+podman action + its longest healthcheck wait) and the sum of every podman action's
+duration (more than the wall time: they overlap).
 """
 import json
 import sys
@@ -62,7 +64,7 @@ for step in sorted(phases):
             failed += 1
         if x["action"].endswith(" container"):
             acts[x["action"].split()[0]] += 1
-            per_host[x["host"]] += x["duration"]
+            per_host[x["host"]] = max(per_host[x["host"]], x["duration"])
             podman += x["duration"]
         elif x["action"] == "health":
             health[x["host"]] = max(health[x["host"]], x["duration"])
@@ -72,7 +74,7 @@ for step in sorted(phases):
     extra = f"; {failed} FAILED" if failed else ""
     parts.append(
         f"step {step} {took:.2f} s ({what} on {len(per_host)} hosts, slowest host {slowest:.2f} s,"
-        f" podman rm+run {podman:.2f} s in all{extra})"
+        f" podman calls {podman:.1f} s summed{extra})"
     )
 parts.append(f"after (record, exit) {end - prev:.2f} s")
 print(f"total {end - start:.2f} s: " + "; ".join(parts))

@@ -305,6 +305,30 @@ pub async fn run(
             break;
         }
     }
+    // The stamp of running containers, for the next plan (see RUNNING_STAMP): on every
+    // host that converged and whose containers changed or were read from podman.
+    let mut stamps = tokio::task::JoinSet::new();
+    for w in &work {
+        let h = &out.hosts[&w.name];
+        let touched = h.containers_created
+            + h.containers_recreated
+            + h.containers_started
+            + h.containers_removed
+            > 0;
+        if h.failure.is_none()
+            && out.stopped.is_none()
+            && (touched || !w.actual.from_stamp)
+            && !w.desired.containers.is_empty()
+        {
+            let (session, timeout) = (w.session.clone(), opts.timeout);
+            stamps.spawn(async move {
+                let _ = session
+                    .exec(&crate::plan::gather::stamp_command(), None, timeout)
+                    .await;
+            });
+        }
+    }
+    while stamps.join_next().await.is_some() {}
     reporter.progress().finish();
     out.seconds = started.elapsed().as_secs_f64();
     out

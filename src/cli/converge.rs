@@ -44,7 +44,7 @@ pub fn plan(a: PlanArgs<'_>) -> ExitCode {
             Ok(c) => c,
             Err(code) => return code,
         };
-        let mut g = plan::gather_all(&ev.state, &fleet, COMMAND_TIMEOUT, true).await;
+        let mut g = plan::gather_all(&ev.state, &fleet, COMMAND_TIMEOUT, true, true).await;
         let report = plan_report(
             &a.inventory.display().to_string(),
             &ev,
@@ -223,7 +223,7 @@ async fn converge(
     fleet
         .connect_nodes(&ev.cloud, &provisioned, a.parallel)
         .await;
-    let mut g = plan::gather_all(&ev.state, fleet, COMMAND_TIMEOUT, saved.is_none()).await;
+    let mut g = plan::gather_all(&ev.state, fleet, COMMAND_TIMEOUT, saved.is_none(), true).await;
     let report = plan_report(&label, ev, &mut g, &pending, &record);
     let removed = baremetal::removed(&ev.cloud, &record);
     if let Some(p) = saved {
@@ -348,7 +348,7 @@ async fn converge(
                 .map(|(n, h)| (n.clone(), h.clone()))
                 .collect(),
         };
-        let g2 = plan::gather_all(&new_state, fleet, COMMAND_TIMEOUT, false).await;
+        let g2 = plan::gather_all(&new_state, fleet, COMMAND_TIMEOUT, false, false).await;
         actual.extend(g2.actual);
         for u in g2.unreachable {
             failed_before.push((

@@ -70,7 +70,7 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
             .await
             .ok()
             .and_then(|o| serde_json::from_slice(&o.stdout).ok());
-        let g = plan::gather_all(&ev.state, &fleet, t, false).await;
+        let g = plan::gather_all(&ev.state, &fleet, t, false, false).await;
         let nodes = provision::apply::baremetal::read_record(&fleet.undercloud, &ev.cloud.name)
             .await
             .unwrap_or_default();

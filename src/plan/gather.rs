@@ -36,7 +36,29 @@ pub struct ActualHost {
     pub containers: BTreeMap<String, ActualContainer>,
     /// Contents of the files whose hash differs from the desired one.
     pub contents: BTreeMap<String, Vec<u8>>,
+    /// Whether the containers were read from the stamp apply left (every stamped
+    /// container still running under the same id) rather than from `podman ps`.
+    pub from_stamp: bool,
 }
+
+/// The running managed containers as apply last left them (name, full id, config
+/// hash), on each host. Trusted by plan and apply only while every container in it
+/// is still running under the same id (its OCI runtime state and process exist);
+/// otherwise `podman ps` is read. Saves a podman process (~30 ms of CPU) per host.
+pub const RUNNING_STAMP: &str = "/var/lib/overcloud/.provision-running";
+
+/// The command that writes [`RUNNING_STAMP`] from podman.
+pub fn stamp_command() -> String {
+    format!(
+        "podman ps --filter label=managed_by=provision --filter status=running --no-trunc \
+           --format '{{{{.Names}}}}\t{{{{.ID}}}}\t{{{{index .Labels \"provision.config_hash\"}}}}' > {s}.tmp \
+         && mv {s}.tmp {s}",
+        s = RUNNING_STAMP
+    )
+}
+
+const STAMP_BEGIN: &str = "--- running stamp ---";
+const STAMP_END: &str = "--- end running stamp ---";
 
 impl ActualHost {
     /// A digest of what was found (paths with kind, mode, owner and hash; containers
@@ -100,7 +122,7 @@ fn parse_podman_json(text: &str) -> BTreeMap<String, ActualContainer> {
 
 /// The one command that reads everything about `files` and `dirs`: one `stat` of all,
 /// one `sha256sum` of all files, one `podman ps`.
-pub fn gather_command(files: &[&str], dirs: &[&str]) -> String {
+pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool) -> String {
     let q = |v: &[&str]| {
         v.iter()
             .map(|p| shell_quote(p))
@@ -113,21 +135,59 @@ pub fn gather_command(files: &[&str], dirs: &[&str]) -> String {
     } else {
         format!("sha256sum -- {fl} 2>/dev/null; ")
     };
+    let podman = format!(
+        "command -v podman >/dev/null 2>&1 && {{ echo '{PODMAN_BEGIN}'; \
+           podman ps -a --filter label=managed_by=provision --format json 2>/dev/null; echo; echo '{PODMAN_END}'; }}"
+    );
+    // The stamp, if every container in it still runs under the same id: its runc or
+    // crun state names a live process.
+    let containers = if trust_stamp {
+        format!(
+            "ok=0; if [ -s {s} ]; then ok=1; while IFS='\t' read -r n id h; do \
+               st=/run/runc/$id/state.json; [ -e \"$st\" ] || st=/run/crun/$id/status; \
+               pid=$(grep -o '\"[a-z_]*pid\": *[0-9]*' \"$st\" 2>/dev/null | head -n 1 | tr -dc 0-9); \
+               [ -n \"$pid\" ] && [ -d /proc/$pid ] || {{ ok=0; break; }}; \
+             done < {s}; fi; \
+             if [ $ok = 1 ]; then echo '{STAMP_BEGIN}'; cat {s}; echo '{STAMP_END}'; else {podman}; fi",
+            s = RUNNING_STAMP
+        )
+    } else {
+        podman
+    };
     format!(
-        "stat -c 'S\t%n\t%F\t%a\t%u\t%g\t%U\t%G' -- {fl} {dl} 2>/dev/null; {hash}\
-         command -v podman >/dev/null 2>&1 && {{ echo '{PODMAN_BEGIN}'; \
-           podman ps -a --filter label=managed_by=provision --format json 2>/dev/null; echo; echo '{PODMAN_END}'; }}; true"
+        "stat -c 'S\t%n\t%F\t%a\t%u\t%g\t%U\t%G' -- {fl} {dl} 2>/dev/null; {hash}{containers}; true"
     )
 }
 
 /// Parses the output of [`gather_command`].
 pub fn parse_gather(out: &str) -> ActualHost {
     let mut host = ActualHost::default();
+    if let Some((files, rest)) = out.split_once(STAMP_BEGIN) {
+        for line in rest.split(STAMP_END).next().unwrap_or("").lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if let [name, _id, hash] = f.as_slice() {
+                host.containers.insert(
+                    name.to_string(),
+                    ActualContainer {
+                        state: "running".into(),
+                        config_hash: hash.to_string(),
+                        status: String::new(),
+                    },
+                );
+            }
+        }
+        host.from_stamp = true;
+        return parse_paths(host, files);
+    }
     let (out, podman) = match out.split_once(PODMAN_BEGIN) {
         Some((files, rest)) => (files, rest.split(PODMAN_END).next().unwrap_or("")),
         None => (out, ""),
     };
     host.containers = parse_podman_json(podman);
+    parse_paths(host, out)
+}
+
+fn parse_paths(mut host: ActualHost, out: &str) -> ActualHost {
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
@@ -167,16 +227,18 @@ pub async fn gather(
     desired: &HostState,
     timeout: Duration,
 ) -> Result<ActualHost, TransportError> {
-    gather_with(session, desired, timeout, true).await
+    gather_with(session, desired, timeout, true, false).await
 }
 
 /// As [`gather`]; with `fetch_contents` false, the differing files are not fetched (one
-/// round trip in all).
+/// round trip in all); with `trust_stamp`, the containers are read from
+/// [`RUNNING_STAMP`] while it holds (else from `podman ps`).
 pub async fn gather_with(
     session: &Session,
     desired: &HostState,
     timeout: Duration,
     fetch_contents: bool,
+    trust_stamp: bool,
 ) -> Result<ActualHost, TransportError> {
     let files: Vec<&str> = desired.files.keys().map(String::as_str).collect();
     let dirs: Vec<&str> = desired
@@ -185,7 +247,7 @@ pub async fn gather_with(
         .map(|d| d.path.as_str())
         .collect();
     let out = session
-        .exec(&gather_command(&files, &dirs), None, timeout)
+        .exec(&gather_command(&files, &dirs, trust_stamp), None, timeout)
         .await?;
     let mut actual = parse_gather(&out.stdout_text());
     // Second round trip, only for files whose content differs: fetch them for the diff.
@@ -262,8 +324,39 @@ mod tests {
     }
 
     #[test]
+    fn a_trusted_stamp_stands_for_podman_ps() {
+        let out = "S\t/etc/a\tregular file\t640\t0\t0\troot\troot\n\
+                   --- running stamp ---\nkeystone\t0123abcd\thash1\nhaproxy\tffff0000\thash2\n\
+                   --- end running stamp ---\n";
+        let h = parse_gather(out);
+        assert!(h.from_stamp);
+        assert_eq!(h.paths["/etc/a"].mode, 0o640);
+        assert_eq!(h.containers.len(), 2);
+        assert_eq!(
+            (
+                h.containers["keystone"].state.as_str(),
+                h.containers["keystone"].config_hash.as_str()
+            ),
+            ("running", "hash1")
+        );
+        let c = gather_command(&["/etc/a"], &[], true);
+        assert!(
+            c.contains("/run/runc/$id/state.json") && c.contains("podman ps -a"),
+            "{c}"
+        );
+        let st = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&c)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(!parse_gather("S\t/etc/a\tregular file\t640\t0\t0\troot\troot\n").from_stamp);
+    }
+
+    #[test]
     fn the_command_quotes_paths() {
-        let c = gather_command(&["/etc/a b"], &["/var/x"]);
+        let c = gather_command(&["/etc/a b"], &["/var/x"], false);
         assert!(c.contains("sha256sum -- '/etc/a b' 2>/dev/null"), "{c}");
         assert!(c.contains("'/etc/a b'"), "{c}");
         assert!(

@@ -136,6 +136,7 @@ pub async fn gather_all(
     fleet: &Fleet,
     timeout: Duration,
     fetch_contents: bool,
+    trust_stamp: bool,
 ) -> Gathered {
     let mut tasks = tokio::task::JoinSet::new();
     let mut out = Gathered::default();
@@ -144,7 +145,9 @@ pub async fn gather_all(
             Some(Ok(session)) => {
                 let (session, hs) = (session.clone(), hs.clone());
                 tasks.spawn(async move {
-                    let actual = gather::gather_with(&session, &hs, timeout, fetch_contents).await;
+                    let actual =
+                        gather::gather_with(&session, &hs, timeout, fetch_contents, trust_stamp)
+                            .await;
                     (hs.name.clone(), actual)
                 });
             }
@@ -219,7 +222,7 @@ pub async fn plan(
     fleet: &Fleet,
     timeout: Duration,
 ) -> (Report, Vec<Unreachable>) {
-    let g = gather_all(desired, fleet, timeout, true).await;
+    let g = gather_all(desired, fleet, timeout, true, false).await;
     (
         compare(inventory, desired, &g.actual, secrets),
         g.unreachable,
