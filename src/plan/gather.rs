@@ -51,7 +51,7 @@ pub const RUNNING_STAMP: &str = "/var/lib/overcloud/.provision-running";
 pub fn stamp_command() -> String {
     format!(
         "podman ps --filter label=managed_by=provision --filter status=running --no-trunc \
-           --format '{{{{.Names}}}}\t{{{{.ID}}}}\t{{{{index .Labels \"provision.config_hash\"}}}}' > {s}.tmp \
+           --format '{{{{.Names}}}} {{{{.ID}}}} {{{{index .Labels \"provision.config_hash\"}}}}' > {s}.tmp \
          && mv {s}.tmp {s}",
         s = RUNNING_STAMP
     )
@@ -143,7 +143,7 @@ pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool) -> Strin
     // crun state names a live process.
     let containers = if trust_stamp {
         format!(
-            "ok=0; if [ -s {s} ]; then ok=1; while IFS='\t' read -r n id h; do \
+            "ok=0; if [ -s {s} ]; then ok=1; while read -r n id h; do \
                st=/run/runc/$id/state.json; [ -e \"$st\" ] || st=/run/crun/$id/status; \
                pid=$(grep -o '\"[a-z_]*pid\": *[0-9]*' \"$st\" 2>/dev/null | head -n 1 | tr -dc 0-9); \
                [ -n \"$pid\" ] && [ -d /proc/$pid ] || {{ ok=0; break; }}; \
@@ -164,7 +164,7 @@ pub fn parse_gather(out: &str) -> ActualHost {
     let mut host = ActualHost::default();
     if let Some((files, rest)) = out.split_once(STAMP_BEGIN) {
         for line in rest.split(STAMP_END).next().unwrap_or("").lines() {
-            let f: Vec<&str> = line.split('\t').collect();
+            let f: Vec<&str> = line.split_whitespace().collect();
             if let [name, _id, hash] = f.as_slice() {
                 host.containers.insert(
                     name.to_string(),
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn a_trusted_stamp_stands_for_podman_ps() {
         let out = "S\t/etc/a\tregular file\t640\t0\t0\troot\troot\n\
-                   --- running stamp ---\nkeystone\t0123abcd\thash1\nhaproxy\tffff0000\thash2\n\
+                   --- running stamp ---\nkeystone 0123abcd hash1\nhaproxy ffff0000 hash2\n\
                    --- end running stamp ---\n";
         let h = parse_gather(out);
         assert!(h.from_stamp);
