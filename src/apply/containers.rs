@@ -443,6 +443,78 @@ mod tests {
         assert!(!r.ok());
     }
 
+    /// Runs a step script with a MOCK `podman` first on PATH (a shell script: podman
+    /// itself runs in the lab tests; this checks the script's own logic: parallel
+    /// starts, markers, healthcheck rounds, the unhealthy report).
+    #[test]
+    fn the_step_script_runs_starts_in_parallel_and_reports_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let mock = dir.path().join("podman");
+        std::fs::write(
+            &mock,
+            "#!/bin/sh\n# MOCK podman for the step-script test\n\
+             case \"$1\" in\n\
+             run) sleep 0.3; echo 0123 ;;\n\
+             rm) exit 0 ;;\n\
+             healthcheck) case \"$3\" in bad) echo unhealthy; exit 1 ;; esac; exit 0 ;;\n\
+             logs) echo \"stand-in: cannot read /etc/bad.conf\" ;;\n\
+             esac\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&mock)
+            .status()
+            .unwrap();
+        let mut defs = Vec::new();
+        for n in ["a", "b", "c", "bad"] {
+            let mut d = def(n, 1, "h");
+            d.healthcheck = Some(Healthcheck {
+                test: "true".into(),
+                interval: "30s".into(),
+                timeout: "10s".into(),
+                retries: 3,
+                start_period: "0s".into(),
+            });
+            defs.push(d);
+        }
+        let tasks: Vec<ContainerTask> = defs
+            .iter()
+            .map(|d| ContainerTask {
+                name: d.name.clone(),
+                op: ContainerOp::Create,
+                def: Some(d),
+            })
+            .collect();
+        let script = step_script(&tasks, Duration::from_secs(1));
+        let t = std::time::Instant::now();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let r = parse_report(&String::from_utf8_lossy(&out.stdout));
+        for n in ["a", "b", "c"] {
+            assert_eq!(r[n].actions.len(), 1, "{n}: {r:?}");
+            assert_eq!(r[n].actions[0].1, 0);
+            assert_eq!(r[n].healthy.map(|h| h.0), Some(true), "{n}");
+            assert!(r[n].ok());
+        }
+        assert_eq!(r["bad"].healthy.map(|h| h.0), Some(false));
+        assert!(
+            r["bad"]
+                .logs
+                .iter()
+                .any(|l| l.contains("cannot read /etc/bad.conf")),
+            "{:?}",
+            r["bad"]
+        );
+        // 4 starts of 0.3 s each at once, then ~1 s of health rounds for `bad`.
+        assert!(took < Duration::from_millis(2500), "{took:?}");
+    }
+
     #[test]
     fn removal_skips_unsafe_names() {
         let tasks = vec![
