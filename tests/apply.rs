@@ -972,15 +972,18 @@ async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone()
     // Every node starts powered off: nothing answers but the undercloud and the BMCs.
     lab_sh(&["up", "--powered-off"]);
     let runs = tempfile::tempdir().unwrap();
-    // The networker's BMC gets a wrong password; lab-novacompute-2's BMC entry names
-    // lab-novacompute-1's system, so powering "it" on never brings it up. Every role
-    // tolerates failures here: the other nodes must complete.
+    // The networker's BMC gets a wrong password; lab-novacompute-2 is given an address
+    // where nothing will ever answer (its BMC powers on the machine at .14), so it never
+    // comes up. Every role tolerates failures here: the other nodes must complete.
     let lab = LabCopy::new("");
     lab.edit(
         "system_id = \"lab-node-16\", username = \"admin\", password = { secret = \"lab_bmc_password\" }",
         "system_id = \"lab-node-16\", username = \"admin\", password = { secret = \"lab_bmc_wrong\" }",
     );
-    lab.edit("system_id = \"lab-node-14\"", "system_id = \"lab-node-13\"");
+    lab.edit(
+        "ctlplane_ip = \"127.0.10.14\"",
+        "ctlplane_ip = \"127.0.10.99\"",
+    );
     lab.edit_file(
         "inventories/lab.secrets.toml",
         "lab_bmc_password = ",
@@ -992,8 +995,8 @@ async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone()
             &format!("[roles.{role}]\nmax_fail_percentage = 100\n"),
         );
     }
-    let (o, out, _) = provision(&["plan", &lab.inv()]);
-    assert!(o.status.success(), "{out}");
+    let (o, out, err) = provision(&["plan", &lab.inv()]);
+    assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("+ provision lab-controller-0 (Controller): redfish BMC 127.0.10.1 system lab-node-11: one-time PXE boot"), "{out}");
     assert!(out.contains("Plan: 6 nodes to provision,"), "{out}");
 
@@ -1006,8 +1009,7 @@ async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone()
         "{out}"
     );
     assert!(
-        out.contains("lab-networker-0: the BMC http://127.0.10.1:8000")
-            && out.contains("refused the credentials"),
+        out.contains("lab-networker-0: the BMC redfish http://127.0.10.1:8000 system lab-node-16 refused the credentials (HTTP 401); check the BMC `username` and the value of the password secret `lab_bmc_wrong`"),
         "{out}"
     );
     assert!(
