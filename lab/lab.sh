@@ -285,7 +285,7 @@ done
 mkdir -p "${READY%/*}" && : > "$READY" || { echo "stand-in: cannot write $READY" >&2; exit 1; }
 echo "stand-in: ready"
 while :; do
-    sleep 3600 &
+    sleep 60 &  # short: a SIGKILLed stand-in in a --pid=host container orphans it
     child=$!
     wait "$child"
 done
