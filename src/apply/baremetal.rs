@@ -496,26 +496,9 @@ pub async fn power_off_removed(
                     t.elapsed(),
                 );
             };
-            let password = bmc
-                .password_secret
-                .as_deref()
-                .and_then(|s| cloud.secrets.get(s))
-                .cloned();
-            let target = BmcTarget {
-                node: n.clone(),
-                driver: bmc.driver,
-                scheme: bmc.scheme.clone(),
-                address: bmc.address.clone().unwrap_or_default(),
-                port: bmc.port.unwrap_or(match (bmc.driver, bmc.scheme.as_str()) {
-                    (BmcDriver::Ipmi, _) => 623,
-                    (_, "http") => 80,
-                    _ => 443,
-                }),
-                system_id: bmc.system_id.clone(),
-                username: bmc.username.clone(),
-                password_secret: bmc.password_secret.clone(),
-                password,
-                verify_tls: bmc.verify_tls,
+            let target = match BmcTarget::for_bmc(n, &bmc, &cloud.secrets) {
+                Ok(target) => target,
+                Err(e) => return (n.clone(), Err(e.to_string()), t.elapsed()),
             };
             let r = target.power_off(runner).await.map_err(|e| e.to_string());
             (n.clone(), r, t.elapsed())

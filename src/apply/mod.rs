@@ -255,7 +255,9 @@ pub async fn run(
         }
         while let Some(done) = tasks.join_next().await {
             let Ok((name, r, took)) = done else { continue };
-            let h = out.hosts.get_mut(&name).expect("host of the run");
+            let Some(h) = out.hosts.get_mut(&name) else {
+                continue;
+            };
             h.seconds += took.as_secs_f64();
             match r {
                 Ok(p) => {
@@ -450,29 +452,15 @@ async fn prepare_host(
     if !dirs.is_empty() {
         p.host_action(host, &format!("fixing {} directories", dirs.len()));
         let t = Instant::now();
-        let out = session
-            .exec(&files::dirs_script(&dirs), None, opts.timeout)
-            .await
-            .map_err(|e| {
-                fail(
-                    reporter,
-                    host,
-                    None,
-                    "creating directories",
-                    None,
-                    e.to_string(),
-                )
-            })?;
-        if !out.success() {
-            return Err(fail(
-                reporter,
-                host,
-                None,
-                "creating directories",
-                None,
-                out.stderr_text().trim().to_string(),
-            ));
-        }
+        checked(
+            session,
+            &files::dirs_script(&dirs),
+            opts,
+            reporter,
+            host,
+            "creating directories",
+        )
+        .await?;
         for d in &dirs {
             reporter.event(event(
                 host,
@@ -555,26 +543,15 @@ async fn prepare_host(
                 "systemctl daemon-reload && systemctl enable {}",
                 units.join(" ")
             );
-            let out = session.exec(&cmd, None, opts.timeout).await.map_err(|e| {
-                fail(
-                    reporter,
-                    host,
-                    None,
-                    "enabling container units",
-                    None,
-                    e.to_string(),
-                )
-            })?;
-            if !out.success() {
-                return Err(fail(
-                    reporter,
-                    host,
-                    None,
-                    "enabling container units",
-                    None,
-                    out.stderr_text().trim().to_string(),
-                ));
-            }
+            checked(
+                session,
+                &cmd,
+                opts,
+                reporter,
+                host,
+                "enabling container units",
+            )
+            .await?;
             for u in &units {
                 reporter.event(event(
                     host,
@@ -727,6 +704,34 @@ pub fn count(n: usize, noun: &str, verb: &str) -> String {
         format!("{noun}s")
     };
     format!("{n} {plural} {verb}")
+}
+
+/// Runs a host-preparation command; a transport error or a non-zero status (with its
+/// stderr) is recorded as the failure of `action`.
+async fn checked(
+    session: &Session,
+    cmd: &str,
+    opts: &Options,
+    reporter: &Reporter,
+    host: &str,
+    action: &str,
+) -> Result<(), (String, String)> {
+    let out = session
+        .exec(cmd, None, opts.timeout)
+        .await
+        .map_err(|e| fail(reporter, host, None, action, None, e.to_string()))?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(fail(
+            reporter,
+            host,
+            None,
+            action,
+            None,
+            out.stderr_text().trim().to_string(),
+        ))
+    }
 }
 
 /// Records a failure event and returns it as (action, message).

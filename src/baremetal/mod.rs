@@ -200,10 +200,19 @@ impl BmcTarget {
     /// The node's BMC with its password looked up. A node with driver `none` gives a
     /// target whose status is unknown and whose power cannot be changed.
     pub fn for_host(host: &Host, secrets: &Secrets) -> Result<BmcTarget, BmcError> {
-        let bmc = &host.bmc;
+        Self::for_bmc(&host.name, &host.bmc, secrets)
+    }
+
+    /// As [`BmcTarget::for_host`], from a node's name and BMC settings (a node that has
+    /// left the inventory, from the record of provisioned nodes).
+    pub fn for_bmc(
+        node: &str,
+        bmc: &crate::model::Bmc,
+        secrets: &Secrets,
+    ) -> Result<BmcTarget, BmcError> {
         let driver = bmc.driver;
         let mut t = BmcTarget {
-            node: host.name.clone(),
+            node: node.to_string(),
             driver,
             scheme: bmc.scheme.clone(),
             address: bmc.address.clone().unwrap_or_default(),
@@ -231,7 +240,7 @@ impl BmcTarget {
             _ => 443,
         });
         let incomplete = |what: &str| BmcError::Incomplete {
-            node: host.name.clone(),
+            node: node.to_string(),
             driver: driver_name.into(),
             what: what.into(),
         };
@@ -254,7 +263,7 @@ impl BmcTarget {
                 .get(secret)
                 .cloned()
                 .ok_or_else(|| BmcError::MissingSecret {
-                    node: host.name.clone(),
+                    node: node.to_string(),
                     secret: secret.to_string(),
                     upper: secret.to_ascii_uppercase(),
                 })?,
@@ -404,6 +413,16 @@ pub(crate) fn bracket(address: &str) -> String {
 pub(crate) mod testutil {
     use super::*;
     use crate::inventory::spec::BmcDriver;
+
+    /// A command's result, as a runner returns it.
+    pub fn out(status: u32, stdout: &str, stderr: &str) -> crate::transport::ExecOutput {
+        crate::transport::ExecOutput {
+            status: Some(status),
+            signal: None,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
 
     pub fn target(driver: BmcDriver) -> BmcTarget {
         BmcTarget {

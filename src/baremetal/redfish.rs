@@ -343,17 +343,8 @@ pub async fn reset(runner: &dyn Runner, t: &BmcTarget, kind: ResetType) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baremetal::testutil::target;
+    use crate::baremetal::testutil::{out, target};
     use crate::inventory::spec::BmcDriver;
-
-    fn out(status: u32, stdout: &str, stderr: &str) -> ExecOutput {
-        ExecOutput {
-            status: Some(status),
-            signal: None,
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
-        }
-    }
 
     #[test]
     fn commands() {
