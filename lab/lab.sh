@@ -26,7 +26,8 @@ IMAGE_REPO=localhost/provision-lab
 BASE_IMAGE="$IMAGE_REPO/base:latest"
 # Mount points of every host's private directories (see NS_SCRIPT), created on this
 # machine when missing (empty directories; down removes those it created).
-MOUNTPOINTS=(/etc/overcloud /var/lib/overcloud /var/log/overcloud /var/lib/provision /etc/containers
+MOUNTPOINTS=(/etc/overcloud /var/lib/overcloud /var/log/overcloud /etc/undercloud /var/lib/undercloud
+    /var/log/undercloud /var/lib/provision /etc/containers
     /etc/ceph /lib/modules
     /run/overcloud /run/containers /run/libpod /run/runc /run/netns /run/openvswitch /run/udev)
 
@@ -104,6 +105,7 @@ write_host() { # NAME ADDRESS KIND MAC: keys, sshd_config, the private directori
     local name=$1 addr=$2 kind=$3 mac=${4:--}
     local d="$STATE/hosts/$name" k="$STATE/keys/$name"
     mkdir -p "$k" "$d/fs/etc/overcloud" "$d/fs/var/lib/overcloud" "$d/fs/var/log/overcloud" \
+        "$d/fs/etc/undercloud" "$d/fs/var/lib/undercloud" "$d/fs/var/log/undercloud" \
         "$d/fs/var/lib/provision" "$d/fs/root" "$d/fs/etc/containers" "$d/fs/etc/ceph" "$d/fs/lib/modules" "$d/fs/run" "$d/storage"
     chmod 700 "$d/fs/root"
     # A node's NIC as the provisioner's introspection sees it: /sys/class/net/eth0/address
@@ -190,6 +192,9 @@ hostname "$2"
 mount --bind "$d/fs/etc/overcloud" /etc/overcloud
 mount --bind "$d/fs/var/lib/overcloud" /var/lib/overcloud
 mount --bind "$d/fs/var/log/overcloud" /var/log/overcloud
+mount --bind "$d/fs/etc/undercloud" /etc/undercloud
+mount --bind "$d/fs/var/lib/undercloud" /var/lib/undercloud
+mount --bind "$d/fs/var/log/undercloud" /var/log/undercloud
 mount --bind "$d/fs/var/lib/provision" /var/lib/provision
 mount --bind "$d/fs/root" /root
 mount --bind "$d/fs/etc/containers" /etc/containers
@@ -300,7 +305,8 @@ EOF
 
 image_users() { # "NAME UID" of each service user of the catalogue: `user` + `log_owner`
     local f
-    for f in "$REPO"/templates/*/service.toml; do
+    for f in "$REPO"/templates/*/service.toml "$REPO"/templates/undercloud/*/service.toml; do
+        [[ -f $f ]] || continue
         awk -F'"' '/^\[/ { exit }
             /^user *=/ { u = $2 } /^log_owner *=/ { o = $2 }
             END { if (u != "" && u != "root" && o ~ /^[0-9]+$/) print u, o }' "$f"

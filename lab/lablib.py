@@ -7,7 +7,7 @@
     lablib.py check-ssh STATE [--timeout S] [NAME...]  every host answers over SSH
     lablib.py status STATE                          hosts, sshd, SSH, sushy
     lablib.py wait-port ADDR PORT PID TIMEOUT       wait for a listener (bounded)
-    lablib.py image-names REPO                      the catalogue's image names
+    lablib.py image-names REPO                      the catalogue's image names (both clouds)
 
 Everything is bounded in count and time, binds and connects to 127.0.10.0/24 only, and
 ends only processes whose identity it checked (PID + command line or mount namespace).
@@ -632,8 +632,11 @@ def cmd_status(a):
 def cmd_image_names(a):
     names = set()
     tdir = os.path.join(a.repo, "templates")
-    for svc in sorted(os.listdir(tdir)):
-        p = os.path.join(tdir, svc, "service.toml")
+    udir = os.path.join(tdir, "undercloud")
+    manifests = [os.path.join(tdir, s, "service.toml") for s in sorted(os.listdir(tdir))]
+    if os.path.isdir(udir):  # the undercloud's own services
+        manifests += [os.path.join(udir, s, "service.toml") for s in sorted(os.listdir(udir))]
+    for p in manifests:
         if not os.path.isfile(p):
             continue
         with open(p, "rb") as f:

@@ -9,9 +9,10 @@
 #    Redfish BMCs, podman) unless it is running, builds provision and runs every Rust
 #    test (unit, integration against the lab, CLI), then stops the lab it started;
 # 3. renders every inventory in inventories/ and checks every oslo.config file with
-#    oslo-config-validator against the projects' current release, haproxy.cfg and
-#    rsyslog.conf with haproxy and rsyslogd themselves, the containers' systemd units
-#    with systemd-analyze verify.
+#    oslo-config-validator against the projects' current release, haproxy.cfg,
+#    rsyslog.conf (the forwarder and the undercloud's receiver), the undercloud's
+#    dnsmasq.conf and registries.conf.d with haproxy, rsyslogd, dnsmasq and podman
+#    themselves, the containers' systemd units with systemd-analyze verify.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -23,6 +24,8 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v rsyslogd >/dev/null || need+=(rsyslog)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)      # checks and runs the undercloud's dnsmasq.conf
+command -v podman >/dev/null || need+=(podman)             # parses the rendered registries.conf.d
 command -v git >/dev/null || need+=(git)
 command -v systemd-analyze >/dev/null || need+=(systemd)   # verifies the rendered units
 if ((${#need[@]})); then

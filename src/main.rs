@@ -59,7 +59,7 @@ enum Command {
     Plan {
         /// The inventory TOML file.
         inventory: PathBuf,
-        /// Only these hosts or roles (comma-separated names).
+        /// Only these hosts or roles (comma-separated names); the undercloud is always included.
         #[arg(long)]
         limit: Option<String>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -84,7 +84,7 @@ enum Command {
         /// The inventory TOML file, or a plan saved by `provision plan --out` (applied
         /// without asking, and refused if a host drifted since).
         target: PathBuf,
-        /// Only these hosts or roles (comma-separated names).
+        /// Only these hosts or roles (comma-separated names); the undercloud is always included.
         #[arg(long)]
         limit: Option<String>,
         /// Hosts worked on at a time inside a step.
@@ -461,7 +461,7 @@ fn ping(cloud: &provision::model::Cloud, accept_new: bool, parallel: usize) -> E
     })
 }
 
-/// Keeps only the hosts named by `--limit` (host or role names).
+/// Keeps only the hosts named by `--limit` (host or role names), and the undercloud.
 pub(crate) fn apply_limit(
     inventory: &std::path::Path,
     ev: &mut Evaluation,
@@ -473,11 +473,16 @@ pub(crate) fn apply_limit(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
+    let undercloud = [
+        ev.cloud.undercloud.name.as_str(),
+        provision::model::UNDERCLOUD_ROLE,
+    ];
     let known: Vec<&str> = ev
         .cloud
         .hosts
         .iter()
         .flat_map(|h| [h.name.as_str(), h.role.as_str()])
+        .chain(undercloud)
         .collect();
     if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
         eprintln!(
@@ -486,6 +491,9 @@ pub(crate) fn apply_limit(
         );
         return Err(ExitCode::FAILURE);
     }
+    // The undercloud is always kept: the nodes' DHCP, DNS and log receiver are its
+    // services (a node added with --limit needs its DHCP entry).
+    let uc_name = ev.cloud.undercloud.name.clone();
     let roles: std::collections::BTreeMap<String, String> = ev
         .cloud
         .hosts
@@ -493,7 +501,8 @@ pub(crate) fn apply_limit(
         .map(|h| (h.name.clone(), h.role.clone()))
         .collect();
     ev.state.hosts.retain(|name, _| {
-        wanted.contains(&name.as_str())
+        *name == uc_name
+            || wanted.contains(&name.as_str())
             || roles
                 .get(name)
                 .map(|r| wanted.contains(&r.as_str()))

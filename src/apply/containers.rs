@@ -163,8 +163,8 @@ act() {
 "#;
 
 /// The script that removes containers no longer desired, and their configuration
-/// (`/etc/overcloud/NAME` and the container definition; logs stay).
-pub fn removal_script(tasks: &[ContainerTask<'_>], defs_dir: &str) -> String {
+/// (`<config root>/NAME` and the container definition; logs stay), on a host of `plane`.
+pub fn removal_script(tasks: &[ContainerTask<'_>], plane: crate::render::Plane) -> String {
     let mut s = String::from(PRELUDE);
     for t in tasks.iter().filter(|t| safe_name(&t.name)) {
         let n = shell_quote(&t.name);
@@ -175,8 +175,9 @@ pub fn removal_script(tasks: &[ContainerTask<'_>], defs_dir: &str) -> String {
         );
         s.push_str(&format!(
             "if [ -e {unit} ]; then systemctl disable {u} >/dev/null 2>&1; rm -f {unit}; reload=1; fi\n\
-             act {n} remove podman rm --force --time 10 --ignore {n} && rm -rf /etc/overcloud/{n} {d}/{n}.json\n",
-            d = shell_quote(defs_dir),
+             act {n} remove podman rm --force --time 10 --ignore {n} && rm -rf {c}/{n} {d}/{n}.json\n",
+            c = plane.config_root(),
+            d = shell_quote(plane.container_defs()),
             u = crate::render::unit_name(&t.name),
         ));
     }
@@ -529,7 +530,7 @@ mod tests {
                 def: None,
             },
         ];
-        let s = removal_script(&tasks, "/var/lib/overcloud/containers");
+        let s = removal_script(&tasks, crate::render::Plane::Overcloud);
         assert!(
             s.contains("rm -rf /etc/overcloud/old_svc /var/lib/overcloud/containers/old_svc.json"),
             "{s}"

@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 
 use crate::model::Role;
 use crate::plan::gather::ActualHost;
-use crate::render::{DesiredState, FileKind, HostState, CONTAINER_DEFS};
+use crate::render::{DesiredState, FileKind, HostState};
 use crate::report::events::{Event, Level, Outcome};
 use crate::report::Reporter;
 use crate::transport::{Fleet, Session, UploadFile};
@@ -160,7 +160,7 @@ pub async fn run(
                 ..Default::default()
             },
         );
-        if let (Some(a), Some(Ok(session))) = (actual.get(name), fleet.nodes.get(name)) {
+        if let (Some(a), Some(Ok(session))) = (actual.get(name), fleet.session(name)) {
             work.push(HostWork {
                 name: name.clone(),
                 session: session.clone(),
@@ -207,6 +207,11 @@ pub async fn run(
         .max()
         .unwrap_or(0);
 
+    let undercloud_only = !desired.hosts.is_empty()
+        && desired
+            .hosts
+            .values()
+            .all(|h| h.plane == crate::render::Plane::Undercloud);
     let mut phases: Vec<Option<u8>> = vec![None];
     phases.extend((1..=max_step).map(Some));
     for step in phases {
@@ -231,6 +236,11 @@ pub async fn run(
                 todo.len()
             ),
             Some(s) => format!("step {s}/{max_step}: containers on {} hosts", todo.len()),
+        };
+        let title = if undercloud_only {
+            format!("undercloud {title}")
+        } else {
+            title
         };
         reporter.progress().phase(&title, todo.len());
         let limit = Arc::new(Semaphore::new(opts.parallel.max(1)));
@@ -322,10 +332,10 @@ pub async fn run(
             && (touched || !w.actual.from_stamp)
             && !w.desired.containers.is_empty()
         {
-            let (session, timeout) = (w.session.clone(), opts.timeout);
+            let (session, timeout, plane) = (w.session.clone(), opts.timeout, w.desired.plane);
             stamps.spawn(async move {
                 let _ = session
-                    .exec(&crate::plan::gather::stamp_command(), None, timeout)
+                    .exec(&crate::plan::gather::stamp_command(plane), None, timeout)
                     .await;
             });
         }
@@ -363,6 +373,7 @@ pub fn over_tolerance(out: &RunOutcome, roles: &BTreeMap<String, Role>) -> Optio
 }
 
 fn event(
+    stage: &str,
     host: &str,
     step: Option<u8>,
     action: &str,
@@ -377,7 +388,7 @@ fn event(
             _ => Level::Info,
         },
         host: Some(host.to_string()),
-        stage: "overcloud".into(),
+        stage: stage.into(),
         step: Some(step.unwrap_or(0)),
         action: action.into(),
         target: target.map(str::to_string),
@@ -396,6 +407,7 @@ async fn prepare_host(
     reporter: &Reporter,
 ) -> Result<PhaseResult, (String, String)> {
     let host = desired.name.as_str();
+    let stage = desired.plane.stage();
     let mut r = PhaseResult::default();
     let p = reporter.progress();
     let removals = containers::removals(desired, &actual.containers);
@@ -403,13 +415,14 @@ async fn prepare_host(
     if !removals.is_empty() {
         p.host_action(host, &format!("removing {} containers", removals.len()));
         let t = Instant::now();
-        let script = containers::removal_script(&removals, CONTAINER_DEFS);
+        let script = containers::removal_script(&removals, desired.plane);
         let out = session
             .exec(&script, None, opts.timeout)
             .await
             .map_err(|e| {
                 fail(
                     reporter,
+                    stage,
                     host,
                     None,
                     "removing containers",
@@ -423,6 +436,7 @@ async fn prepare_host(
             if rep.ok() && !rep.actions.is_empty() {
                 r.removed += 1;
                 reporter.event(event(
+                    stage,
                     host,
                     None,
                     "remove container",
@@ -439,6 +453,7 @@ async fn prepare_host(
                 };
                 return Err(fail(
                     reporter,
+                    stage,
                     host,
                     None,
                     &format!("remove container {}", t_.name),
@@ -457,12 +472,14 @@ async fn prepare_host(
             &files::dirs_script(&dirs),
             opts,
             reporter,
+            stage,
             host,
             "creating directories",
         )
         .await?;
         for d in &dirs {
             reporter.event(event(
+                stage,
                 host,
                 None,
                 "directory",
@@ -495,6 +512,7 @@ async fn prepare_host(
             .map_err(|e| {
                 fail(
                     reporter,
+                    stage,
                     host,
                     None,
                     &format!("writing {} files", batch.len()),
@@ -509,6 +527,7 @@ async fn prepare_host(
                 "created"
             };
             reporter.event(event(
+                stage,
                 host,
                 None,
                 "write file",
@@ -548,12 +567,14 @@ async fn prepare_host(
                 &cmd,
                 opts,
                 reporter,
+                stage,
                 host,
                 "enabling container units",
             )
             .await?;
             for u in &units {
                 reporter.event(event(
+                    stage,
                     host,
                     None,
                     "enable unit",
@@ -578,6 +599,7 @@ async fn run_step(
     reporter: &Reporter,
 ) -> Result<PhaseResult, (String, String)> {
     let host = desired.name.as_str();
+    let stage = desired.plane.stage();
     let all = containers::step_tasks(desired, &actual.containers);
     let tasks: &[ContainerTask] = all.get(&step).map(Vec::as_slice).unwrap_or_default();
     let mut r = PhaseResult::default();
@@ -595,6 +617,7 @@ async fn run_step(
         .map_err(|e| {
             fail(
                 reporter,
+                stage,
                 host,
                 Some(step),
                 "running the step's containers",
@@ -618,6 +641,7 @@ async fn run_step(
                 rep.errors.join("\n")
             };
             reporter.event(event(
+                stage,
                 host,
                 Some(step),
                 &format!("{what} container"),
@@ -636,6 +660,7 @@ async fn run_step(
             ContainerOp::Remove => r.removed += 1,
         }
         reporter.event(event(
+            stage,
             host,
             Some(step),
             &format!("{} container", t.op.verb()),
@@ -646,6 +671,7 @@ async fn run_step(
         ));
         match rep.healthy {
             Some((true, waited)) => reporter.event(event(
+                stage,
                 host,
                 Some(step),
                 "health",
@@ -661,6 +687,7 @@ async fn run_step(
                     rep.logs.join("\n")
                 );
                 reporter.event(event(
+                    stage,
                     host,
                     Some(step),
                     "health",
@@ -713,18 +740,20 @@ async fn checked(
     cmd: &str,
     opts: &Options,
     reporter: &Reporter,
+    stage: &str,
     host: &str,
     action: &str,
 ) -> Result<(), (String, String)> {
     let out = session
         .exec(cmd, None, opts.timeout)
         .await
-        .map_err(|e| fail(reporter, host, None, action, None, e.to_string()))?;
+        .map_err(|e| fail(reporter, stage, host, None, action, None, e.to_string()))?;
     if out.success() {
         Ok(())
     } else {
         Err(fail(
             reporter,
+            stage,
             host,
             None,
             action,
@@ -737,6 +766,7 @@ async fn checked(
 /// Records a failure event and returns it as (action, message).
 fn fail(
     reporter: &Reporter,
+    stage: &str,
     host: &str,
     step: Option<u8>,
     action: &str,
@@ -745,6 +775,7 @@ fn fail(
 ) -> (String, String) {
     let message = reporter.redact(&message);
     reporter.event(event(
+        stage,
         host,
         step,
         action,

@@ -18,6 +18,8 @@ pub use service::{DirSpec, FileSpec, Healthcheck, NetworkMode, ServiceManifest, 
 
 /// Shared folder of the catalogue.
 pub const COMMON_DIR: &str = "_common";
+/// Folder of the undercloud's own services (`templates/undercloud/<service>/`).
+pub const UNDERCLOUD_DIR: &str = "undercloud";
 
 /// A role definition and the file it came from.
 #[derive(Debug, Clone)]
@@ -30,7 +32,10 @@ pub struct Role {
 #[derive(Debug, Clone)]
 pub struct Service {
     pub name: String,
-    /// `templates/<service>/service.toml`
+    /// Its folder, relative to the templates folder: `<service>`, or
+    /// `undercloud/<service>` for the undercloud's own.
+    pub dir: String,
+    /// `templates/<dir>/service.toml`
     pub file: PathBuf,
     pub manifest: ServiceManifest,
 }
@@ -57,7 +62,11 @@ pub struct Catalogue {
     pub roles_dir: PathBuf,
     pub templates_dir: PathBuf,
     pub roles: BTreeMap<String, Role>,
+    /// The overcloud's services (`templates/<service>/`).
     pub services: BTreeMap<String, Service>,
+    /// The undercloud's own services (`templates/undercloud/<service>/`): DHCP/PXE and
+    /// DNS, the log receiver, the container-registry settings.
+    pub undercloud_services: BTreeMap<String, Service>,
     pub oslo: BTreeMap<String, OsloDefaults>,
     /// Catalogue defaults of template variables (`_common/vars.toml`).
     pub vars: toml::Table,
@@ -190,30 +199,26 @@ impl Catalogue {
                 }
             }
         }
-        // One folder per service.
-        for name in entries {
-            if name.starts_with('_') || name.starts_with('.') {
-                continue;
-            }
-            let file = root.join(&name).join("service.toml");
-            if !tree.exists(&file) {
-                continue;
-            }
-            if let Some(text) = read(&file, tree, sources) {
-                if let Some(doc) = tomlfile::parse(&file, &text, diags) {
-                    if let Some(manifest) =
-                        tomlfile::de_table::<ServiceManifest>(&file, &doc, diags)
-                    {
-                        self.check_manifest(&name, &file, &manifest, diags);
-                        self.services.insert(
-                            name.clone(),
-                            Service {
-                                name,
-                                file,
-                                manifest,
-                            },
-                        );
-                    }
+        // One folder per service; the undercloud's in their own folder.
+        let undercloud_root = root.join(UNDERCLOUD_DIR);
+        let undercloud_entries = tree.list(&undercloud_root).unwrap_or_default();
+        for (under, names) in [(None, entries), (Some(UNDERCLOUD_DIR), undercloud_entries)] {
+            for name in names {
+                if name.starts_with('_') || name.starts_with('.') {
+                    continue;
+                }
+                if under.is_none() && name == UNDERCLOUD_DIR {
+                    continue;
+                }
+                let dir = match under {
+                    Some(u) => format!("{u}/{name}"),
+                    None => name.clone(),
+                };
+                if let Some(svc) = self.load_service(&name, &dir, tree, sources, diags) {
+                    match under {
+                        Some(_) => self.undercloud_services.insert(name, svc),
+                        None => self.services.insert(name, svc),
+                    };
                 }
             }
         }
@@ -249,6 +254,31 @@ impl Catalogue {
         }
     }
 
+    /// Loads `templates/<dir>/service.toml`, if there is one.
+    fn load_service(
+        &self,
+        name: &str,
+        dir: &str,
+        tree: &dyn SourceTree,
+        sources: &SourceMap,
+        diags: &mut Diagnostics,
+    ) -> Option<Service> {
+        let file = self.templates_dir.join(dir).join("service.toml");
+        if !tree.exists(&file) {
+            return None;
+        }
+        let text = read(&file, tree, sources)?;
+        let doc = tomlfile::parse(&file, &text, diags)?;
+        let manifest = tomlfile::de_table::<ServiceManifest>(&file, &doc, diags)?;
+        self.check_manifest(dir, &file, &manifest, diags);
+        Some(Service {
+            name: name.to_string(),
+            dir: dir.to_string(),
+            file,
+            manifest,
+        })
+    }
+
     fn check_manifest(
         &self,
         name: &str,
@@ -256,6 +286,55 @@ impl Catalogue {
         m: &ServiceManifest,
         diags: &mut Diagnostics,
     ) {
+        match &m.image {
+            Some(image) => {
+                if m.command.is_empty() || m.log_dir.is_empty() {
+                    diags.push(
+                        Diagnostic::new(
+                            "a service with an image needs `command` and `log_dir`",
+                            Location::new(file, Some(image.span())),
+                        )
+                        .help("add `command = [...]` (what the container runs) and `log_dir = \"/var/log/<service>\"` (its log directory inside the container)"),
+                    );
+                }
+            }
+            None => {
+                let container_keys = [
+                    ("command", !m.command.is_empty()),
+                    ("log_dir", !m.log_dir.is_empty()),
+                    ("volumes", !m.volumes.is_empty()),
+                    ("environment", !m.environment.is_empty()),
+                    ("healthcheck", m.healthcheck.is_some()),
+                    ("shared_files", !m.shared_files.is_empty()),
+                ];
+                let set: Vec<&str> = container_keys
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(k, _)| *k)
+                    .collect();
+                if !set.is_empty() {
+                    diags.push(
+                        Diagnostic::new(
+                            format!("{} set, but the service has no `image`: no container would run", set.join(", ")),
+                            Location::file(file),
+                        )
+                        .help("add `image = \"<name>\"`, or remove the container settings from this files-only service"),
+                    );
+                }
+                if let Some(f) = m.files.iter().find(|f| f.container_path.is_some()) {
+                    diags.push(
+                        Diagnostic::new(
+                            format!(
+                                "file {} has a `container_path`, but the service has no `image`",
+                                f.dest.get_ref()
+                            ),
+                            Location::new(file, Some(f.dest.span())),
+                        )
+                        .help("remove `container_path`, or give the service an image"),
+                    );
+                }
+            }
+        }
         let step = *m.step.get_ref();
         if !(1..=6).contains(&step) {
             diags.push(
@@ -345,9 +424,10 @@ impl Catalogue {
         }
     }
 
-    /// The template name (relative to the templates folder) of a service's `src`.
-    pub fn template_name(&self, service: &str, src: &str) -> Option<String> {
-        let p = normalize(&Path::new(service).join(src));
+    /// The template name (relative to the templates folder) of a `src` of the service
+    /// in folder `dir` ([`Service::dir`]).
+    pub fn template_name(&self, dir: &str, src: &str) -> Option<String> {
+        let p = normalize(&Path::new(dir).join(src));
         let s = p.to_str()?.to_string();
         if s.starts_with("..") || p.is_absolute() {
             None

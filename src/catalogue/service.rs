@@ -13,8 +13,13 @@ use crate::inventory::spec::IniSections;
 pub struct ServiceManifest {
     pub description: String,
     pub project: Option<String>,
-    pub image: String,
+    /// The container image (under the cloud's registry). A service without one is a
+    /// files-only service: its files are written, no container runs (e.g. the
+    /// undercloud's container-registry settings).
+    pub image: Option<Spanned<String>>,
+    #[serde(default)]
     pub command: Vec<String>,
+    #[serde(default = "first_step")]
     pub step: Spanned<u8>,
     pub user: Option<String>,
     #[serde(default)]
@@ -26,6 +31,9 @@ pub struct ServiceManifest {
     pub cgroupns: Option<String>,
     #[serde(default = "default_restart")]
     pub restart: String,
+    /// The service's log directory inside its container (mounted from the host's log
+    /// root); required with `image`.
+    #[serde(default)]
     pub log_dir: String,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
@@ -70,6 +78,10 @@ pub struct DirSpec {
     pub owner: String,
     #[serde(default = "root")]
     pub group: String,
+}
+
+fn first_step() -> Spanned<u8> {
+    Spanned::new(0..0, 1)
 }
 
 fn dir_mode() -> Spanned<String> {

@@ -243,9 +243,9 @@ async fn converge(
         eprintln!("error: {}", u.error);
     }
     if !report.has_changes() && unreachable.is_empty() {
+        let nodes = actual.keys().filter(|h| ev.cloud.host(h).is_some()).count();
         println!(
-            "\nNo changes. The {} hosts match the inventory ({:.2} s).",
-            actual.len(),
+            "\nNo changes. The undercloud and the {nodes} hosts match the inventory ({:.2} s).",
             started.elapsed().as_secs_f64()
         );
         return ExitCode::SUCCESS;
@@ -301,6 +301,28 @@ async fn converge(
             )
         })
         .collect();
+    // The undercloud stage, after its checks: its own services (DHCP/PXE and DNS, the
+    // log receiver, the registry settings), which the nodes need to boot and to log.
+    let (undercloud_state, overcloud_state) = split_planes(&ev.state);
+    let uc_outcome = apply::run(
+        &undercloud_state,
+        &actual,
+        &failed_before,
+        &[],
+        &ev.cloud.roles,
+        fleet,
+        &opts,
+        reporter.clone(),
+    )
+    .await;
+    if !uc_outcome.ok() {
+        print_outcome(&uc_outcome, started);
+        println!("\nThe undercloud stage failed: the bare-metal and overcloud stages did not run.");
+        if let Err(e) = save_record(fleet, ev, &uc_outcome, run_id, &label).await {
+            eprintln!("warning: cannot record this apply on the undercloud: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
     // The bare-metal stage: the nodes not yet provisioned, through their BMCs.
     let mut brought_up = Vec::new();
     if !pending.is_empty() {
@@ -361,8 +383,8 @@ async fn converge(
             ));
         }
     }
-    let outcome = apply::run(
-        &ev.state,
+    let mut outcome = apply::run(
+        &overcloud_state,
         &actual,
         &failed_before,
         &brought_up,
@@ -372,6 +394,8 @@ async fn converge(
         reporter.clone(),
     )
     .await;
+    outcome.hosts.extend(uc_outcome.hosts);
+    outcome.seconds += uc_outcome.seconds;
     print_outcome(&outcome, started);
     let mut removal_failed = false;
     if !removed.is_empty() {
@@ -440,8 +464,32 @@ async fn read_nodes(
             eprintln!("error: {e}");
             ExitCode::FAILURE
         })?;
-    let pending = baremetal::pending(ev.state.hosts.keys(), &record);
+    let nodes = ev.state.hosts.keys().filter(|n| ev.cloud.host(n).is_some());
+    let pending = baremetal::pending(nodes, &record);
     Ok((record, pending))
+}
+
+/// The undercloud's desired state and the overcloud's, apart: they are applied in
+/// their own stages.
+fn split_planes(
+    state: &provision::render::DesiredState,
+) -> (
+    provision::render::DesiredState,
+    provision::render::DesiredState,
+) {
+    let (uc, oc): (Vec<_>, Vec<_>) = state
+        .hosts
+        .iter()
+        .map(|(n, h)| (n.clone(), h.clone()))
+        .partition(|(_, h)| h.plane == provision::render::Plane::Undercloud);
+    (
+        provision::render::DesiredState {
+            hosts: uc.into_iter().collect(),
+        },
+        provision::render::DesiredState {
+            hosts: oc.into_iter().collect(),
+        },
+    )
 }
 
 /// The plan: nodes to provision first (their hosts compared with an empty one), then

@@ -182,6 +182,12 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
                     Some(p) => format!("provisioned {p}"),
                     None => "not provisioned".into(),
                 };
+                // The undercloud is prepared by the operator: no BMC, not provisioned.
+                let (power, provisioned) = if h.role == provision::model::UNDERCLOUD_ROLE {
+                    ("n/a (the undercloud)", "prepared by the operator".to_string())
+                } else {
+                    (power, provisioned)
+                };
                 if !h.reachable {
                     println!(
                         "\n{} ({}): UNREACHABLE, power {power}, {provisioned}, {last}: {}",

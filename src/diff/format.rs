@@ -190,11 +190,18 @@ pub fn text(r: &Report) -> String {
             };
             let _ = writeln!(out, "  {verb} {} {}", c.container, on_hosts(&c.hosts));
             if c.action == ContainerAction::Remove && r.kind == ReportKind::Plan {
+                let plane = if c.hosts.len() == 1 && r.undercloud.as_ref() == c.hosts.first() {
+                    crate::render::Plane::Undercloud
+                } else {
+                    crate::render::Plane::Overcloud
+                };
                 let _ = writeln!(
                     out,
-                    "      stopped and removed with /etc/overcloud/{0}/, {1}/{0}.json and its unit; /var/log/overcloud/{0}/ stays",
+                    "      stopped and removed with {1}/{0}/, {2}/{0}.json and its unit; {3}/{0}/ stays",
                     c.container,
-                    crate::render::CONTAINER_DEFS
+                    plane.config_root(),
+                    plane.container_defs(),
+                    plane.log_root(),
                 );
             }
         }

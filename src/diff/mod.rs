@@ -166,6 +166,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeChange>,
     pub summary: Summary,
+    /// The undercloud's host name, where its services are compared too (their paths
+    /// are under `/etc/undercloud`, not `/etc/overcloud`).
+    #[serde(skip)]
+    pub undercloud: Option<String>,
 }
 
 impl Report {
@@ -482,6 +486,13 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
         host_groups,
         nodes: Vec::new(),
         summary,
+        undercloud: head
+            .state
+            .hosts
+            .values()
+            .chain(base.state.hosts.values())
+            .find(|h| h.plane == crate::render::Plane::Undercloud)
+            .map(|h| h.name.clone()),
     }
 }
 

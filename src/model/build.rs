@@ -284,6 +284,12 @@ fn build_inner(
         ctlplane_ip: uc_ctlplane_ip,
         network: ctl_name.clone(),
         log_port: inv.undercloud.log_port,
+        fqdn: format!(
+            "{}.{}",
+            inv.undercloud.name.get_ref(),
+            inv.cloud.domain.get_ref()
+        ),
+        services: catalogue.undercloud_services.keys().cloned().collect(),
     };
 
     // Roles.
@@ -469,7 +475,19 @@ fn build_inner(
                     .help("use letters, digits and '-' (at most 63 characters), starting with a letter or digit"),
             );
         }
-        if let Some(first) = seen_names.get(&name) {
+        if &name == inv.undercloud.name.get_ref() {
+            diags.push(
+                Diagnostic::new(
+                    format!("node `{name}` has the undercloud's name"),
+                    loc(&file, name_span.clone()),
+                )
+                .note(
+                    "the undercloud is named here",
+                    loc(&file, inv.undercloud.name.span()),
+                )
+                .help("give the node another name: the undercloud is a host of the plan too"),
+            );
+        } else if let Some(first) = seen_names.get(&name) {
             diags.push(
                 Diagnostic::new(
                     format!("duplicate node name `{name}`"),

@@ -62,7 +62,14 @@ pub struct Undercloud {
     pub ctlplane_ip: IpAddr,
     pub network: String,
     pub log_port: u16,
+    pub fqdn: String,
+    /// Its own services (`templates/undercloud/`), rendered as the host's of role
+    /// [`UNDERCLOUD_ROLE`].
+    pub services: Vec<String>,
 }
+
+/// The role name of the undercloud in the desired state, plans and reports.
+pub const UNDERCLOUD_ROLE: &str = "undercloud";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Network {

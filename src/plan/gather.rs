@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::render::HostState;
+use crate::render::{HostState, Plane};
 use crate::transport::{shell_quote, Session, TransportError};
 
 /// What a managed path is on the host.
@@ -45,15 +45,16 @@ pub struct ActualHost {
 /// hash), on each host. Trusted by plan and apply only while every container in it
 /// is still running under the same id (its OCI runtime state and process exist);
 /// otherwise `podman ps` is read. Saves a podman process (~30 ms of CPU) per host.
+/// The undercloud keeps its own ([`Plane::running_stamp`]).
 pub const RUNNING_STAMP: &str = "/var/lib/overcloud/.provision-running";
 
-/// The command that writes [`RUNNING_STAMP`] from podman.
-pub fn stamp_command() -> String {
+/// The command that writes the running stamp of a host of `plane` from podman.
+pub fn stamp_command(plane: Plane) -> String {
     format!(
         "podman ps --filter label=managed_by=provision --filter status=running --no-trunc \
            --format '{{{{.Names}}}} {{{{.ID}}}} {{{{index .Labels \"provision.config_hash\"}}}}' > {s}.tmp \
          && mv {s}.tmp {s}",
-        s = RUNNING_STAMP
+        s = plane.running_stamp()
     )
 }
 
@@ -122,7 +123,7 @@ fn parse_podman_json(text: &str) -> BTreeMap<String, ActualContainer> {
 
 /// The one command that reads everything about `files` and `dirs`: one `stat` of all,
 /// one `sha256sum` of all files, one `podman ps`.
-pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool) -> String {
+pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool, plane: Plane) -> String {
     let q = |v: &[&str]| {
         v.iter()
             .map(|p| shell_quote(p))
@@ -149,7 +150,7 @@ pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool) -> Strin
                [ -n \"$pid\" ] && [ -d /proc/$pid ] || {{ ok=0; break; }}; \
              done < {s}; fi; \
              if [ $ok = 1 ]; then echo '{STAMP_BEGIN}'; cat {s}; echo '{STAMP_END}'; else {podman}; fi",
-            s = RUNNING_STAMP
+            s = plane.running_stamp()
         )
     } else {
         podman
@@ -247,7 +248,11 @@ pub async fn gather_with(
         .map(|d| d.path.as_str())
         .collect();
     let out = session
-        .exec(&gather_command(&files, &dirs, trust_stamp), None, timeout)
+        .exec(
+            &gather_command(&files, &dirs, trust_stamp, desired.plane),
+            None,
+            timeout,
+        )
         .await?;
     let mut actual = parse_gather(&out.stdout_text());
     // Second round trip, only for files whose content differs: fetch them for the diff.
@@ -339,7 +344,7 @@ mod tests {
             ),
             ("running", "hash1")
         );
-        let c = gather_command(&["/etc/a"], &[], true);
+        let c = gather_command(&["/etc/a"], &[], true, Plane::Overcloud);
         assert!(
             c.contains("/run/runc/$id/state.json") && c.contains("podman ps -a"),
             "{c}"
@@ -356,7 +361,7 @@ mod tests {
 
     #[test]
     fn the_command_quotes_paths() {
-        let c = gather_command(&["/etc/a b"], &["/var/x"], false);
+        let c = gather_command(&["/etc/a b"], &["/var/x"], false, Plane::Overcloud);
         assert!(c.contains("sha256sum -- '/etc/a b' 2>/dev/null"), "{c}");
         assert!(c.contains("'/etc/a b'"), "{c}");
         assert!(

@@ -141,7 +141,7 @@ pub async fn gather_all(
     let mut tasks = tokio::task::JoinSet::new();
     let mut out = Gathered::default();
     for (name, hs) in &desired.hosts {
-        match fleet.nodes.get(name) {
+        match fleet.session(name) {
             Some(Ok(session)) => {
                 let (session, hs) = (session.clone(), hs.clone());
                 tasks.spawn(async move {

@@ -31,11 +31,28 @@ struct HostNet {
 #[derive(Serialize)]
 struct NetView {
     cidr: String,
+    /// The network's own address (`192.168.24.0` of `192.168.24.0/24`).
+    network: IpAddr,
+    netmask: IpAddr,
     prefix: u8,
+    allocation_start: IpAddr,
+    allocation_end: IpAddr,
     vlan: Option<u16>,
     gateway: Option<IpAddr>,
     mtu: u32,
     vip: Option<IpAddr>,
+}
+
+/// An overcloud node as seen in `nodes` (what the undercloud's DHCP and DNS serve).
+#[derive(Serialize)]
+struct NodeView<'a> {
+    name: &'a str,
+    fqdn: &'a str,
+    role: &'a str,
+    ctlplane_ip: IpAddr,
+    /// MAC addresses, lower case; the first one PXE boots.
+    macs: Vec<String>,
+    networks: &'a BTreeMap<String, IpAddr>,
 }
 
 /// The parts of the context shared by every host.
@@ -45,6 +62,8 @@ pub struct SharedContext {
     pub vip: Value,
     pub groups: Value,
     pub undercloud: Value,
+    /// Every overcloud node, sorted by name.
+    pub nodes: Value,
 }
 
 impl SharedContext {
@@ -72,7 +91,11 @@ impl SharedContext {
                     n.as_str(),
                     NetView {
                         cidr: net.cidr.to_string(),
+                        network: net.cidr.network(),
+                        netmask: net.cidr.netmask(),
                         prefix: net.cidr.prefix_len(),
+                        allocation_start: net.allocation_start,
+                        allocation_end: net.allocation_end,
                         vlan: net.vlan,
                         gateway: net.gateway,
                         mtu: net.mtu,
@@ -86,7 +109,20 @@ impl SharedContext {
             .keys()
             .map(|n| (n.as_str(), vip_of(cloud, n)))
             .collect();
+        let nodes: Vec<NodeView> = cloud
+            .hosts
+            .iter()
+            .map(|h| NodeView {
+                name: &h.name,
+                fqdn: &h.fqdn,
+                role: &h.role,
+                ctlplane_ip: h.ctlplane_ip,
+                macs: h.macs.iter().map(|m| m.to_ascii_lowercase()).collect(),
+                networks: &h.addresses,
+            })
+            .collect();
         Self {
+            nodes: crate::render::context::ser(&nodes),
             cloud: minijinja::context! {
                 name => cloud.name.clone(), domain => cloud.domain.clone(), registry => cloud.registry.clone(), tag => cloud.tag.clone(),
             },
@@ -95,6 +131,8 @@ impl SharedContext {
             groups: crate::render::context::ser(&groups),
             undercloud: minijinja::context! {
                 name => cloud.undercloud.name.clone(),
+                fqdn => cloud.undercloud.fqdn.clone(),
+                network => cloud.undercloud.network.clone(),
                 ctlplane_ip => cloud.undercloud.ctlplane_ip.to_string(),
                 log_port => cloud.undercloud.log_port,
             },

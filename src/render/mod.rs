@@ -30,6 +30,71 @@ pub const CONTAINER_DEFS: &str = "/var/lib/overcloud/containers";
 /// Where the containers' systemd units are written (`container_units = "systemd"`).
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 
+/// Which side of the cloud a host is on: where its configuration, logs, data and
+/// container definitions live. The overcloud's hosts use `/etc/overcloud`,
+/// `/var/log/overcloud` and `/var/lib/overcloud`; the undercloud's own services the
+/// same paths under `undercloud`, so the two never mix on one machine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plane {
+    #[default]
+    Overcloud,
+    Undercloud,
+}
+
+impl Plane {
+    /// The plane of a host of this role.
+    pub fn of_role(role: &str) -> Plane {
+        if role == crate::model::UNDERCLOUD_ROLE {
+            Plane::Undercloud
+        } else {
+            Plane::Overcloud
+        }
+    }
+    /// The apply stage of its hosts, in events and reports.
+    pub fn stage(self) -> &'static str {
+        match self {
+            Plane::Overcloud => "overcloud",
+            Plane::Undercloud => "undercloud",
+        }
+    }
+    /// Where each service's configuration folder is (`<root>/<service>/`).
+    pub fn config_root(self) -> &'static str {
+        match self {
+            Plane::Overcloud => "/etc/overcloud",
+            Plane::Undercloud => "/etc/undercloud",
+        }
+    }
+    /// Where each service's log folder is (`<root>/<service>/`).
+    pub fn log_root(self) -> &'static str {
+        match self {
+            Plane::Overcloud => LOG_ROOT,
+            Plane::Undercloud => "/var/log/undercloud",
+        }
+    }
+    /// Data the services keep (with a trailing `/`).
+    pub fn data_root(self) -> &'static str {
+        match self {
+            Plane::Overcloud => DATA_ROOT,
+            Plane::Undercloud => "/var/lib/undercloud/",
+        }
+    }
+    /// Where the container definitions are written.
+    pub fn container_defs(self) -> &'static str {
+        match self {
+            Plane::Overcloud => CONTAINER_DEFS,
+            Plane::Undercloud => "/var/lib/undercloud/containers",
+        }
+    }
+    /// The stamp of running containers ([`crate::plan::gather`]).
+    pub fn running_stamp(self) -> &'static str {
+        match self {
+            Plane::Overcloud => "/var/lib/overcloud/.provision-running",
+            Plane::Undercloud => "/var/lib/undercloud/.provision-running",
+        }
+    }
+}
+
 /// The systemd unit of a container: `provision-<name>.service`.
 pub fn unit_name(container: &str) -> String {
     format!("provision-{container}.service")
@@ -138,6 +203,7 @@ impl ContainerDef {
 pub struct HostState {
     pub name: String,
     pub role: String,
+    pub plane: Plane,
     pub directories: Vec<DesiredDir>,
     /// By path.
     pub files: BTreeMap<String, DesiredFile>,
@@ -331,9 +397,12 @@ impl<'c> Renderer<'c> {
         }
     }
 
-    /// Renders the whole desired state; every problem of every host is in `diags`.
+    /// Renders the whole desired state (the undercloud's services and every overcloud
+    /// host); every problem of every host is in `diags`.
     pub fn render_all(&self, diags: &mut Diagnostics) -> DesiredState {
         let mut state = DesiredState::default();
+        let uc = self.render_undercloud(diags);
+        state.hosts.insert(uc.name.clone(), uc);
         for host in &self.cloud.hosts {
             let hs = self.render_host(host, diags);
             state.hosts.insert(host.name.clone(), hs);
@@ -341,12 +410,69 @@ impl<'c> Renderer<'c> {
         state
     }
 
-    /// Renders one host.
+    /// Renders one overcloud host.
     pub fn render_host(&self, host: &Host, diags: &mut Diagnostics) -> HostState {
+        self.render_services(
+            host,
+            &self.cloud.catalogue.services,
+            Plane::Overcloud,
+            diags,
+        )
+    }
+
+    /// Renders the undercloud's own services (`templates/undercloud/`). Their templates
+    /// see the undercloud as `host` (role `undercloud`, its provisioning address as its
+    /// only network), and every overcloud node in `nodes`.
+    pub fn render_undercloud(&self, diags: &mut Diagnostics) -> HostState {
         let cloud = self.cloud;
+        let uc = &cloud.undercloud;
+        let host = Host {
+            name: uc.name.clone(),
+            fqdn: uc.fqdn.clone(),
+            role: crate::model::UNDERCLOUD_ROLE.into(),
+            index: 0,
+            ctlplane_ip: uc.ctlplane_ip,
+            macs: Vec::new(),
+            addresses: [(uc.network.clone(), uc.ctlplane_ip)].into_iter().collect(),
+            services: uc.services.clone(),
+            profile: None,
+            capabilities: BTreeMap::new(),
+            root_device: None,
+            bmc: crate::model::Bmc {
+                driver: crate::inventory::spec::BmcDriver::None,
+                address: None,
+                port: None,
+                system_id: None,
+                username: None,
+                password_secret: None,
+                scheme: String::new(),
+                verify_tls: true,
+            },
+            vars: cloud.vars.clone(),
+            config: ConfigOverrides::default(),
+        };
+        self.render_services(
+            &host,
+            &cloud.catalogue.undercloud_services,
+            Plane::Undercloud,
+            diags,
+        )
+    }
+
+    /// Renders `host.services`, found in `catalogue`, with `plane`'s paths.
+    fn render_services(
+        &self,
+        host: &Host,
+        catalogue: &BTreeMap<String, Service>,
+        plane: Plane,
+        diags: &mut Diagnostics,
+    ) -> HostState {
+        let cloud = self.cloud;
+        let (log_root, data_root) = (plane.log_root(), plane.data_root());
         let mut hs = HostState {
             name: host.name.clone(),
             role: host.role.clone(),
+            plane,
             ..Default::default()
         };
         let host_v = host_value(cloud, host);
@@ -354,7 +480,7 @@ impl<'c> Renderer<'c> {
         let role = cloud.roles.get(&host.role);
         let mut pending: Vec<(&Service, Value)> = Vec::new();
         for svc_name in &host.services {
-            let Some(svc) = cloud.catalogue.services.get(svc_name) else {
+            let Some(svc) = catalogue.get(svc_name) else {
                 continue;
             };
             let m = &svc.manifest;
@@ -372,8 +498,8 @@ impl<'c> Renderer<'c> {
                 name => svc_name.clone(),
                 project => m.project.clone().unwrap_or_else(|| svc_name.clone()),
                 log_dir => m.log_dir.clone(),
-                host_log_dir => format!("{LOG_ROOT}/{svc_name}"),
-                config_dir => format!("/etc/overcloud/{svc_name}"),
+                host_log_dir => format!("{log_root}/{svc_name}"),
+                config_dir => format!("{}/{svc_name}", plane.config_root()),
             };
             let ctx = minijinja::context! {
                 cloud => self.shared.cloud.clone(),
@@ -383,6 +509,7 @@ impl<'c> Renderer<'c> {
                 vip => self.shared.vip.clone(),
                 groups => self.shared.groups.clone(),
                 undercloud => self.shared.undercloud.clone(),
+                nodes => self.shared.nodes.clone(),
                 vars => vars_v.clone(),
                 secrets => crate::render::context::ser(&secrets),
             };
@@ -390,7 +517,7 @@ impl<'c> Renderer<'c> {
             let mut rendered: Vec<DesiredFile> = Vec::new();
             for f in &m.files {
                 let content = if let Some(src) = &f.src {
-                    let Some(name) = cloud.catalogue.template_name(svc_name, src.get_ref()) else {
+                    let Some(name) = cloud.catalogue.template_name(&svc.dir, src.get_ref()) else {
                         continue;
                     };
                     match self.render_named(&name, &ctx) {
@@ -468,12 +595,14 @@ impl<'c> Renderer<'c> {
                     kind,
                 });
             }
-            hs.directories.push(DesiredDir {
-                path: format!("{LOG_ROOT}/{svc_name}"),
-                mode: "0750".into(),
-                owner: m.log_owner.clone(),
-                group: m.log_owner.clone(),
-            });
+            if m.image.is_some() {
+                hs.directories.push(DesiredDir {
+                    path: format!("{log_root}/{svc_name}"),
+                    mode: "0750".into(),
+                    owner: m.log_owner.clone(),
+                    group: m.log_owner.clone(),
+                });
+            }
             // Bind-mount sources under the provisioner's data root must exist before podman
             // starts the container: they are desired directories too.
             // A `U` volume is handed by podman to the container's user (its uid and gid,
@@ -485,7 +614,7 @@ impl<'c> Renderer<'c> {
                     .nth(1)
                     .map(|o| o.split(',').any(|x| x == "U"))
                     .unwrap_or(false);
-                if src.starts_with(DATA_ROOT) && src.len() > DATA_ROOT.len() {
+                if src.starts_with(data_root) && src.len() > data_root.len() {
                     let owner = if chowned {
                         m.log_owner.clone()
                     } else {
@@ -510,7 +639,9 @@ impl<'c> Renderer<'c> {
             for f in rendered {
                 self.insert_file(&mut hs, svc, host, f, diags);
             }
-            pending.push((svc, ctx));
+            if m.image.is_some() {
+                pending.push((svc, ctx));
+            }
         }
         // Containers last: their config hash covers files of other services they share.
         for (svc, ctx) in pending {
@@ -542,10 +673,10 @@ impl<'c> Renderer<'c> {
                     ),
                 }
             }
-            let container = self.container(svc, &used, shared_mounts, &ctx, diags);
+            let container = self.container(svc, plane, &used, shared_mounts, &ctx, diags);
             let def_json = serde_json::to_string_pretty(&container).unwrap_or_default() + "\n";
             let def_file = DesiredFile {
-                path: format!("{CONTAINER_DEFS}/{}.json", svc.name),
+                path: format!("{}/{}.json", plane.container_defs(), svc.name),
                 secret: cloud.secrets.appears_in(&def_json),
                 content: def_json,
                 mode: 0o600,
@@ -563,7 +694,7 @@ impl<'c> Renderer<'c> {
             let units: Vec<DesiredFile> = hs
                 .containers
                 .values()
-                .map(|c| container_unit(c, &hs.containers))
+                .map(|c| container_unit(c, &hs.containers, plane))
                 .collect();
             for u in units {
                 hs.files.insert(u.path.clone(), u);
@@ -573,7 +704,7 @@ impl<'c> Renderer<'c> {
         // to a service user, wins over a plain derived one (root, 0750).
         let mut dirs: BTreeMap<String, DesiredDir> = BTreeMap::new();
         for d in hs.directories.drain(..) {
-            let derived = d.owner == "root" && d.mode == "0750" && !d.path.starts_with(LOG_ROOT);
+            let derived = d.owner == "root" && d.mode == "0750" && !d.path.starts_with(log_root);
             if derived && dirs.contains_key(&d.path) {
                 continue;
             }
@@ -685,6 +816,7 @@ impl<'c> Renderer<'c> {
     fn container(
         &self,
         svc: &Service,
+        plane: Plane,
         files: &[&DesiredFile],
         shared_mounts: Vec<String>,
         ctx: &Value,
@@ -713,7 +845,12 @@ impl<'c> Renderer<'c> {
             volumes.push(format!("{dest}:{cpath}:ro"));
         }
         volumes.extend(shared_mounts);
-        volumes.push(format!("{LOG_ROOT}/{}:{}:rw", svc.name, m.log_dir));
+        volumes.push(format!(
+            "{}/{}:{}:rw",
+            plane.log_root(),
+            svc.name,
+            m.log_dir
+        ));
         volumes.extend(m.volumes.iter().cloned());
         let mut def = ContainerDef {
             name: svc.name.clone(),
@@ -722,7 +859,10 @@ impl<'c> Renderer<'c> {
             image: format!(
                 "{}/{}:{}",
                 cloud.registry.trim_end_matches('/'),
-                m.image,
+                m.image
+                    .as_ref()
+                    .map(|i| i.get_ref().as_str())
+                    .unwrap_or_default(),
                 cloud.tag
             ),
             command: m.command.clone(),
@@ -785,7 +925,11 @@ impl<'c> Renderer<'c> {
 /// steps on the same host (TripleO's `tripleo_<service>.service` do the same). podman
 /// created the container already; the unit starts and stops it; while conmon lives,
 /// podman's restart policy restarts it after a crash.
-fn container_unit(c: &ContainerDef, all: &BTreeMap<String, ContainerDef>) -> DesiredFile {
+fn container_unit(
+    c: &ContainerDef,
+    all: &BTreeMap<String, ContainerDef>,
+    plane: Plane,
+) -> DesiredFile {
     let after: Vec<String> = all
         .values()
         .filter(|o| o.step < c.step)
@@ -817,7 +961,7 @@ fn container_unit(c: &ContainerDef, all: &BTreeMap<String, ContainerDef>) -> Des
          WantedBy=multi-user.target\n",
         name = c.name,
         step = c.step,
-        defs = CONTAINER_DEFS,
+        defs = plane.container_defs(),
     );
     DesiredFile {
         path: format!("{UNIT_DIR}/{}", unit_name(&c.name)),

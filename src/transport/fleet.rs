@@ -36,6 +36,8 @@ impl SshOptions {
 /// Open connections to a cloud's hosts.
 pub struct Fleet {
     pub undercloud: Arc<Session>,
+    /// The undercloud's host name: [`Fleet::session`] answers it with `undercloud`.
+    pub undercloud_name: String,
     /// Every requested node: its session, or why it could not be reached.
     pub nodes: BTreeMap<String, Result<Arc<Session>, TransportError>>,
     /// How the nodes were reached, for later connections ([`Fleet::connect_node`]).
@@ -45,6 +47,15 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// The session of a host of the desired state: the undercloud (its own services) or
+    /// a node; `None` if that node was not connected.
+    pub fn session(&self, host: &str) -> Option<Result<&Arc<Session>, &TransportError>> {
+        if host == self.undercloud_name {
+            return Some(Ok(&self.undercloud));
+        }
+        self.nodes.get(host).map(|r| r.as_ref())
+    }
+
     /// Connects to the undercloud, then to `nodes` (host names of the cloud), at most
     /// `parallel` handshakes at a time.
     pub async fn connect(
@@ -62,6 +73,7 @@ impl Fleet {
         let undercloud = Arc::new(Session::connect(&uc, opts, creds).await?);
         let mut fleet = Fleet {
             undercloud,
+            undercloud_name: cloud.undercloud.name.clone(),
             nodes: BTreeMap::new(),
             opts: opts.clone(),
             creds: creds.clone(),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks the non-oslo configs of a render folder with the software that reads them:
 #   haproxy.cfg    haproxy -c
-#   rsyslog.conf   rsyslogd -N1
+#   rsyslog.conf   rsyslogd -N1 (the overcloud's forwarder, the undercloud's receiver)
+#   dnsmasq.conf   dnsmasq --test (the undercloud's DHCP/PXE/DNS)
+#   registries.conf.d/*.conf   podman info with it as its registries.conf
 #   *.service      systemd-analyze verify (any warning fails: it exits 0 on unknown keys)
 # Each distinct file is checked once. Ends with "N passed, M failed".
 #
@@ -31,7 +33,20 @@ while IFS= read -r -d '' f; do
     work=$(mktemp -d)
     check rsyslog "$f" rsyslogd -N1 -f <(sed "s#workDirectory=\"/var/lib/rsyslog\"#workDirectory=\"$work\"#" "$f")
     rm -rf "$work"
-done < <(find "$dir" -path '*/etc/overcloud/rsyslog/*.conf' -print0)
+done < <(find "$dir" \( -path '*/etc/overcloud/rsyslog/*.conf' -o -path '*/etc/undercloud/log_receiver/*.conf' \) -print0)
+while IFS= read -r -d '' f; do
+    # dnsmasq --test parses every option (the hosts file it names is read at start only)
+    check dnsmasq "$f" dnsmasq --test --conf-file="$f"
+done < <(find "$dir" -path '*/etc/undercloud/dnsmasq/dnsmasq.conf' -print0)
+# podman parses a registries.conf.d file like a registries.conf (same format, v2)
+registries() {
+    local t rc; t=$(mktemp -d)
+    CONTAINERS_REGISTRIES_CONF="$1" podman --root "$t/root" --runroot "$t/run" --storage-driver vfs info --format '{{json .Registries}}' >/dev/null
+    rc=$?; rm -rf "$t"; return $rc
+}
+while IFS= read -r -d '' f; do
+    check registries "$f" registries "$f"
+done < <(find "$dir" -path '*/etc/containers/registries.conf.d/*.conf' -print0)
 # systemd-analyze verify exits 0 on unknown keys, with a warning: silence is success.
 verify_unit() { local out; out=$(systemd-analyze verify "$1" 2>&1); [[ -z $out ]] || { echo "$out"; return 1; }; }
 if command -v systemd-analyze >/dev/null; then
