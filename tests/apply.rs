@@ -114,8 +114,11 @@ async fn fleet(ev: &Evaluation) -> Fleet {
         .unwrap()
 }
 
+/// The session of a host of the desired state: a node, or the undercloud.
 fn node<'a>(f: &'a Fleet, name: &str) -> &'a Session {
-    f.nodes[name].as_ref().unwrap()
+    f.session(name)
+        .unwrap_or_else(|| panic!("{name} is not connected"))
+        .unwrap()
 }
 
 async fn sh(s: &Session, cmd: &str) -> String {
@@ -129,7 +132,8 @@ async fn sh(s: &Session, cmd: &str) -> String {
     o.stdout_text()
 }
 
-/// Empties every node: no managed container, no managed file.
+/// Empties every node and the undercloud's services: no managed container, no managed
+/// file (the undercloud's lock and records stay).
 async fn wipe(f: &Fleet) {
     for s in f.nodes.values() {
         sh(
@@ -139,6 +143,13 @@ async fn wipe(f: &Fleet) {
         )
         .await;
     }
+    sh(
+        &f.undercloud,
+        "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
+         rm -rf /etc/undercloud/* /var/lib/undercloud/* /var/log/undercloud/* \
+                /etc/containers/registries.conf.d/50-provision.conf",
+    )
+    .await;
 }
 
 /// name -> (state, config hash, id) of the managed containers on a host.
@@ -378,7 +389,7 @@ async fn apply_converges_the_lab_then_changes_only_what_changed() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(
-        out.contains("No changes. The 6 hosts match the inventory"),
+        out.contains("No changes. The undercloud and the 6 hosts match the inventory"),
         "{out}"
     );
     assert_eq!(
@@ -461,7 +472,7 @@ async fn apply_converges_the_lab_then_changes_only_what_changed() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(
-        out.contains("Apply complete: 6 files written, 0 directories fixed, 3 containers recreated on 3 of 6 hosts"),
+        out.contains("Apply complete: 6 files written, 0 directories fixed, 3 containers recreated on 3 of 7 hosts"),
         "{out}"
     );
     let after = all_ids(&f).await;
@@ -543,7 +554,7 @@ async fn a_failed_host_is_reported_the_others_finish_and_a_rerun_converges() {
     let before = all_ids(&f).await;
     let (o, out, err) = apply(&lab, runs.path(), "resume", &[]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    assert!(out.contains(" on 1 of 6 hosts"), "{out}");
+    assert!(out.contains(" on 1 of 7 hosts"), "{out}");
     check_host(&ev, &f, "lab-novacompute-1").await;
     let after = all_ids(&f).await;
     for (host, ids) in &before {
@@ -769,6 +780,53 @@ async fn an_unhealthy_container_fails_its_step_with_its_logs() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_failing_undercloud_service_stops_the_run_before_any_node() {
+    let _g = serial().await;
+    let runs = tempfile::tempdir().unwrap();
+    let lab = LabCopy::new("\n[lab.healthchecks]\ndnsmasq = \"stand-in-healthcheck && false\"\n");
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    wipe(&f).await;
+    let (o, out, err) = apply(&lab, runs.path(), "broken", &["--health-timeout", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("lab-undercloud (undercloud): step 1: healthcheck of dnsmasq"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "The undercloud stage failed: the bare-metal and overcloud stages did not run."
+        ),
+        "{out}"
+    );
+    // No node was touched: no file, no container, no overcloud event.
+    for (name, s) in &f.nodes {
+        let s = s.as_ref().unwrap();
+        assert_eq!(
+            sh(s, "find /etc/overcloud -type f | wc -l").await.trim(),
+            "0",
+            "{name} was written to"
+        );
+        assert!(containers(s).await.is_empty(), "{name} has containers");
+    }
+    let stages: std::collections::BTreeSet<String> = events(&runs.path().join("broken"))
+        .iter()
+        .filter_map(|e| e["extra"]["stage"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !stages.contains("overcloud") && stages.contains("undercloud"),
+        "{stages:?}"
+    );
+    // The healthy lab: the undercloud's services, then every node.
+    let good = LabCopy::new("");
+    let (o, out, err) = apply(&good, runs.path(), "healthy", &[]);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let ev = load(&good.inventory());
+    check_host(&ev, &f, "lab-undercloud").await;
+    check_host(&ev, &f, "lab-networker-0").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_service_taken_out_of_a_role_is_removed_with_its_files() {
     let _g = serial().await;
     let runs = tempfile::tempdir().unwrap();
@@ -915,7 +973,7 @@ async fn a_rebooted_host_gets_its_stopped_containers_started_not_recreated() {
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(
         out.contains(&format!(
-            "{} containers started on 1 of 6 hosts",
+            "{} containers started on 1 of 7 hosts",
             before.len()
         )),
         "{out}"
@@ -1107,7 +1165,8 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
         format!("{}{}", &text[..start], &text[end..]),
     )
     .unwrap();
-    assert_eq!(load(&small.inventory()).state.hosts.len(), 5);
+    // the undercloud and 5 nodes
+    assert_eq!(load(&small.inventory()).state.hosts.len(), 6);
 
     // Scale in: shown by plan, left alone without the flag, powered off with it.
     let (o, out, _) = provision(&["plan", &small.inv()]);
@@ -1116,6 +1175,11 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
         out.contains(
             "- remove lab-novacompute-2 (Compute): provisioned, no longer in the inventory"
         ),
+        "{out}"
+    );
+    // ... and its DHCP entry goes from the undercloud's dnsmasq.
+    assert!(
+        out.contains("-dhcp-host=52:54:00:0a:00:0e,127.0.10.14,lab-novacompute-2,12h"),
         "{out}"
     );
     let (o, out, err) = apply(&small, runs.path(), "kept", &[]);
@@ -1144,9 +1208,51 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
         .collect();
     assert_eq!(nodes, vec!["lab-novacompute-2"]);
     assert!(!plan["files"].as_array().unwrap().is_empty());
+    // Its own files; on the undercloud, its DHCP entry and DNS names (and the dnsmasq
+    // restart that loads them); nothing on any other node.
+    let mut undercloud_files = Vec::new();
     for f in plan["files"].as_array().unwrap() {
+        if f["hosts"] == serde_json::json!(["lab-undercloud"]) {
+            undercloud_files.push(f["path"].as_str().unwrap().to_string());
+            continue;
+        }
         assert_eq!(f["hosts"], serde_json::json!(["lab-novacompute-2"]), "{f}");
     }
+    undercloud_files.sort();
+    assert_eq!(
+        undercloud_files,
+        [
+            "/etc/undercloud/dnsmasq/dnsmasq.conf",
+            "/etc/undercloud/dnsmasq/hosts"
+        ]
+    );
+    let dhcp = plan["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/etc/undercloud/dnsmasq/dnsmasq.conf")
+        .unwrap();
+    let added: Vec<&str> = dhcp["diff"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .collect();
+    assert_eq!(
+        added,
+        ["+dhcp-host=52:54:00:0a:00:0e,127.0.10.14,lab-novacompute-2,12h"]
+    );
+    let restarts: Vec<(&str, &serde_json::Value)> = plan["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "restart")
+        .map(|c| (c["container"].as_str().unwrap(), &c["hosts"]))
+        .collect();
+    assert_eq!(
+        restarts,
+        [("dnsmasq", &serde_json::json!(["lab-undercloud"]))]
+    );
     let (o, out, err) = apply(&full, runs.path(), "out", &["--boot-timeout", "60"]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     let bm = bare_metal(&runs.path().join("out"));

@@ -158,8 +158,19 @@ fn every_openstack_service_logs_json_through_the_shared_config() {
         checked >= 10,
         "only {checked} services use the shared logging"
     );
-    // Every host has the log forwarder, pointing at the undercloud.
-    for (name, hs) in &ev.state.hosts {
+    // Every overcloud host has the log forwarder, pointing at the undercloud's receiver.
+    let uc = &ev.state.hosts[&ev.cloud.undercloud.name];
+    let receiver = &uc.files["/etc/undercloud/log_receiver/rsyslog.conf"].content;
+    assert!(
+        receiver.contains("address=\"192.168.24.1\"") && receiver.contains("port=\"5140\""),
+        "{receiver}"
+    );
+    for (name, hs) in ev
+        .state
+        .hosts
+        .iter()
+        .filter(|(n, _)| **n != ev.cloud.undercloud.name)
+    {
         assert!(
             hs.containers.contains_key("rsyslog"),
             "{name} has no log forwarder"

@@ -305,7 +305,12 @@ pub async fn run(
             reporter.event(Event {
                 level: Level::Error,
                 host: None,
-                stage: "overcloud".into(),
+                stage: if undercloud_only {
+                    "undercloud"
+                } else {
+                    "overcloud"
+                }
+                .into(),
                 step,
                 action: "max fail percentage".into(),
                 target: None,

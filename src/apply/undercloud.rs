@@ -16,9 +16,31 @@ pub const MIN_CPUS: u32 = 2;
 pub const MIN_MEMORY_MB: u64 = 4096;
 pub const MIN_FREE_DISK_MB: u64 = 10 * 1024;
 
+/// The undercloud operating systems provision supports (`ID` and major `VERSION_ID` of
+/// /etc/os-release): those podman 4+ and the services' images are built for.
+pub const SUPPORTED_OS: &[(&str, &str)] = &[
+    ("rhel", "9"),
+    ("centos", "9"),
+    ("rocky", "9"),
+    ("almalinux", "9"),
+    ("debian", "12"),
+    ("ubuntu", "22"),
+    ("ubuntu", "24"),
+];
+
+/// Whether `os` ("ID VERSION_ID", e.g. "rocky 9.4") is supported.
+pub fn supported_os(os: &str) -> bool {
+    let mut it = os.split_whitespace();
+    let (Some(id), Some(version)) = (it.next(), it.next()) else {
+        return false;
+    };
+    let major = version.split('.').next().unwrap_or("");
+    SUPPORTED_OS.iter().any(|(i, v)| *i == id && *v == major)
+}
+
 /// The commands provision runs on the undercloud for this cloud.
 pub fn required_commands(cloud: &Cloud) -> Vec<&'static str> {
-    let mut c = vec!["sh", "flock", "sha256sum", "stat", "mkdir"];
+    let mut c = vec!["sh", "flock", "sha256sum", "stat", "mkdir", "podman"];
     if cloud
         .hosts
         .iter()
@@ -75,6 +97,22 @@ pub fn judge(cloud: &Cloud, out: &str) -> Checked {
         c.facts.insert(k.to_string(), v.trim().to_string());
     }
     let uc = &cloud.undercloud.name;
+    let os = c.facts.get("os").cloned().unwrap_or_default();
+    if !supported_os(&os) {
+        c.problems.push(format!(
+            "{uc} runs `{}` (/etc/os-release); the undercloud must run one of: {}",
+            if os.trim().is_empty() {
+                "an unknown OS"
+            } else {
+                os.trim()
+            },
+            SUPPORTED_OS
+                .iter()
+                .map(|(i, v)| format!("{i} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let num = |k: &str| c.facts.get(k).and_then(|v| v.parse::<u64>().ok());
     match num("cpus") {
         Some(n) if n >= u64::from(MIN_CPUS) => {}
@@ -150,13 +188,22 @@ mod tests {
         let c = judge(&cloud, ok);
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         assert_eq!(c.facts["os"], "debian 12");
-        let bad = "os debian 12\ncpus 1\nmemory_kb 2000000\nfree_kb 1000\n\
+        let bad = "os centos 7\ncpus 1\nmemory_kb 2000000\nfree_kb 1000\n\
                    route 127.0.10.1 via 10.0.0.1 dev eth0 src 10.0.0.5\ncmd curl no\ncmd flock yes\n";
         let c = judge(&cloud, bad);
-        assert_eq!(c.problems.len(), 5, "{:?}", c.problems);
-        assert!(c.problems[0].contains("has 1 CPU(s)"));
-        assert!(c.problems[3].contains("does not hold its provisioning address 127.0.10.1"));
-        assert!(c.problems[4].contains("lacks the command(s) curl"));
+        assert_eq!(c.problems.len(), 6, "{:?}", c.problems);
+        assert!(
+            c.problems[0].contains("runs `centos 7`"),
+            "{}",
+            c.problems[0]
+        );
+        assert!(c.problems[0].contains("rocky 9, almalinux 9, debian 12"));
+        assert!(c.problems[1].contains("has 1 CPU(s)"));
+        assert!(c.problems[4].contains("does not hold its provisioning address 127.0.10.1"));
+        assert!(c.problems[5].contains("lacks the command(s) curl"));
+        assert!(
+            supported_os("rocky 9.4") && supported_os("ubuntu 24.04") && !supported_os("rocky")
+        );
         // The command itself is valid shell.
         let st = std::process::Command::new("sh")
             .arg("-n")
