@@ -434,3 +434,54 @@ fn secrets_file_errors_never_quote_it() {
     );
     assert!(!report.contains("s3cr3t"), "{report}");
 }
+
+#[test]
+fn a_node_named_like_the_undercloud() {
+    let mut tree = repo_tree();
+    edit(
+        &mut tree,
+        LAB,
+        "role = \"CephStorage\"\n",
+        "name = \"lab-undercloud\"\nrole = \"CephStorage\"\n",
+    );
+    let (_, report) = errors(&tree, LAB);
+    assert_error(
+        &report,
+        "node `lab-undercloud` has the undercloud's name",
+        &at(&tree, LAB, "\"lab-undercloud\"\nrole"),
+    );
+}
+
+#[test]
+fn a_files_only_service_with_container_settings() {
+    let mut tree = repo_tree();
+    let path = "templates/undercloud/container_registry/service.toml";
+    edit(
+        &mut tree,
+        path,
+        "# files only: no container runs\n",
+        "command = [\"registry\"]\n",
+    );
+    let (_, report) = errors(&tree, LAB);
+    assert!(
+        report.contains("error: command set, but the service has no `image`: no container would run"),
+        "{report}"
+    );
+    assert!(report.contains(&format!("--> {path}")), "{report}");
+    assert!(report.contains("files-only service"), "{report}");
+}
+
+#[test]
+fn an_undercloud_template_with_an_undefined_variable() {
+    let mut tree = repo_tree();
+    let path = "templates/undercloud/dnsmasq/dnsmasq.conf.j2";
+    let text = read(&tree, path);
+    tree.insert(path, format!("{text}# {{{{ vars.no_such_dhcp_option }}}}\n"));
+    let (_, report) = errors(&tree, LAB);
+    let line = text.lines().count() + 1;
+    assert_error(
+        &report,
+        "undefined variable `vars.no_such_dhcp_option`",
+        &format!("{path}:{line}:6"),
+    );
+}
