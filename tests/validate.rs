@@ -464,7 +464,8 @@ fn a_files_only_service_with_container_settings() {
     );
     let (_, report) = errors(&tree, LAB);
     assert!(
-        report.contains("error: command set, but the service has no `image`: no container would run"),
+        report
+            .contains("error: command set, but the service has no `image`: no container would run"),
         "{report}"
     );
     assert!(report.contains(&format!("--> {path}")), "{report}");
@@ -476,7 +477,10 @@ fn an_undercloud_template_with_an_undefined_variable() {
     let mut tree = repo_tree();
     let path = "templates/undercloud/dnsmasq/dnsmasq.conf.j2";
     let text = read(&tree, path);
-    tree.insert(path, format!("{text}# {{{{ vars.no_such_dhcp_option }}}}\n"));
+    tree.insert(
+        path,
+        format!("{text}# {{{{ vars.no_such_dhcp_option }}}}\n"),
+    );
     let (_, report) = errors(&tree, LAB);
     let line = text.lines().count() + 1;
     assert_error(
