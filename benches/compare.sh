@@ -15,7 +15,8 @@
 #     restarts when one of its files' content changed (benches/compare/deploy.py).
 # Three figures per tool:
 #   cold        every node emptied first: its managed containers removed (podman rm -f
-#               -t 0) and /etc/overcloud, /var/lib/overcloud, /var/log/overcloud emptied
+#               -t 0), /etc/overcloud, /var/lib/overcloud, /var/log/overcloud emptied, and
+#               the registries.conf.d and logrotate.d drop-ins removed
 #   no-op       the same again (nothing to write, nothing to restart)
 #   one change  [config.nova.DEFAULT] reserved_host_memory_mb = 1234 added to a copy of
 #               the inventory: every nova*.conf and its container definition change, so
@@ -83,7 +84,7 @@ empty_nodes() {
     for round in 1 2 3 4 5; do
         : >"$work/empty.failed"
         for h in $pending; do
-            { run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null 2>&1; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/* 2>/dev/null
+            { run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null 2>&1; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/* /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision 2>/dev/null
                 left=$(podman ps -aq --filter label=managed_by=provision; find /etc/overcloud /var/lib/overcloud /var/log/overcloud -mindepth 1 ! -type d | head -3)
                 [ -z "$left" ] || { echo $left; exit 1; }' \
                 >"$work/empty.$h" 2>&1 || echo "$h" >>"$work/empty.failed"; } &

@@ -27,7 +27,7 @@ BASE_IMAGE="$IMAGE_REPO/base:latest"
 # Mount points of every host's private directories (see NS_SCRIPT), created on this
 # machine when missing (empty directories; down removes those it created).
 MOUNTPOINTS=(/etc/overcloud /var/lib/overcloud /var/log/overcloud /etc/undercloud /var/lib/undercloud
-    /var/log/undercloud /var/lib/provision /etc/containers
+    /var/log/undercloud /var/lib/provision /etc/containers /etc/logrotate.d
     /etc/ceph /lib/modules
     /run/overcloud /run/containers /run/libpod /run/runc /run/netns /run/openvswitch /run/udev)
 
@@ -105,7 +105,7 @@ write_host() { # NAME ADDRESS KIND MAC: keys, sshd_config, the private directori
     local name=$1 addr=$2 kind=$3 mac=${4:--}
     local d="$STATE/hosts/$name" k="$STATE/keys/$name"
     mkdir -p "$k" "$d/fs/etc/overcloud" "$d/fs/var/lib/overcloud" "$d/fs/var/log/overcloud" \
-        "$d/fs/etc/undercloud" "$d/fs/var/lib/undercloud" "$d/fs/var/log/undercloud" \
+        "$d/fs/etc/undercloud" "$d/fs/var/lib/undercloud" "$d/fs/var/log/undercloud" "$d/fs/etc/logrotate.d" \
         "$d/fs/var/lib/provision" "$d/fs/root" "$d/fs/etc/containers" "$d/fs/etc/ceph" "$d/fs/lib/modules" "$d/fs/run" "$d/storage"
     chmod 700 "$d/fs/root"
     # A node's NIC as the provisioner's introspection sees it: /sys/class/net/eth0/address
@@ -198,6 +198,7 @@ mount --bind "$d/fs/var/log/undercloud" /var/log/undercloud
 mount --bind "$d/fs/var/lib/provision" /var/lib/provision
 mount --bind "$d/fs/root" /root
 mount --bind "$d/fs/etc/containers" /etc/containers
+mount --bind "$d/fs/etc/logrotate.d" /etc/logrotate.d
 mount --bind "$d/fs/etc/ceph" /etc/ceph
 mount --bind "$d/fs/lib/modules" /lib/modules
 [ ! -d "$d/fs/sys-class-net" ] || mount --bind "$d/fs/sys-class-net" /sys/class/net

@@ -11,8 +11,8 @@
 # 3. renders every inventory in inventories/ and checks every oslo.config file with
 #    oslo-config-validator against the projects' current release, haproxy.cfg,
 #    rsyslog.conf (the forwarder and the undercloud's receiver), the undercloud's
-#    dnsmasq.conf and registries.conf.d with haproxy, rsyslogd, dnsmasq and podman
-#    themselves, the containers' systemd units with systemd-analyze verify.
+#    dnsmasq.conf, registries.conf.d and logrotate.d with haproxy, rsyslogd, dnsmasq,
+#    podman and logrotate themselves, the containers' systemd units with systemd-analyze verify.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -26,6 +26,7 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v rsyslogd >/dev/null || need+=(rsyslog)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)      # checks and runs the undercloud's dnsmasq.conf
 command -v podman >/dev/null || need+=(podman)             # parses the rendered registries.conf.d
+command -v logrotate >/dev/null || need+=(logrotate)       # reads the rendered logrotate.d files
 command -v git >/dev/null || need+=(git)
 command -v systemd-analyze >/dev/null || need+=(systemd)   # verifies the rendered units
 if ((${#need[@]})); then

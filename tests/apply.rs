@@ -139,7 +139,8 @@ async fn wipe(f: &Fleet) {
         sh(
             s.as_ref().unwrap(),
             "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
-             rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*",
+             rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/* \
+                    /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision",
         )
         .await;
     }
@@ -147,7 +148,7 @@ async fn wipe(f: &Fleet) {
         &f.undercloud,
         "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
          rm -rf /etc/undercloud/* /var/lib/undercloud/* /var/log/undercloud/* \
-                /etc/containers/registries.conf.d/50-provision.conf",
+                /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision",
     )
     .await;
 }

@@ -489,3 +489,20 @@ fn an_undercloud_template_with_an_undefined_variable() {
         &format!("{path}:{line}:6"),
     );
 }
+
+#[test]
+fn a_node_with_a_bmc_and_no_mac_cannot_pxe_boot() {
+    let mut tree = repo_tree();
+    edit(
+        &mut tree,
+        LAB,
+        "ctlplane_ip = \"127.0.10.16\"\nmacs = [\"52:54:00:0a:00:10\"]\n",
+        "ctlplane_ip = \"127.0.10.16\"\n",
+    );
+    let (_, report) = errors(&tree, LAB);
+    assert_error(
+        &report,
+        "node `lab-networker-0` has a redfish BMC but no `macs`: it cannot PXE boot from the undercloud's DHCP",
+        &at(&tree, LAB, "[[nodes]]\nrole = \"Networker\""),
+    );
+}

@@ -117,11 +117,7 @@ pub fn describe(cloud: &Cloud, node: &str) -> String {
     match cloud.host(node).map(|h| &h.bmc) {
         Some(b) if b.driver != BmcDriver::None => format!(
             "{} BMC {}{}: one-time PXE boot and power on if off, wait for SSH, check its MAC, introspect",
-            match b.driver {
-                BmcDriver::Redfish => "redfish",
-                BmcDriver::Ipmi => "ipmi",
-                BmcDriver::None => "none",
-            },
+            b.driver,
             b.address.as_deref().unwrap_or("?"),
             b.system_id.as_deref().map(|s| format!(" system {s}")).unwrap_or_default()
         ),

@@ -239,6 +239,16 @@ pub enum BmcDriver {
     None,
 }
 
+impl std::fmt::Display for BmcDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BmcDriver::Redfish => "redfish",
+            BmcDriver::Ipmi => "ipmi",
+            BmcDriver::None => "none",
+        })
+    }
+}
+
 /// `{ secret = "NAME" }`: a reference to a value in the secrets.
 #[derive(Debug, Clone)]
 pub struct SecretRef {

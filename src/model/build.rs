@@ -624,6 +624,19 @@ fn build_inner(
             &mut seen_bmcs,
             diags,
         );
+        // A node the undercloud brings up boots from its DHCP entry: one per MAC.
+        if bmc.driver != BmcDriver::None && macs.is_empty() && node.macs.is_empty() {
+            diags.push(
+                Diagnostic::new(
+                    format!(
+                        "node `{name}` has a {} BMC but no `macs`: it cannot PXE boot from the undercloud's DHCP",
+                        bmc.driver
+                    ),
+                    loc(&file, name_span.clone()),
+                )
+                .help("add `macs = [\"<MAC of its provisioning NIC>\"]` (the first one PXE boots), or `bmc = { driver = \"none\" }` for a node already installed"),
+            );
+        }
         let mut host_vars = vars.clone();
         merge_tables(&mut host_vars, &role.vars);
         merge_tables(&mut host_vars, &node.vars);

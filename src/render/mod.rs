@@ -499,6 +499,7 @@ impl<'c> Renderer<'c> {
                 project => m.project.clone().unwrap_or_else(|| svc_name.clone()),
                 log_dir => m.log_dir.clone(),
                 host_log_dir => format!("{log_root}/{svc_name}"),
+                log_root => log_root,
                 config_dir => format!("{}/{svc_name}", plane.config_root()),
             };
             let ctx = minijinja::context! {

@@ -4,6 +4,7 @@
 #   rsyslog.conf   rsyslogd -N1 (the overcloud's forwarder, the undercloud's receiver)
 #   dnsmasq.conf   dnsmasq --test (the undercloud's DHCP/PXE/DNS)
 #   registries.conf.d/*.conf   podman info with it as its registries.conf
+#   logrotate.d/provision      logrotate -d (debug: reads it, rotates nothing)
 #   *.service      systemd-analyze verify (any warning fails: it exits 0 on unknown keys)
 # Each distinct file is checked once. Ends with "N passed, M failed".
 #
@@ -47,6 +48,14 @@ registries() {
 while IFS= read -r -d '' f; do
     check registries "$f" registries "$f"
 done < <(find "$dir" -path '*/etc/containers/registries.conf.d/*.conf' -print0)
+rotation() {
+    local t rc; t=$(mktemp -d)
+    logrotate -d -s "$t/state" "$1" >/dev/null 2>&1
+    rc=$?; rm -rf "$t"; return $rc
+}
+while IFS= read -r -d '' f; do
+    check logrotate "$f" rotation "$f"
+done < <(find "$dir" -path '*/etc/logrotate.d/provision' -print0)
 # systemd-analyze verify exits 0 on unknown keys, with a warning: silence is success.
 verify_unit() { local out; out=$(systemd-analyze verify "$1" 2>&1); [[ -z $out ]] || { echo "$out"; return 1; }; }
 if command -v systemd-analyze >/dev/null; then
