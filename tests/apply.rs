@@ -7,7 +7,7 @@
 //! The tests share the lab and its apply lock: they run one at a time (`serial`).
 
 mod common;
-use common::repo;
+use common::{repo, EMPTY_NODE, EMPTY_UNDERCLOUD};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -136,21 +136,9 @@ async fn sh(s: &Session, cmd: &str) -> String {
 /// file (the undercloud's lock and records stay).
 async fn wipe(f: &Fleet) {
     for s in f.nodes.values() {
-        sh(
-            s.as_ref().unwrap(),
-            "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
-             rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/* \
-                    /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision",
-        )
-        .await;
+        sh(s.as_ref().unwrap(), EMPTY_NODE).await;
     }
-    sh(
-        &f.undercloud,
-        "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
-         rm -rf /etc/undercloud/* /var/lib/undercloud/* /var/log/undercloud/* \
-                /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision",
-    )
-    .await;
+    sh(&f.undercloud, EMPTY_UNDERCLOUD).await;
 }
 
 /// name -> (state, config hash, id) of the managed containers on a host.

@@ -63,12 +63,7 @@ async fn plan_reads_changes_and_modifies_nothing() {
     let (_, fleet) = plan_one(&ev, HOST).await;
     let s = fleet.nodes[HOST].as_ref().unwrap().clone();
     // A known starting point: nothing of ours on the host.
-    run(
-        &s,
-        "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
-         rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/*",
-    )
-    .await;
+    run(&s, common::EMPTY_NODE).await;
 
     let (report, _) = plan_one(&ev, HOST).await;
     let creates: Vec<&str> = report

@@ -85,3 +85,17 @@ pub fn at_nth(tree: &MemoryTree, path: &str, needle: &str, nth: usize) -> String
         + 1;
     format!("{path}:{line}:{col}")
 }
+
+/// The shell command that empties a lab node of everything provision manages: its
+/// managed containers, /etc|/var/lib|/var/log/overcloud, the registries and logrotate
+/// drop-ins.
+pub const EMPTY_NODE: &str =
+    "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
+     rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/* \
+            /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision";
+
+/// The same for the undercloud's own services (its lock and records stay).
+pub const EMPTY_UNDERCLOUD: &str =
+    "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
+     rm -rf /etc/undercloud/* /var/lib/undercloud/* /var/log/undercloud/* \
+            /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision";
