@@ -652,17 +652,8 @@ fn ipmi_command_carries_no_password() {
 
 #[test]
 fn driver_none_needs_nothing() {
-    let bmc = Bmc {
-        driver: BmcDriver::None,
-        address: None,
-        port: None,
-        system_id: None,
-        username: None,
-        password_secret: None,
-        scheme: "https".into(),
-        verify_tls: true,
-    };
-    let t = BmcTarget::for_host(&host("preprovisioned-0", bmc), &Secrets::default()).unwrap();
+    let t =
+        BmcTarget::for_host(&host("preprovisioned-0", Bmc::none()), &Secrets::default()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

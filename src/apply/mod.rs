@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 
 use crate::model::Role;
 use crate::plan::gather::ActualHost;
-use crate::render::{DesiredState, FileKind, HostState};
+use crate::render::{DesiredState, FileKind, HostState, Plane};
 use crate::report::events::{Event, Level, Outcome};
 use crate::report::Reporter;
 use crate::transport::{Fleet, Session, UploadFile};
@@ -185,17 +185,7 @@ pub async fn run(
     // Failures before the overcloud stage (bare metal) may already be too many.
     if let Some(why) = over_tolerance(&out, roles) {
         let stop = format!("{why}; stopped after the bare-metal stage");
-        reporter.event(Event {
-            level: Level::Error,
-            host: None,
-            stage: "baremetal".into(),
-            step: None,
-            action: "max fail percentage".into(),
-            target: None,
-            outcome: Outcome::Failed,
-            duration: Duration::ZERO,
-            message: stop.clone(),
-        });
+        reporter.event(tolerance_stop("baremetal", None, &stop));
         out.stopped = Some(stop);
         out.seconds = started.elapsed().as_secs_f64();
         return out;
@@ -207,11 +197,14 @@ pub async fn run(
         .max()
         .unwrap_or(0);
 
-    let undercloud_only = !desired.hosts.is_empty()
-        && desired
-            .hosts
-            .values()
-            .all(|h| h.plane == crate::render::Plane::Undercloud);
+    // The undercloud stage applies the undercloud alone; any other run is the overcloud's.
+    let undercloud_only =
+        !desired.hosts.is_empty() && desired.hosts.values().all(|h| h.plane == Plane::Undercloud);
+    let plane = if undercloud_only {
+        Plane::Undercloud
+    } else {
+        Plane::Overcloud
+    };
     let mut phases: Vec<Option<u8>> = vec![None];
     phases.extend((1..=max_step).map(Some));
     for step in phases {
@@ -237,10 +230,9 @@ pub async fn run(
             ),
             Some(s) => format!("step {s}/{max_step}: containers on {} hosts", todo.len()),
         };
-        let title = if undercloud_only {
-            format!("undercloud {title}")
-        } else {
-            title
+        let title = match plane {
+            Plane::Undercloud => format!("undercloud {title}"),
+            Plane::Overcloud => title,
         };
         reporter.progress().phase(&title, todo.len());
         let limit = Arc::new(Semaphore::new(opts.parallel.max(1)));
@@ -302,27 +294,12 @@ pub async fn run(
         }
         if let Some(why) = over_tolerance(&out, roles) {
             let stop = format!("{why}; stopped after {phase_name}");
-            reporter.event(Event {
-                level: Level::Error,
-                host: None,
-                stage: if undercloud_only {
-                    "undercloud"
-                } else {
-                    "overcloud"
-                }
-                .into(),
-                step,
-                action: "max fail percentage".into(),
-                target: None,
-                outcome: Outcome::Failed,
-                duration: Duration::ZERO,
-                message: stop.clone(),
-            });
+            reporter.event(tolerance_stop(plane.stage(), step, &stop));
             out.stopped = Some(stop);
             break;
         }
     }
-    // The stamp of running containers, for the next plan (see RUNNING_STAMP): on every
+    // The stamp of running containers, for the next plan (see Plane::running_stamp): on every
     // host that converged and whose containers changed or were read from podman.
     let mut stamps = tokio::task::JoinSet::new();
     for w in &work {
@@ -375,6 +352,21 @@ pub fn over_tolerance(out: &RunOutcome, roles: &BTreeMap<String, Role>) -> Optio
         }
     }
     None
+}
+
+/// The event of a run stopped by a role's max fail percentage.
+fn tolerance_stop(stage: &str, step: Option<u8>, message: &str) -> Event {
+    Event {
+        level: Level::Error,
+        host: None,
+        stage: stage.into(),
+        step,
+        action: "max fail percentage".into(),
+        target: None,
+        outcome: Outcome::Failed,
+        duration: Duration::ZERO,
+        message: message.to_string(),
+    }
 }
 
 fn event(

@@ -209,20 +209,10 @@ async fn converge(
             return ExitCode::FAILURE;
         }
     }
-    let (record, pending) = match read_nodes(ev, fleet).await {
+    let (record, pending) = match connect_provisioned(ev, fleet, a.parallel).await {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let provisioned: Vec<String> = ev
-        .state
-        .hosts
-        .keys()
-        .filter(|n| !pending.contains(n))
-        .cloned()
-        .collect();
-    fleet
-        .connect_nodes(&ev.cloud, &provisioned, a.parallel)
-        .await;
     let mut g = plan::gather_all(&ev.state, fleet, COMMAND_TIMEOUT, saved.is_none(), true).await;
     let report = plan_report(&label, ev, &mut g, &pending, &record);
     let removed = baremetal::removed(&ev.cloud, &record);
@@ -441,7 +431,18 @@ async fn connect_cloud(
     parallel: usize,
 ) -> Result<(Fleet, baremetal::NodesRecord, Vec<String>), ExitCode> {
     let mut fleet = crate::open_fleet(&ev.cloud, &[], accept_new, parallel).await?;
-    let (record, pending) = read_nodes(ev, &fleet).await?;
+    let (record, pending) = connect_provisioned(ev, &mut fleet, parallel).await?;
+    Ok((fleet, record, pending))
+}
+
+/// Reads which nodes are provisioned and connects to those of this run; the others
+/// (returned) are left to the bare-metal stage.
+async fn connect_provisioned(
+    ev: &Evaluation,
+    fleet: &mut Fleet,
+    parallel: usize,
+) -> Result<(baremetal::NodesRecord, Vec<String>), ExitCode> {
+    let (record, pending) = read_nodes(ev, fleet).await?;
     let provisioned: Vec<String> = ev
         .state
         .hosts
@@ -450,7 +451,7 @@ async fn connect_cloud(
         .cloned()
         .collect();
     fleet.connect_nodes(&ev.cloud, &provisioned, parallel).await;
-    Ok((fleet, record, pending))
+    Ok((record, pending))
 }
 
 /// The record of provisioned nodes, and the nodes of this run not in it.

@@ -812,16 +812,7 @@ fn check_bmc(
     diags: &mut Diagnostics,
 ) -> Bmc {
     let Some(spec) = &node.bmc else {
-        return Bmc {
-            driver: BmcDriver::None,
-            address: None,
-            port: None,
-            system_id: None,
-            username: None,
-            password_secret: None,
-            scheme: "https".into(),
-            verify_tls: true,
-        };
+        return Bmc::none();
     };
     let driver = *spec.driver.get_ref();
     let dspan = spec.driver.span();

@@ -134,6 +134,22 @@ pub struct Bmc {
     pub verify_tls: bool,
 }
 
+impl Bmc {
+    /// No BMC: a pre-provisioned node (driver `none`), or the undercloud.
+    pub fn none() -> Bmc {
+        Bmc {
+            driver: BmcDriver::None,
+            address: None,
+            port: None,
+            system_id: None,
+            username: None,
+            password_secret: None,
+            scheme: "https".into(),
+            verify_tls: true,
+        }
+    }
+}
+
 /// Deep-merges `over` into `base`: tables merge key by key, anything else replaces.
 pub fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
     for (k, v) in over {
@@ -149,5 +165,28 @@ pub fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
 impl Cloud {
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The undercloud as the host its own services are rendered for: role
+    /// [`UNDERCLOUD_ROLE`], its provisioning address as its only network, the global
+    /// variables, no BMC.
+    pub fn undercloud_host(&self) -> Host {
+        let uc = &self.undercloud;
+        Host {
+            name: uc.name.clone(),
+            fqdn: uc.fqdn.clone(),
+            role: UNDERCLOUD_ROLE.into(),
+            index: 0,
+            ctlplane_ip: uc.ctlplane_ip,
+            macs: Vec::new(),
+            addresses: [(uc.network.clone(), uc.ctlplane_ip)].into_iter().collect(),
+            services: uc.services.clone(),
+            profile: None,
+            capabilities: BTreeMap::new(),
+            root_device: None,
+            bmc: Bmc::none(),
+            vars: self.vars.clone(),
+            config: ConfigOverrides::default(),
+        }
     }
 }

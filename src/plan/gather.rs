@@ -41,13 +41,6 @@ pub struct ActualHost {
     pub from_stamp: bool,
 }
 
-/// The running managed containers as apply last left them (name, full id, config
-/// hash), on each host. Trusted by plan and apply only while every container in it
-/// is still running under the same id (its OCI runtime state and process exist);
-/// otherwise `podman ps` is read. Saves a podman process (~30 ms of CPU) per host.
-/// The undercloud keeps its own ([`Plane::running_stamp`]).
-pub const RUNNING_STAMP: &str = "/var/lib/overcloud/.provision-running";
-
 /// The command that writes the running stamp of a host of `plane` from podman.
 pub fn stamp_command(plane: Plane) -> String {
     format!(
@@ -233,7 +226,7 @@ pub async fn gather(
 
 /// As [`gather`]; with `fetch_contents` false, the differing files are not fetched (one
 /// round trip in all); with `trust_stamp`, the containers are read from
-/// [`RUNNING_STAMP`] while it holds (else from `podman ps`).
+/// [`Plane::running_stamp`] while it holds (else from `podman ps`).
 pub async fn gather_with(
     session: &Session,
     desired: &HostState,
