@@ -6,8 +6,9 @@ use std::path::Path;
 
 use crate::diagnostics::{self, Diagnostics};
 use crate::model::{self, Cloud, LoadOptions};
-use crate::render::{DesiredState, Renderer};
+use crate::render::Renderer;
 use crate::source::{SourceMap, SourceTree};
+use crate::state::DesiredState;
 
 /// A successful evaluation.
 pub struct Evaluation {

@@ -17,5 +17,6 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod source;
+pub mod state;
 pub mod tomlfile;
 pub mod transport;

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 use provision::evaluate::Evaluation;
-use provision::render::{DesiredFile, FileKind};
+use provision::state::{DesiredFile, FileKind};
 
 const PROD: &str = "inventories/example-production.toml";
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::plan::gather::ActualContainer;
-use crate::render::{ContainerDef, HostState};
+use crate::state::{ContainerDef, HostState};
 use crate::transport::shell_quote;
 
 /// What apply does to one container.
@@ -164,21 +164,21 @@ act() {
 
 /// The script that removes containers no longer desired, and their configuration
 /// (`<config root>/NAME` and the container definition; logs stay), on a host of `plane`.
-pub fn removal_script(tasks: &[ContainerTask<'_>], plane: crate::render::Plane) -> String {
+pub fn removal_script(tasks: &[ContainerTask<'_>], plane: crate::state::Plane) -> String {
     let mut s = String::from(PRELUDE);
     for t in tasks.iter().filter(|t| safe_name(&t.name)) {
         let n = shell_quote(&t.name);
         let unit = format!(
             "{}/{}",
-            crate::render::UNIT_DIR,
-            crate::render::unit_name(&t.name)
+            crate::state::UNIT_DIR,
+            crate::state::unit_name(&t.name)
         );
         s.push_str(&format!(
             "if [ -e {unit} ]; then systemctl disable {u} >/dev/null 2>&1; rm -f {unit}; reload=1; fi\n\
              act {n} remove podman rm --force --time 10 --ignore {n} && rm -rf {c}/{n} {d}/{n}.json\n",
             c = plane.config_root(),
             d = shell_quote(plane.container_defs()),
-            u = crate::render::unit_name(&t.name),
+            u = crate::state::unit_name(&t.name),
         ));
     }
     s.push_str("[ -z \"$reload\" ] || systemctl daemon-reload\n");
@@ -530,7 +530,7 @@ mod tests {
                 def: None,
             },
         ];
-        let s = removal_script(&tasks, crate::render::Plane::Overcloud);
+        let s = removal_script(&tasks, crate::state::Plane::Overcloud);
         assert!(
             s.contains("rm -rf /etc/overcloud/old_svc /var/lib/overcloud/containers/old_svc.json"),
             "{s}"

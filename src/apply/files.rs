@@ -2,7 +2,7 @@
 //! (content, mode, owner), and the commands that fix them. Pure; run by [`super`].
 
 use crate::plan::gather::ActualHost;
-use crate::render::{DesiredDir, DesiredFile, HostState};
+use crate::state::{DesiredDir, DesiredFile, HostState};
 use crate::transport::shell_quote;
 
 fn owner_matches(want: &str, name: &str, id: &str) -> bool {
@@ -66,7 +66,7 @@ pub fn dirs_script(dirs: &[&DesiredDir]) -> String {
 mod tests {
     use super::*;
     use crate::plan::gather::ActualPath;
-    use crate::render::FileKind;
+    use crate::state::FileKind;
 
     fn file(path: &str, content: &str) -> DesiredFile {
         DesiredFile {

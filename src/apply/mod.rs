@@ -32,9 +32,9 @@ use tokio::sync::Semaphore;
 
 use crate::model::Role;
 use crate::plan::gather::ActualHost;
-use crate::render::{DesiredState, FileKind, HostState, Plane};
 use crate::report::events::{Event, Level, Outcome};
 use crate::report::Reporter;
+use crate::state::{DesiredState, FileKind, HostState, Plane};
 use crate::transport::{Fleet, Session, UploadFile};
 use containers::{ContainerOp, ContainerTask};
 
@@ -547,7 +547,7 @@ async fn prepare_host(
             .iter()
             .filter_map(|f| match &f.kind {
                 FileKind::Unit { container } if containers::safe_name(container) => {
-                    Some(crate::render::unit_name(container))
+                    Some(crate::state::unit_name(container))
                 }
                 _ => None,
             })

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{lock::STATE_DIR, RunOutcome};
-use crate::render::DesiredState;
+use crate::state::DesiredState;
 
 /// The record's format version.
 pub const FORMAT: u32 = 1;
@@ -53,7 +53,7 @@ pub fn record_path(cloud: &str) -> String {
 }
 
 /// A digest of one host's desired state.
-pub fn host_digest(hs: &crate::render::HostState) -> String {
+pub fn host_digest(hs: &crate::state::HostState) -> String {
     let mut h = Sha256::new();
     for f in hs.files.values() {
         h.update(

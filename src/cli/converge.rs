@@ -351,7 +351,7 @@ async fn converge(
             }
         }
         // What the new nodes hold (nothing of ours, unless adopted): read, not assumed.
-        let new_state = provision::render::DesiredState {
+        let new_state = provision::state::DesiredState {
             hosts: ev
                 .state
                 .hosts
@@ -473,21 +473,21 @@ async fn read_nodes(
 /// The undercloud's desired state and the overcloud's, apart: they are applied in
 /// their own stages.
 fn split_planes(
-    state: &provision::render::DesiredState,
+    state: &provision::state::DesiredState,
 ) -> (
-    provision::render::DesiredState,
-    provision::render::DesiredState,
+    provision::state::DesiredState,
+    provision::state::DesiredState,
 ) {
     let (uc, oc): (Vec<_>, Vec<_>) = state
         .hosts
         .iter()
         .map(|(n, h)| (n.clone(), h.clone()))
-        .partition(|(_, h)| h.plane == provision::render::Plane::Undercloud);
+        .partition(|(_, h)| h.plane == provision::state::Plane::Undercloud);
     (
-        provision::render::DesiredState {
+        provision::state::DesiredState {
             hosts: uc.into_iter().collect(),
         },
-        provision::render::DesiredState {
+        provision::state::DesiredState {
             hosts: oc.into_iter().collect(),
         },
     )

@@ -191,9 +191,9 @@ pub fn text(r: &Report) -> String {
             let _ = writeln!(out, "  {verb} {} {}", c.container, on_hosts(&c.hosts));
             if c.action == ContainerAction::Remove && r.kind == ReportKind::Plan {
                 let plane = if c.hosts.len() == 1 && r.undercloud.as_ref() == c.hosts.first() {
-                    crate::render::Plane::Undercloud
+                    crate::state::Plane::Undercloud
                 } else {
-                    crate::render::Plane::Overcloud
+                    crate::state::Plane::Overcloud
                 };
                 let _ = writeln!(
                     out,

@@ -12,7 +12,7 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::inventory::secrets::forms_of;
 use crate::inventory::Secrets;
-use crate::render::{DesiredFile, DesiredState, FileKind};
+use crate::state::{DesiredFile, DesiredState, FileKind};
 
 /// Version of the JSON format (docs/diff.md).
 pub const FORMAT: u32 = 1;
@@ -354,8 +354,7 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
                 .0
                 .insert(path.clone());
         }
-        let describe =
-            |d: &crate::render::DesiredDir| format!("{} {}:{}", d.mode, d.owner, d.group);
+        let describe = |d: &crate::state::DesiredDir| format!("{} {}:{}", d.mode, d.owner, d.group);
         let bdirs: BTreeMap<&str, String> = b
             .directories
             .iter()
@@ -491,7 +490,7 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
             .hosts
             .values()
             .chain(base.state.hosts.values())
-            .find(|h| h.plane == crate::render::Plane::Undercloud)
+            .find(|h| h.plane == crate::state::Plane::Undercloud)
             .map(|h| h.name.clone()),
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::render::{HostState, Plane};
+use crate::state::{HostState, Plane};
 use crate::transport::{shell_quote, Session, TransportError};
 
 /// What a managed path is on the host.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::diff::{self, Report, RevisionInfo, Side};
 use crate::inventory::Secrets;
-use crate::render::{ContainerDef, DesiredFile, DesiredState, HostState};
+use crate::state::{ContainerDef, DesiredFile, DesiredState, HostState};
 use crate::transport::{Fleet, TransportError};
 use gather::ActualHost;
 
@@ -81,7 +81,7 @@ pub fn as_state(desired: &HostState, actual: &ActualHost) -> HostState {
     }
     for d in &desired.directories {
         if let Some(a) = actual.paths.get(&d.path).filter(|a| a.kind == "directory") {
-            hs.directories.push(crate::render::DesiredDir {
+            hs.directories.push(crate::state::DesiredDir {
                 path: d.path.clone(),
                 mode: format!("{:04o}", a.mode),
                 owner: if same_id(&d.owner, &a.user, &a.uid) {

@@ -13,7 +13,7 @@ use thiserror::Error;
 use super::gather::ActualHost;
 use crate::apply::record::host_digest;
 use crate::diff::Summary;
-use crate::render::DesiredState;
+use crate::state::DesiredState;
 
 /// The `format` of a saved plan.
 pub const FORMAT: &str = "provision-plan/1";
@@ -182,7 +182,7 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
 mod tests {
     use super::*;
     use crate::plan::gather::ActualContainer;
-    use crate::render::HostState;
+    use crate::state::HostState;
 
     fn state() -> DesiredState {
         let mut d = DesiredState::default();
@@ -235,7 +235,7 @@ mod tests {
             .get_mut("a")
             .unwrap()
             .directories
-            .push(crate::render::DesiredDir {
+            .push(crate::state::DesiredDir {
                 path: "/x".into(),
                 mode: "0755".into(),
                 owner: "root".into(),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{ContainerDef, DesiredDir, DesiredState, FileKind};
 use crate::inventory::Secrets;
+use crate::state::{ContainerDef, DesiredDir, DesiredState, FileKind};
 
 /// Name of the manifest in a render folder.
 pub const MANIFEST: &str = "manifest.json";
