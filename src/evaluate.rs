@@ -70,3 +70,57 @@ pub fn evaluate(
         })
     }
 }
+
+/// `--limit` names something that is neither a host nor a role.
+#[derive(Debug, thiserror::Error)]
+#[error("--limit names `{name}`, which is neither a host nor a role of {inventory}")]
+pub struct UnknownLimit {
+    pub name: String,
+    pub inventory: String,
+}
+
+impl Evaluation {
+    /// Keeps only the hosts named by `limit` (comma-separated host or role names) in
+    /// the desired state, and always the undercloud: the nodes' DHCP, DNS and log
+    /// receiver are its services (a node added with `--limit` needs its DHCP entry).
+    pub fn limit(&mut self, limit: &str) -> Result<(), UnknownLimit> {
+        let wanted: Vec<&str> = limit
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let undercloud = [
+            self.cloud.undercloud.name.as_str(),
+            crate::model::UNDERCLOUD_ROLE,
+        ];
+        let known: Vec<&str> = self
+            .cloud
+            .hosts
+            .iter()
+            .flat_map(|h| [h.name.as_str(), h.role.as_str()])
+            .chain(undercloud)
+            .collect();
+        if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
+            return Err(UnknownLimit {
+                name: bad.to_string(),
+                inventory: self.cloud.inventory.path.display().to_string(),
+            });
+        }
+        let uc_name = self.cloud.undercloud.name.clone();
+        let roles: std::collections::BTreeMap<&str, &str> = self
+            .cloud
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.role.as_str()))
+            .collect();
+        self.state.hosts.retain(|name, _| {
+            *name == uc_name
+                || wanted.contains(&name.as_str())
+                || roles
+                    .get(name.as_str())
+                    .map(|r| wanted.contains(r))
+                    .unwrap_or(false)
+        });
+        Ok(())
+    }
+}

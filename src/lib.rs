@@ -1,8 +1,12 @@
 //! `provision`: a declarative, TripleO-style undercloud/overcloud provisioner.
 //!
-//! The pipeline, one module each: [`inventory`] (parse) -> [`model`] (hosts, roles,
-//! networks, addresses) -> [`render`] (desired files and containers per host). Input
-//! files come through [`source`]; problems are [`diagnostics`].
+//! The pipeline, one module each (docs/architecture.md): [`inventory`] (parse) ->
+//! [`model`] (hosts, roles, networks, addresses) -> [`render`] (the desired [`state`]
+//! of every host) -> [`plan`] (desired state and [`facts`] decided into one list of
+//! changes) -> [`apply`] (stages and steps executing that list) -> [`report`]
+//! (progress, event log). At the edges: [`host`] (what apply needs of a machine,
+//! behind traits: SSH through [`transport`], or a fake) and [`baremetal`] (BMC drivers).
+//! Input files come through [`source`]; problems are [`diagnostics`].
 
 pub mod apply;
 pub mod baremetal;
@@ -10,7 +14,9 @@ pub mod catalogue;
 pub mod diagnostics;
 pub mod diff;
 pub mod evaluate;
+pub mod facts;
 pub mod git;
+pub mod host;
 pub mod inventory;
 pub mod model;
 pub mod plan;

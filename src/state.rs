@@ -13,6 +13,10 @@ use crate::catalogue::{Healthcheck, NetworkMode};
 /// Where the containers' systemd units are written (`container_units = "systemd"`).
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 
+/// Where provision keeps its own records on the undercloud: the apply lock, the record
+/// of the last apply, the record of provisioned nodes.
+pub const STATE_DIR: &str = "/var/lib/provision";
+
 /// Which side of the cloud a host is on: where its configuration, logs, data and
 /// container definitions live. The overcloud's hosts use `/etc/overcloud`,
 /// `/var/log/overcloud` and `/var/lib/overcloud`; the undercloud's own services the
@@ -35,10 +39,10 @@ impl Plane {
         }
     }
     /// The apply stage of its hosts, in events and reports.
-    pub fn stage(self) -> &'static str {
+    pub fn stage(self) -> crate::report::Stage {
         match self {
-            Plane::Overcloud => "overcloud",
-            Plane::Undercloud => "undercloud",
+            Plane::Overcloud => crate::report::Stage::Overcloud,
+            Plane::Undercloud => crate::report::Stage::Undercloud,
         }
     }
     /// Where each service's configuration folder is (`<root>/<service>/`).
@@ -84,6 +88,16 @@ impl Plane {
 /// The systemd unit of a container: `provision-<name>.service`.
 pub fn unit_name(container: &str) -> String {
     format!("provision-{container}.service")
+}
+
+/// Whether a name is safe as a container name and as a path component (letters,
+/// digits, `_` and `-`, at most 64 bytes): the only container names apply acts on.
+pub fn safe_container_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// What a desired file is.

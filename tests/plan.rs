@@ -6,8 +6,11 @@ use common::repo;
 
 use std::time::Duration;
 
+use provision::apply::survey::SurveyOptions;
 use provision::diff::{FileAction, Report};
 use provision::evaluate::{evaluate, Evaluation};
+use provision::facts::ReadFacts;
+use provision::host::ssh::SshFleet;
 use provision::model::LoadOptions;
 use provision::source::FsTree;
 use provision::transport::{Credentials, Fleet, Session, SshOptions};
@@ -29,25 +32,32 @@ fn lab() -> Evaluation {
     }
 }
 
+/// The plan of one host, through the same survey as `provision plan`.
 async fn plan_one(ev: &Evaluation, host: &str) -> (Report, Fleet) {
     let mut opts = SshOptions::from_cloud(&ev.cloud, false);
     opts.use_agent = false;
     let creds = Credentials::load(&opts).unwrap();
-    let fleet = Fleet::connect(&ev.cloud, &[host.to_string()], &opts, &creds, 4)
+    let sessions = Fleet::connect(&ev.cloud, &[host.to_string()], &opts, &creds, 4)
         .await
         .unwrap();
-    let mut desired = ev.state.clone();
-    desired.hosts.retain(|n, _| n == host);
-    let (report, unreachable) = provision::plan::plan(
-        "inventories/lab.toml",
-        &desired,
-        &ev.cloud.secrets,
-        &fleet,
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(unreachable.is_empty(), "{:?}", unreachable);
-    (report, fleet)
+    let mut one = lab();
+    one.state.hosts.retain(|n, _| n == host);
+    let mut fleet = SshFleet::new(&one.cloud, sessions);
+    let read = SurveyOptions {
+        read: ReadFacts {
+            contents: true,
+            trust_stamp: false,
+        },
+        parallel: 4,
+        timeout: Duration::from_secs(30),
+        power_off_removed: false,
+    };
+    let (survey, report) =
+        provision::apply::survey::plan(&one, &mut fleet, &read, "inventories/lab.toml")
+            .await
+            .unwrap();
+    assert!(survey.unreachable.is_empty(), "{:?}", survey.unreachable);
+    (report, fleet.sessions)
 }
 
 async fn run(s: &Session, cmd: &str) -> String {

@@ -9,8 +9,7 @@ use thiserror::Error;
 
 use crate::transport::{shell_quote, Held, Session, TransportError};
 
-/// Where provision keeps its state on the undercloud.
-pub const STATE_DIR: &str = "/var/lib/provision";
+pub use crate::state::STATE_DIR;
 
 /// Exit status of `flock` when another holds the lock.
 const BUSY: u32 = 75;

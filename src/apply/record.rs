@@ -8,8 +8,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{lock::STATE_DIR, RunOutcome};
-use crate::state::DesiredState;
+use std::time::{Duration, SystemTime};
+
+use super::{RunInfo, RunOutcome};
+use crate::evaluate::Evaluation;
+use crate::host::{Command, Host};
+use crate::report::events::rfc3339_millis;
+use crate::state::{DesiredState, STATE_DIR};
+use crate::transport::UploadFile;
 
 /// The record's format version.
 pub const FORMAT: u32 = 1;
@@ -99,16 +105,60 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Updates the record on the undercloud with this run: read, merge, atomic write.
+pub async fn save(
+    undercloud: &dyn Host,
+    ev: &Evaluation,
+    run: &RunOutcome,
+    info: &RunInfo,
+) -> Result<(), String> {
+    let path = record_path(&ev.cloud.name);
+    let prev = undercloud
+        .run(&Command::ReadFile { path: &path }, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    let previous: Option<ApplyRecord> = serde_json::from_slice(&prev.stdout).ok();
+    let rec = updated(
+        previous,
+        run,
+        &ev.state,
+        info,
+        &rfc3339_millis(SystemTime::now()),
+    );
+    let text = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())? + "\n";
+    let user = &ev.cloud.ssh.user;
+    let file = UploadFile {
+        path: &path,
+        content: text.as_bytes(),
+        mode: 0o600,
+        owner: user,
+        group: user,
+    };
+    undercloud
+        .upload_batch(&[file], Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Reads the record (`None` when there is none, or it cannot be read).
+pub async fn read(undercloud: &dyn Host, cloud: &str) -> Option<ApplyRecord> {
+    let path = record_path(cloud);
+    let out = undercloud
+        .run(&Command::ReadFile { path: &path }, Duration::from_secs(60))
+        .await
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 /// The new record: `previous` updated with this run's hosts.
 pub fn updated(
     previous: Option<ApplyRecord>,
     run: &RunOutcome,
     state: &DesiredState,
-    run_id: &str,
+    info: &RunInfo,
     time: &str,
-    operator: &str,
-    inventory: &str,
 ) -> ApplyRecord {
+    let (run_id, operator, inventory) = (&info.run_id, &info.operator, &info.inventory);
     let mut hosts = previous.map(|p| p.hosts).unwrap_or_default();
     for (name, h) in &run.hosts {
         let result = if h.failure.is_some() {
@@ -126,10 +176,7 @@ pub fn updated(
                 role: h.role.clone(),
                 result: result.into(),
                 changes: h.changes(),
-                failure: h
-                    .failure
-                    .as_ref()
-                    .map(|f| format!("{}: {}: {}", f.phase, f.action, f.message)),
+                failure: h.failure.as_ref().map(|f| f.to_string()),
                 desired_sha256: state.hosts.get(name).map(host_digest).unwrap_or_default(),
             },
         );
@@ -151,7 +198,8 @@ pub fn updated(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::{Failure, HostOutcome};
+    use crate::apply::{Failure, HostOutcome, Phase};
+    use crate::plan::Counts;
 
     #[test]
     fn a_limited_run_keeps_the_other_hosts_entries() {
@@ -161,7 +209,10 @@ mod tests {
             HostOutcome {
                 host: "c0".into(),
                 role: "Compute".into(),
-                files_written: 2,
+                done: Counts {
+                    files_written: 2,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         );
@@ -171,7 +222,7 @@ mod tests {
                 host: "c1".into(),
                 role: "Compute".into(),
                 failure: Some(Failure {
-                    phase: "step 5".into(),
+                    phase: Phase::Step(5),
                     action: "healthcheck of nova_compute".into(),
                     message: "unhealthy".into(),
                 }),
@@ -187,15 +238,13 @@ mod tests {
                 ..Default::default()
             },
         );
-        let r = updated(
-            Some(prev),
-            &run,
-            &DesiredState::default(),
-            "new",
-            "t",
-            "me",
-            "lab.toml",
-        );
+        let info = RunInfo {
+            run_id: "new".into(),
+            operator: "me".into(),
+            inventory: "lab.toml".into(),
+            time: "t".into(),
+        };
+        let r = updated(Some(prev), &run, &DesiredState::default(), &info, "t");
         assert_eq!(r.hosts["ctl0"].run_id, "old");
         assert_eq!(
             (r.hosts["c0"].result.as_str(), r.hosts["c0"].changes),

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::host::{Command, Host};
 use crate::inventory::spec::BmcDriver;
 use crate::model::Cloud;
-use crate::transport::{shell_quote, Session, TransportError};
+use crate::transport::{shell_quote, TransportError};
 
 /// Minimums of the undercloud (it runs podman, curl and ipmitool for every node, holds
 /// the state and lock, and receives the overcloud's logs).
@@ -161,9 +162,13 @@ pub fn judge(cloud: &Cloud, out: &str) -> Checked {
 }
 
 /// Runs the checks on the undercloud.
-pub async fn check(cloud: &Cloud, undercloud: &Session) -> Result<Checked, TransportError> {
+pub async fn check(cloud: &Cloud, undercloud: &dyn Host) -> Result<Checked, TransportError> {
+    let script = check_command(cloud);
     let out = undercloud
-        .exec(&check_command(cloud), None, Duration::from_secs(60))
+        .run(
+            &Command::CheckUndercloud { script: &script },
+            Duration::from_secs(60),
+        )
         .await?;
     Ok(judge(cloud, &out.stdout_text()))
 }

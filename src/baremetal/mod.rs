@@ -8,8 +8,10 @@
 //! input (`-K -`), ipmitool from the `IPMI_PASSWORD` variable (`-E`) that the remote
 //! shell reads from its standard input.
 
+pub mod bringup;
 pub mod introspect;
 pub mod ipmi;
+pub mod record;
 pub mod redfish;
 pub mod runner;
 

@@ -1,6 +1,100 @@
-//! The drivers of the commands that reach hosts: `plan` and `apply` (converge.rs),
-//! `status` (status.rs). They wire the library's pipeline to the terminal.
+//! The command line's drivers: each maps its arguments to the library, prints what the
+//! library returns (in the format asked for) and chooses the exit code. The work itself
+//! is the library's: [`provision::apply`], [`provision::plan`], [`provision::diff`].
 
-pub mod converge;
+pub mod apply;
 pub mod nodes;
+pub mod offline;
+pub mod ping;
+pub mod plan;
 pub mod status;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use provision::diff::{self, format};
+use provision::evaluate::{evaluate, Evaluation};
+use provision::host::ssh::SshFleet;
+use provision::model::{Cloud, LoadOptions};
+use provision::source::FsTree;
+
+/// Longest a single remote command may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How a report is printed.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+impl OutputFormat {
+    pub fn render(self, report: &diff::Report) -> String {
+        match self {
+            OutputFormat::Text => format::text(report),
+            OutputFormat::Markdown => format::markdown(report),
+            OutputFormat::Json => format::json(report),
+        }
+    }
+}
+
+/// Evaluates an inventory, printing warnings and errors to stderr.
+pub fn load(inventory: &Path) -> Result<Evaluation, ExitCode> {
+    match evaluate(inventory, &FsTree, &LoadOptions::from_process_env()) {
+        Ok(ev) => {
+            if !ev.cloud.ssh.strict_host_key_checking {
+                eprintln!(
+                    "warning: strict host-key checking is OFF in {} ([ssh] strict_host_key_checking = false): any machine answering at a host's address will be trusted with its secrets",
+                    inventory.display()
+                );
+            }
+            Ok(ev)
+        }
+        Err(failure) => {
+            eprint!("{}", failure.render());
+            let n = failure.diags.len();
+            eprintln!(
+                "\nerror: {} is not valid: {n} error{} found",
+                inventory.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Evaluates an inventory and keeps the hosts of `--limit`.
+pub fn load_limited(inventory: &Path, limit: Option<&str>) -> Result<Evaluation, ExitCode> {
+    let mut ev = load(inventory)?;
+    if let Some(limit) = limit {
+        ev.limit(limit).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })?;
+    }
+    Ok(ev)
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Connects to the undercloud and the named nodes, printing why it could not.
+pub async fn open_fleet<'c>(
+    cloud: &'c Cloud,
+    nodes: &[String],
+    accept_new: bool,
+    parallel: usize,
+) -> Result<SshFleet<'c>, ExitCode> {
+    SshFleet::open(cloud, nodes, accept_new, parallel)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
+}

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use provision::apply::baremetal::join_all;
+use provision::baremetal::bringup::join_all;
 use provision::baremetal::{BmcTarget, PowerState, Runner};
 use provision::evaluate::Evaluation;
 
@@ -19,13 +19,13 @@ pub enum PowerAction {
 }
 
 pub fn power(ev: &Evaluation, action: PowerAction, accept_new: bool) -> ExitCode {
-    let runtime = match crate::runtime() {
+    let runtime = match super::runtime() {
         Ok(r) => r,
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let fleet = match crate::open_fleet(&ev.cloud, &[], accept_new, 1).await {
-            Ok(f) => f,
+        let fleet = match super::open_fleet(&ev.cloud, &[], accept_new, 1).await {
+            Ok(f) => f.sessions,
             Err(code) => return code,
         };
         let runner: &dyn Runner = fleet.undercloud.as_ref();

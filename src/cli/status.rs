@@ -8,10 +8,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use provision::apply::{files, record};
+use provision::apply::record;
+use provision::apply::survey::{read_all, SurveyOptions};
+use provision::baremetal::bringup::join_all;
+use provision::baremetal::record as nodes_record;
 use provision::evaluate::Evaluation;
-use provision::plan;
-use provision::transport::shell_quote;
+use provision::facts::{ActualHost, ReadFacts};
+use provision::host::ssh::SshFleet;
+use provision::host::Fleet;
+use provision::plan::{decide, Change};
+use provision::state::HostState;
 
 #[derive(Serialize)]
 struct ContainerStatus {
@@ -52,99 +58,25 @@ fn health_of(status: &str) -> String {
 }
 
 pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) -> ExitCode {
-    let runtime = match crate::runtime() {
+    let runtime = match super::runtime() {
         Ok(r) => r,
         Err(code) => return code,
     };
     runtime.block_on(async {
         let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
-        let fleet = match crate::open_fleet(&ev.cloud, &names, accept_new, parallel).await {
+        let fleet = match super::open_fleet(&ev.cloud, &names, accept_new, parallel).await {
             Ok(f) => f,
             Err(code) => return code,
         };
-        let t = Duration::from_secs(120);
-        let path = record::record_path(&ev.cloud.name);
-        let rec: Option<record::ApplyRecord> = fleet
-            .undercloud
-            .exec(&format!("cat {} 2>/dev/null || true", shell_quote(&path)), None, t)
-            .await
-            .ok()
-            .and_then(|o| serde_json::from_slice(&o.stdout).ok());
-        let g = plan::gather_all(&ev.state, &fleet, t, false, false).await;
-        let nodes = provision::apply::baremetal::read_record(&fleet.undercloud, &ev.cloud.name)
-            .await
-            .unwrap_or_default();
-        let runner: &dyn provision::baremetal::Runner = fleet.undercloud.as_ref();
-        let powers: BTreeMap<String, String> = provision::apply::baremetal::join_all(
-            ev.cloud
-                .hosts
-                .iter()
-                .filter(|h| ev.state.hosts.contains_key(&h.name))
-                .map(|h| async move {
-                    let state = match provision::baremetal::BmcTarget::for_host(h, &ev.cloud.secrets) {
-                        Ok(b) => match b.power_state(runner).await {
-                            Ok(s) => s.to_string(),
-                            Err(e) => format!("unknown: {e}"),
-                        },
-                        Err(e) => format!("unknown: {e}"),
-                    };
-                    (h.name.clone(), state)
-                })
-                .collect(),
-        )
-        .await
-        .into_iter()
-        .collect();
-        let errors: BTreeMap<&str, String> = g
-            .unreachable
-            .iter()
-            .map(|u| (u.host.as_str(), u.error.to_string()))
-            .collect();
-        let mut hosts = Vec::new();
-        for (name, hs) in &ev.state.hosts {
-            let actual = g.actual.get(name);
-            let mut containers = Vec::new();
-            if let Some(a) = actual {
-                let mut all: Vec<&String> = hs.containers.keys().chain(a.containers.keys()).collect();
-                all.sort();
-                all.dedup();
-                for c in all {
-                    let want = hs.containers.get(c).and_then(|d| d.labels.get("provision.config_hash"));
-                    let found = a.containers.get(c);
-                    containers.push(ContainerStatus {
-                        name: c.clone(),
-                        state: found.map(|f| f.state.clone()).unwrap_or_else(|| "missing".into()),
-                        health: found.map(|f| health_of(&f.status)).unwrap_or_else(|| "none".into()),
-                        config_current: match (want, found) {
-                            (Some(w), Some(f)) => Some(*w == f.config_hash),
-                            (Some(_), None) => Some(false),
-                            _ => None,
-                        },
-                        desired: want.is_some(),
-                    });
-                }
-            }
-            hosts.push(HostStatus {
-                host: name.clone(),
-                role: hs.role.clone(),
-                reachable: actual.is_some(),
-                error: errors.get(name.as_str()).cloned(),
-                power: powers.get(name).cloned(),
-                provisioned: nodes
-                    .nodes
-                    .get(name)
-                    .map(|n| format!("{} ({})", n.time, n.how)),
-                last_apply: rec.as_ref().and_then(|r| r.hosts.get(name).cloned()),
-                files_total: hs.files.len(),
-                files_differing: actual.map(|a| files::files_to_write(hs, a).len()).unwrap_or(0),
-                containers,
-            });
-        }
+        let (rec, hosts) = read_status(ev, &fleet, parallel).await;
         let healthy = hosts.iter().all(|h| {
             h.reachable
                 && h.files_differing == 0
                 && h.containers.iter().all(|c| {
-                    c.desired && c.state == "running" && c.config_current == Some(true) && c.health != "unhealthy"
+                    c.desired
+                        && c.state == "running"
+                        && c.config_current == Some(true)
+                        && c.health != "unhealthy"
                 })
         });
         if json {
@@ -159,69 +91,7 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
             });
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else {
-            match &rec {
-                Some(r) => println!(
-                    "Cloud {}: last apply {} by {} ({}), run {}{}.",
-                    ev.cloud.name,
-                    r.time,
-                    r.operator,
-                    if r.ok { "ok" } else { "FAILED" },
-                    r.run_id,
-                    r.stopped.as_ref().map(|s| format!(", stopped: {s}")).unwrap_or_default()
-                ),
-                None => println!("Cloud {}: never applied (no record on {}).", ev.cloud.name, ev.cloud.undercloud.name),
-            }
-            for h in &hosts {
-                let last = h
-                    .last_apply
-                    .as_ref()
-                    .map(|l| format!("last apply {} {}", l.time, l.result))
-                    .unwrap_or_else(|| "never applied".into());
-                let power = h.power.as_deref().unwrap_or("not read");
-                let provisioned = match &h.provisioned {
-                    Some(p) => format!("provisioned {p}"),
-                    None => "not provisioned".into(),
-                };
-                // The undercloud is prepared by the operator: no BMC, not provisioned.
-                let (power, provisioned) = if h.role == provision::model::UNDERCLOUD_ROLE {
-                    ("n/a (the undercloud)", "prepared by the operator".to_string())
-                } else {
-                    (power, provisioned)
-                };
-                if !h.reachable {
-                    println!(
-                        "\n{} ({}): UNREACHABLE, power {power}, {provisioned}, {last}: {}",
-                        h.host,
-                        h.role,
-                        h.error.as_deref().unwrap_or("")
-                    );
-                    continue;
-                }
-                println!(
-                    "\n{} ({}): reachable, power {power}, {provisioned}, {last}, files {}/{} in sync",
-                    h.host,
-                    h.role,
-                    h.files_total - h.files_differing,
-                    h.files_total
-                );
-                for c in &h.containers {
-                    let config = match (c.desired, c.config_current) {
-                        (false, _) => "NOT DESIRED here (apply removes it)",
-                        (true, Some(true)) => "config current",
-                        (true, _) if c.state == "missing" => "to create",
-                        _ => "CONFIG CHANGED (apply recreates it)",
-                    };
-                    println!("  {:<28} {:<9} {:<10} {config}", c.name, c.state, c.health);
-                }
-            }
-            println!(
-                "\n{}",
-                if healthy {
-                    "In sync: every host is reachable, its files and containers are the desired ones, nothing is unhealthy."
-                } else {
-                    "NOT in sync: see the hosts above; `provision plan` shows what apply would change."
-                }
-            );
+            print_text(ev, rec.as_ref(), &hosts, healthy);
         }
         if healthy {
             ExitCode::SUCCESS
@@ -229,4 +99,191 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
             ExitCode::from(2)
         }
     })
+}
+
+/// Reads the last-apply record, every host's facts and every node's power state.
+async fn read_status(
+    ev: &Evaluation,
+    fleet: &SshFleet<'_>,
+    parallel: usize,
+) -> (Option<record::ApplyRecord>, Vec<HostStatus>) {
+    let uc = Fleet::undercloud(fleet);
+    let rec = record::read(uc.as_ref(), &ev.cloud.name).await;
+    let opts = SurveyOptions {
+        read: ReadFacts::default(),
+        parallel,
+        timeout: Duration::from_secs(120),
+        power_off_removed: false,
+    };
+    let (facts, unreachable) = read_all(&ev.state, fleet, &[], &opts).await;
+    let nodes = nodes_record::read(uc.as_ref(), &ev.cloud.name)
+        .await
+        .unwrap_or_default();
+    let runner: &dyn provision::baremetal::Runner = fleet.sessions.undercloud.as_ref();
+    let powers: BTreeMap<String, String> = join_all(
+        ev.cloud
+            .hosts
+            .iter()
+            .filter(|h| ev.state.hosts.contains_key(&h.name))
+            .map(|h| async move {
+                let state = match provision::baremetal::BmcTarget::for_host(h, &ev.cloud.secrets) {
+                    Ok(b) => match b.power_state(runner).await {
+                        Ok(s) => s.to_string(),
+                        Err(e) => format!("unknown: {e}"),
+                    },
+                    Err(e) => format!("unknown: {e}"),
+                };
+                (h.name.clone(), state)
+            })
+            .collect(),
+    )
+    .await
+    .into_iter()
+    .collect();
+    let errors: BTreeMap<&str, &str> = unreachable
+        .iter()
+        .map(|u| (u.host.as_str(), u.error.as_str()))
+        .collect();
+    let hosts = ev
+        .state
+        .hosts
+        .iter()
+        .map(|(name, hs)| {
+            let actual = facts.get(name);
+            HostStatus {
+                host: name.clone(),
+                role: hs.role.clone(),
+                reachable: actual.is_some(),
+                error: errors.get(name.as_str()).map(|e| e.to_string()),
+                power: powers.get(name).cloned(),
+                provisioned: nodes
+                    .nodes
+                    .get(name)
+                    .map(|n| format!("{} ({})", n.time, n.how)),
+                last_apply: rec.as_ref().and_then(|r| r.hosts.get(name).cloned()),
+                files_total: hs.files.len(),
+                files_differing: actual
+                    .map(|a| {
+                        decide(hs, a)
+                            .iter()
+                            .filter(|c| matches!(c, Change::WriteFile { .. }))
+                            .count()
+                    })
+                    .unwrap_or(0),
+                containers: actual.map(|a| containers_of(hs, a)).unwrap_or_default(),
+            }
+        })
+        .collect();
+    (rec, hosts)
+}
+
+/// Every container desired or found on a host, and how it stands.
+fn containers_of(hs: &HostState, a: &ActualHost) -> Vec<ContainerStatus> {
+    let mut all: Vec<&String> = hs.containers.keys().chain(a.containers.keys()).collect();
+    all.sort();
+    all.dedup();
+    all.into_iter()
+        .map(|c| {
+            let want = hs
+                .containers
+                .get(c)
+                .and_then(|d| d.labels.get("provision.config_hash"));
+            let found = a.containers.get(c);
+            ContainerStatus {
+                name: c.clone(),
+                state: found
+                    .map(|f| f.state.clone())
+                    .unwrap_or_else(|| "missing".into()),
+                health: found
+                    .map(|f| health_of(&f.status))
+                    .unwrap_or_else(|| "none".into()),
+                config_current: match (want, found) {
+                    (Some(w), Some(f)) => Some(*w == f.config_hash),
+                    (Some(_), None) => Some(false),
+                    _ => None,
+                },
+                desired: want.is_some(),
+            }
+        })
+        .collect()
+}
+
+fn print_text(
+    ev: &Evaluation,
+    rec: Option<&record::ApplyRecord>,
+    hosts: &[HostStatus],
+    healthy: bool,
+) {
+    match rec {
+        Some(r) => println!(
+            "Cloud {}: last apply {} by {} ({}), run {}{}.",
+            ev.cloud.name,
+            r.time,
+            r.operator,
+            if r.ok { "ok" } else { "FAILED" },
+            r.run_id,
+            r.stopped
+                .as_ref()
+                .map(|s| format!(", stopped: {s}"))
+                .unwrap_or_default()
+        ),
+        None => println!(
+            "Cloud {}: never applied (no record on {}).",
+            ev.cloud.name, ev.cloud.undercloud.name
+        ),
+    }
+    for h in hosts {
+        let last = h
+            .last_apply
+            .as_ref()
+            .map(|l| format!("last apply {} {}", l.time, l.result))
+            .unwrap_or_else(|| "never applied".into());
+        let power = h.power.as_deref().unwrap_or("not read");
+        let provisioned = match &h.provisioned {
+            Some(p) => format!("provisioned {p}"),
+            None => "not provisioned".into(),
+        };
+        // The undercloud is prepared by the operator: no BMC, not provisioned.
+        let (power, provisioned) = if h.role == provision::model::UNDERCLOUD_ROLE {
+            (
+                "n/a (the undercloud)",
+                "prepared by the operator".to_string(),
+            )
+        } else {
+            (power, provisioned)
+        };
+        if !h.reachable {
+            println!(
+                "\n{} ({}): UNREACHABLE, power {power}, {provisioned}, {last}: {}",
+                h.host,
+                h.role,
+                h.error.as_deref().unwrap_or("")
+            );
+            continue;
+        }
+        println!(
+            "\n{} ({}): reachable, power {power}, {provisioned}, {last}, files {}/{} in sync",
+            h.host,
+            h.role,
+            h.files_total - h.files_differing,
+            h.files_total
+        );
+        for c in &h.containers {
+            let config = match (c.desired, c.config_current) {
+                (false, _) => "NOT DESIRED here (apply removes it)",
+                (true, Some(true)) => "config current",
+                (true, _) if c.state == "missing" => "to create",
+                _ => "CONFIG CHANGED (apply recreates it)",
+            };
+            println!("  {:<28} {:<9} {:<10} {config}", c.name, c.state, c.health);
+        }
+    }
+    println!(
+        "\n{}",
+        if healthy {
+            "In sync: every host is reachable, its files and containers are the desired ones, nothing is unhealthy."
+        } else {
+            "NOT in sync: see the hosts above; `provision plan` shows what apply would change."
+        }
+    );
 }

@@ -50,6 +50,14 @@ pub fn summary_line(r: &Report) -> String {
         };
     }
     let s = &r.summary;
+    if let Some(counts) = &r.changes {
+        return format!(
+            "{verb}: {} on {} of {} hosts.",
+            counts.phrase(crate::plan::Tense::Planned),
+            s.hosts_changed,
+            s.hosts_total
+        );
+    }
     let mut parts = Vec::new();
     if s.nodes_to_provision > 0 {
         parts.push(format!(
@@ -103,10 +111,6 @@ pub fn text(r: &Report) -> String {
         side(&r.base),
         side(&r.head)
     );
-    if !r.has_changes() {
-        let _ = writeln!(out, "\n{}", summary_line(r));
-        return out;
-    }
     if !r.nodes.is_empty() {
         let _ = writeln!(out, "\nBare metal:");
         for n in &r.nodes {
@@ -117,6 +121,10 @@ pub fn text(r: &Report) -> String {
                 n.change, n.node, n.role, n.action
             );
         }
+    }
+    if !r.has_changes() {
+        let _ = writeln!(out, "\n{}", summary_line(r));
+        return out;
     }
     if !r.hosts_added.is_empty() || !r.hosts_removed.is_empty() {
         out.push('\n');
@@ -184,11 +192,17 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(out, "\nContainers:");
         for c in &r.containers {
             let verb = match c.action {
-                ContainerAction::Restart => "~ restart",
+                ContainerAction::Restart | ContainerAction::Start => "~ restart",
                 ContainerAction::Create => "+ create ",
                 ContainerAction::Remove => "- remove ",
             };
             let _ = writeln!(out, "  {verb} {} {}", c.container, on_hosts(&c.hosts));
+            if c.action == ContainerAction::Start {
+                let _ = writeln!(
+                    out,
+                    "      stopped, its configuration current: started again, not recreated"
+                );
+            }
             if c.action == ContainerAction::Remove && r.kind == ReportKind::Plan {
                 let plane = if c.hosts.len() == 1 && r.undercloud.as_ref() == c.hosts.first() {
                     crate::state::Plane::Undercloud
@@ -204,6 +218,12 @@ pub fn text(r: &Report) -> String {
                     plane.log_root(),
                 );
             }
+        }
+    }
+    if !r.units.is_empty() {
+        let _ = writeln!(out, "\nUnits:");
+        for u in &r.units {
+            let _ = writeln!(out, "  + enable {} {}", u.unit, on_hosts(&u.hosts));
         }
     }
     let _ = writeln!(out, "\n{}", summary_line(r));
@@ -279,8 +299,7 @@ pub fn markdown(r: &Report) -> String {
         head.push('\n');
     }
     let mut body = String::new();
-    let mut shown = 0;
-    for f in &r.files {
+    for (shown, f) in r.files.iter().enumerate() {
         let mut block = String::new();
         let mut title = format!(
             "{} <code>{}</code> {}",
@@ -316,7 +335,6 @@ pub fn markdown(r: &Report) -> String {
             break;
         }
         body.push_str(&block);
-        shown += 1;
     }
     head + &body
 }

@@ -3,16 +3,18 @@
 //! redacted. Pure: `provision diff` feeds it two evaluations (two git revisions).
 
 pub mod format;
+pub mod group;
 pub mod revisions;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use similar::{ChangeTag, TextDiff};
 
 use crate::inventory::secrets::forms_of;
 use crate::inventory::Secrets;
-use crate::state::{DesiredFile, DesiredState, FileKind};
+use crate::plan::change::Counts;
+use crate::state::{DesiredFile, DesiredState, FileKind, HostState};
+pub use group::{FileItem, Grouper};
 
 /// Version of the JSON format (docs/diff.md).
 pub const FORMAT: u32 = 1;
@@ -45,7 +47,10 @@ pub enum FileAction {
 #[serde(rename_all = "snake_case")]
 pub enum ContainerAction {
     Create,
+    /// Recreated: its configuration changed.
     Restart,
+    /// Started: the same configuration, but not running (plans only).
+    Start,
     Remove,
 }
 
@@ -86,6 +91,13 @@ pub struct ContainerChange {
     pub hosts: Vec<String>,
 }
 
+/// A container unit to enable, the same on every host listed (plans only).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UnitChange {
+    pub unit: String,
+    pub hosts: Vec<String>,
+}
+
 /// One change to a managed directory, the same on every host listed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DirChange {
@@ -119,11 +131,20 @@ pub struct Summary {
     pub directory_changes: usize,
     /// Containers to restart (recreate), counted per host.
     pub restarts: usize,
+    /// Stopped containers to start (plans only), counted per host.
+    #[serde(default)]
+    pub starts: usize,
+    /// Container units to enable (plans only), counted per host.
+    #[serde(default)]
+    pub units_enabled: usize,
     pub containers_created: usize,
     pub containers_removed: usize,
     /// Nodes the bare-metal stage would bring up (plan only).
     #[serde(default)]
     pub nodes_to_provision: usize,
+    /// Hosts the plan covers (plan only).
+    #[serde(default)]
+    pub hosts_total: usize,
 }
 
 /// A node the bare-metal stage would bring up (plan only).
@@ -161,11 +182,16 @@ pub struct Report {
     pub files: Vec<FileChange>,
     pub directories: Vec<DirChange>,
     pub containers: Vec<ContainerChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitChange>,
     pub host_groups: Vec<HostGroup>,
     /// Nodes to provision first (plan only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeChange>,
     pub summary: Summary,
+    /// What apply will do, counted as its summary counts what it did (plans only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Counts>,
     /// The undercloud's host name, where its services are compared too (their paths
     /// are under `/etc/undercloud`, not `/etc/overcloud`).
     #[serde(skip)]
@@ -173,12 +199,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// Whether anything changes. For a plan: whether apply would change anything (a
+    /// removed node left as it is is shown, but is no change).
     pub fn has_changes(&self) -> bool {
+        if let Some(c) = &self.changes {
+            return c.total() > 0;
+        }
         !(self.hosts_added.is_empty()
             && self.hosts_removed.is_empty()
             && self.files.is_empty()
             && self.directories.is_empty()
             && self.containers.is_empty()
+            && self.units.is_empty()
             && self.nodes.is_empty())
     }
 }
@@ -194,38 +226,22 @@ pub fn natural_key(name: &str) -> (String, u64, String) {
     )
 }
 
-fn sort_hosts(hosts: &mut [String]) {
-    hosts.sort_by_key(|h| natural_key(h));
-}
-
-/// Grouping key of a file change: the changed lines, not their context, so the same
-/// edit on hosts whose files differ elsewhere (their own addresses) is one change.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct ChangeKey {
-    path: String,
-    action: FileAction,
-    changed_lines: String,
-    secret_changed: bool,
-    mode: Option<[String; 2]>,
-    owner: Option<[String; 2]>,
-}
-
 fn owner_of(f: &DesiredFile) -> String {
     format!("{}:{}", f.owner, f.group)
 }
 
+fn host_ref(name: &str, side: &Side) -> HostRef {
+    let hs = &side.state.hosts[name];
+    HostRef {
+        name: name.to_string(),
+        role: hs.role.clone(),
+        files: hs.files.len(),
+        containers: hs.containers.len(),
+    }
+}
+
 /// Compares `base` with `head`.
 pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
-    let mut summary = Summary::default();
-    let host_ref = |name: &str, side: &Side| {
-        let hs = &side.state.hosts[name];
-        HostRef {
-            name: name.to_string(),
-            role: hs.role.clone(),
-            files: hs.files.len(),
-            containers: hs.containers.len(),
-        }
-    };
     let mut hosts_added: Vec<HostRef> = head
         .state
         .hosts
@@ -242,235 +258,18 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
         .collect();
     hosts_added.sort_by_key(|h| natural_key(&h.name));
     hosts_removed.sort_by_key(|h| natural_key(&h.name));
-    summary.hosts_added = hosts_added.len();
-    summary.hosts_removed = hosts_removed.len();
 
     // Secret values that differ between the sides: (base value, head value).
-    let changed_secrets: Vec<(Vec<String>, Vec<String>)> =
-        secret_changes(base.secrets, head.secrets);
-
-    let mut groups: BTreeMap<ChangeKey, FileChange> = BTreeMap::new();
-    let mut containers: BTreeMap<(String, ContainerAction), Vec<String>> = BTreeMap::new();
-    let mut dirs: BTreeMap<(String, FileAction, Option<String>, Option<String>), Vec<String>> =
-        BTreeMap::new();
-    let mut per_host: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    let changed_secrets = secret_changes(base.secrets, head.secrets);
+    let mut grouper = Grouper::default();
     for (name, b) in &base.state.hosts {
-        let Some(h) = head.state.hosts.get(name) else {
-            continue;
-        };
-        let paths: BTreeSet<&String> = b.files.keys().chain(h.files.keys()).collect();
-        for path in paths {
-            let (bf, hf) = (b.files.get(path), h.files.get(path));
-            let (action, before, after) = match (bf, hf) {
-                (Some(x), Some(y))
-                    if x.content == y.content && x.mode == y.mode && owner_of(x) == owner_of(y) =>
-                {
-                    continue
-                }
-                (Some(x), Some(y)) => (FileAction::Modify, Some(x), Some(y)),
-                (None, Some(y)) => (FileAction::Create, None, Some(y)),
-                (Some(x), None) => (FileAction::Delete, Some(x), None),
-                (None, None) => continue,
-            };
-            let before_text = before
-                .map(|f| base.secrets.redact(&shown(f)))
-                .unwrap_or_default();
-            let after_text = after
-                .map(|f| head.secrets.redact(&shown(f)))
-                .unwrap_or_default();
-            let secret_changed = matches!(action, FileAction::Modify)
-                && changed_secrets.iter().any(|(bv, hv)| {
-                    before
-                        .map(|f| bv.iter().any(|form| f.content.contains(form.as_str())))
-                        .unwrap_or(false)
-                        || after
-                            .map(|f| hv.iter().any(|form| f.content.contains(form.as_str())))
-                            .unwrap_or(false)
-                });
-            let (diff, changed_lines) = if before_text == after_text {
-                (String::new(), String::new())
-            } else {
-                unified(path, &before_text, &after_text)
-            };
-            let mode = match (before, after) {
-                (Some(x), Some(y)) if x.mode != y.mode => {
-                    Some([format!("{:04o}", x.mode), format!("{:04o}", y.mode)])
-                }
-                _ => None,
-            };
-            let owner = match (before, after) {
-                (Some(x), Some(y)) if owner_of(x) != owner_of(y) => {
-                    Some([owner_of(x), owner_of(y)])
-                }
-                _ => None,
-            };
-            if diff.is_empty()
-                && !secret_changed
-                && mode.is_none()
-                && owner.is_none()
-                && action == FileAction::Modify
-            {
-                // Only the config hash of a container definition changed (the restart
-                // says so), or a secret we do not know by value (a removed secret).
-                continue;
-            }
-            summary.file_changes += 1;
-            if secret_changed {
-                summary.secrets_changed += 1;
-            }
-            let service = after
-                .or(before)
-                .map(|f| f.service.clone())
-                .unwrap_or_default();
-            let key = ChangeKey {
-                path: path.clone(),
-                action,
-                changed_lines: if action == FileAction::Modify {
-                    changed_lines
-                } else {
-                    diff.clone()
-                },
-                secret_changed,
-                mode: mode.clone(),
-                owner: owner.clone(),
-            };
-            groups
-                .entry(key)
-                .or_insert_with(|| FileChange {
-                    path: path.clone(),
-                    service,
-                    action,
-                    hosts: Vec::new(),
-                    diff,
-                    secret_changed,
-                    mode,
-                    owner,
-                })
-                .hosts
-                .push(name.clone());
-            per_host
-                .entry(name.clone())
-                .or_default()
-                .0
-                .insert(path.clone());
-        }
-        let describe = |d: &crate::state::DesiredDir| format!("{} {}:{}", d.mode, d.owner, d.group);
-        let bdirs: BTreeMap<&str, String> = b
-            .directories
-            .iter()
-            .map(|d| (d.path.as_str(), describe(d)))
-            .collect();
-        let hdirs: BTreeMap<&str, String> = h
-            .directories
-            .iter()
-            .map(|d| (d.path.as_str(), describe(d)))
-            .collect();
-        let dir_paths: BTreeSet<&str> = bdirs.keys().chain(hdirs.keys()).copied().collect();
-        for path in dir_paths {
-            let (before, after) = (bdirs.get(path), hdirs.get(path));
-            let action = match (before, after) {
-                (Some(x), Some(y)) if x == y => continue,
-                (Some(_), Some(_)) => FileAction::Modify,
-                (None, Some(_)) => FileAction::Create,
-                (Some(_), None) => FileAction::Delete,
-                (None, None) => continue,
-            };
-            summary.directory_changes += 1;
-            dirs.entry((path.to_string(), action, before.cloned(), after.cloned()))
-                .or_default()
-                .push(name.clone());
-            per_host
-                .entry(name.clone())
-                .or_default()
-                .0
-                .insert(format!("{path}/"));
-        }
-        let names: BTreeSet<&String> = b.containers.keys().chain(h.containers.keys()).collect();
-        for c in names {
-            let action = match (b.containers.get(c), h.containers.get(c)) {
-                (Some(x), Some(y))
-                    if x.labels.get("provision.config_hash")
-                        == y.labels.get("provision.config_hash") =>
-                {
-                    continue
-                }
-                (Some(_), Some(_)) => ContainerAction::Restart,
-                (None, Some(_)) => ContainerAction::Create,
-                (Some(_), None) => ContainerAction::Remove,
-                (None, None) => continue,
-            };
-            match action {
-                ContainerAction::Restart => summary.restarts += 1,
-                ContainerAction::Create => summary.containers_created += 1,
-                ContainerAction::Remove => summary.containers_removed += 1,
-            }
-            containers
-                .entry((c.clone(), action))
-                .or_default()
-                .push(name.clone());
-            let label = match action {
-                ContainerAction::Restart => c.clone(),
-                ContainerAction::Create => format!("+{c}"),
-                ContainerAction::Remove => format!("-{c}"),
-            };
-            per_host.entry(name.clone()).or_default().1.insert(label);
+        if let Some(h) = head.state.hosts.get(name) {
+            compare_host(name, b, h, base, head, &changed_secrets, &mut grouper);
         }
     }
-    summary.hosts_changed = per_host.len();
-
-    let mut files: Vec<FileChange> = groups.into_values().collect();
-    for f in &mut files {
-        sort_hosts(&mut f.hosts);
-    }
-    files.sort_by(|a, b| {
-        (&a.path, natural_key(&a.hosts[0])).cmp(&(&b.path, natural_key(&b.hosts[0])))
-    });
-    let directories: Vec<DirChange> = dirs
-        .into_iter()
-        .map(|((path, action, before, after), mut hosts)| {
-            sort_hosts(&mut hosts);
-            DirChange {
-                path,
-                action,
-                hosts,
-                before,
-                after,
-            }
-        })
-        .collect();
-    let mut containers: Vec<ContainerChange> = containers
-        .into_iter()
-        .map(|((container, action), mut hosts)| {
-            sort_hosts(&mut hosts);
-            ContainerChange {
-                container,
-                action,
-                hosts,
-            }
-        })
-        .collect();
-    containers.sort_by(|a, b| (a.action, &a.container).cmp(&(b.action, &b.container)));
-
-    let mut by_set: BTreeMap<(Vec<String>, Vec<String>), Vec<String>> = BTreeMap::new();
-    for (host, (paths, restarts)) in per_host {
-        by_set
-            .entry((paths.into_iter().collect(), restarts.into_iter().collect()))
-            .or_default()
-            .push(host);
-    }
-    let mut host_groups: Vec<HostGroup> = by_set
-        .into_iter()
-        .map(|((files, restarts), mut hosts)| {
-            sort_hosts(&mut hosts);
-            HostGroup {
-                hosts,
-                files,
-                restarts,
-            }
-        })
-        .collect();
-    host_groups.sort_by_key(|g| natural_key(&g.hosts[0]));
-
+    let mut g = grouper.finish();
+    g.summary.hosts_added = hosts_added.len();
+    g.summary.hosts_removed = hosts_removed.len();
     Report {
         format: FORMAT,
         kind: ReportKind::Diff,
@@ -479,12 +278,14 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
         head: head.label.clone(),
         hosts_added,
         hosts_removed,
-        files,
-        directories,
-        containers,
-        host_groups,
+        files: g.files,
+        directories: g.directories,
+        containers: g.containers,
+        units: g.units,
+        host_groups: g.host_groups,
         nodes: Vec::new(),
-        summary,
+        summary: g.summary,
+        changes: None,
         undercloud: head
             .state
             .hosts
@@ -495,18 +296,110 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
     }
 }
 
-/// A file's content as the diff shows it: a container definition without its config
+/// The changes of one host present at both revisions.
+fn compare_host(
+    name: &str,
+    b: &HostState,
+    h: &HostState,
+    base: &Side,
+    head: &Side,
+    changed_secrets: &[(Vec<String>, Vec<String>)],
+    grouper: &mut Grouper,
+) {
+    let paths: BTreeSet<&String> = b.files.keys().chain(h.files.keys()).collect();
+    for path in paths {
+        let (bf, hf) = (b.files.get(path), h.files.get(path));
+        let action = match (bf, hf) {
+            (Some(x), Some(y))
+                if x.content == y.content && x.mode == y.mode && owner_of(x) == owner_of(y) =>
+            {
+                continue
+            }
+            (Some(_), Some(_)) => FileAction::Modify,
+            (None, Some(_)) => FileAction::Create,
+            (Some(_), None) => FileAction::Delete,
+            (None, None) => continue,
+        };
+        let secret_changed = action == FileAction::Modify
+            && changed_secrets.iter().any(|(bv, hv)| {
+                bf.map(|f| bv.iter().any(|form| f.content.contains(form.as_str())))
+                    .unwrap_or(false)
+                    || hf
+                        .map(|f| hv.iter().any(|form| f.content.contains(form.as_str())))
+                        .unwrap_or(false)
+            });
+        let pair = |get: fn(&DesiredFile) -> String| match (bf, hf) {
+            (Some(x), Some(y)) if get(x) != get(y) => Some([get(x), get(y)]),
+            _ => None,
+        };
+        grouper.file(FileItem {
+            host: name.to_string(),
+            path: path.clone(),
+            service: hf.or(bf).map(|f| f.service.clone()).unwrap_or_default(),
+            action,
+            before: bf
+                .map(|f| base.secrets.redact(&shown(&f.kind, &f.content)))
+                .unwrap_or_default(),
+            after: hf
+                .map(|f| head.secrets.redact(&shown(&f.kind, &f.content)))
+                .unwrap_or_default(),
+            secret_changed,
+            mode: pair(|f| format!("{:04o}", f.mode)),
+            owner: pair(owner_of),
+        });
+    }
+    let describe = |d: &crate::state::DesiredDir| format!("{} {}:{}", d.mode, d.owner, d.group);
+    let bdirs: BTreeMap<&str, String> = b
+        .directories
+        .iter()
+        .map(|d| (d.path.as_str(), describe(d)))
+        .collect();
+    let hdirs: BTreeMap<&str, String> = h
+        .directories
+        .iter()
+        .map(|d| (d.path.as_str(), describe(d)))
+        .collect();
+    let dir_paths: BTreeSet<&str> = bdirs.keys().chain(hdirs.keys()).copied().collect();
+    for path in dir_paths {
+        let (before, after) = (bdirs.get(path), hdirs.get(path));
+        let action = match (before, after) {
+            (Some(x), Some(y)) if x == y => continue,
+            (Some(_), Some(_)) => FileAction::Modify,
+            (None, Some(_)) => FileAction::Create,
+            (Some(_), None) => FileAction::Delete,
+            (None, None) => continue,
+        };
+        grouper.dir(name, path, action, before.cloned(), after.cloned());
+    }
+    let names: BTreeSet<&String> = b.containers.keys().chain(h.containers.keys()).collect();
+    for c in names {
+        let action = match (b.containers.get(c), h.containers.get(c)) {
+            (Some(x), Some(y))
+                if x.labels.get("provision.config_hash")
+                    == y.labels.get("provision.config_hash") =>
+            {
+                continue
+            }
+            (Some(_), Some(_)) => ContainerAction::Restart,
+            (None, Some(_)) => ContainerAction::Create,
+            (Some(_), None) => ContainerAction::Remove,
+            (None, None) => continue,
+        };
+        grouper.container(name, c, action);
+    }
+}
+
+/// A file's content as diffs show it: a container definition without its config
 /// hash, which changes whenever any of its files does and is reported as a restart.
-fn shown(f: &DesiredFile) -> std::borrow::Cow<'_, str> {
-    match f.kind {
-        FileKind::Container { .. } => f
-            .content
+pub fn shown<'a>(kind: &FileKind, content: &'a str) -> std::borrow::Cow<'a, str> {
+    match kind {
+        FileKind::Container { .. } => content
             .lines()
             .filter(|l| !l.contains("\"provision.config_hash\""))
             .map(|l| format!("{l}\n"))
             .collect::<String>()
             .into(),
-        _ => f.content.as_str().into(),
+        _ => content.into(),
     }
 }
 
@@ -521,31 +414,6 @@ fn secret_changes(base: &Secrets, head: &Secrets) -> Vec<(Vec<String>, Vec<Strin
         }
     }
     out
-}
-
-/// A unified diff (3 lines of context) and the changed lines alone.
-fn unified(path: &str, before: &str, after: &str) -> (String, String) {
-    let diff = TextDiff::from_lines(before, after);
-    let mut changed = String::new();
-    for change in diff.iter_all_changes() {
-        match change.tag() {
-            ChangeTag::Delete => {
-                changed.push('-');
-                changed.push_str(change.value());
-            }
-            ChangeTag::Insert => {
-                changed.push('+');
-                changed.push_str(change.value());
-            }
-            ChangeTag::Equal => {}
-        }
-    }
-    let text = diff
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a{path}"), &format!("b{path}"))
-        .to_string();
-    (text, changed)
 }
 
 /// Compacts host names: `c-0, c-1, c-2, c-5, x` -> `c-[0-2,5], x`.
@@ -599,6 +467,7 @@ pub fn compact_hosts(hosts: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::group::sort_hosts;
     use super::*;
 
     #[test]

@@ -82,3 +82,45 @@ pub fn evaluate_at(
         report: f.render(),
     })
 }
+
+/// `provision diff`: the desired state of `inventory` (a path in the working tree of
+/// the repository around `cwd`) at `base` compared with `head` (a revision, or the
+/// working tree with its uncommitted changes). Both sides are evaluated at once.
+pub fn diff_revisions(
+    cwd: &Path,
+    inventory: &Path,
+    base: &str,
+    head: Option<&str>,
+) -> Result<super::Report, String> {
+    let repo = Repo::discover(cwd).map_err(|e| e.to_string())?;
+    let rel = repo.relative(cwd, inventory).map_err(|e| e.to_string())?;
+    let base_src = Source::Commit(repo.resolve(base).map_err(|e| e.to_string())?);
+    let head_src = match head {
+        Some(h) => Source::Commit(repo.resolve(h).map_err(|e| e.to_string())?),
+        None => Source::WorkingTree,
+    };
+    let opts = LoadOptions::from_process_env();
+    let (b, h) = std::thread::scope(|s| {
+        let b = s.spawn(|| evaluate_at(&repo, &rel, &base_src, "base", &opts));
+        let h = evaluate_at(&repo, &rel, &head_src, "head", &opts);
+        (b.join(), h)
+    });
+    let b = b
+        .map_err(|_| "evaluating the base revision failed unexpectedly".to_string())?
+        .map_err(|e| e.to_string())?;
+    let h = h.map_err(|e| e.to_string())?;
+    let label = rel.display().to_string();
+    Ok(super::compare(
+        &label,
+        &super::Side {
+            label: base_src.info(),
+            state: &b.state,
+            secrets: &b.cloud.secrets,
+        },
+        &super::Side {
+            label: head_src.info(),
+            state: &h.state,
+            secrets: &h.cloud.secrets,
+        },
+    ))
+}

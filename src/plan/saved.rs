@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::gather::ActualHost;
+use super::{Counts, Plan};
 use crate::apply::record::host_digest;
-use crate::diff::Summary;
+use crate::facts::ActualHost;
 use crate::state::DesiredState;
 
 /// The `format` of a saved plan.
-pub const FORMAT: &str = "provision-plan/1";
+pub const FORMAT: &str = "provision-plan/2";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SavedPlan {
@@ -26,9 +26,13 @@ pub struct SavedPlan {
     /// `--limit` as given to plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
+    /// `--power-off-removed` as given to plan: part of what it decided.
+    #[serde(default)]
+    pub power_off_removed: bool,
     /// RFC 3339, UTC.
     pub created: String,
-    pub summary: Summary,
+    /// What the plan will do, counted as apply counts what it did.
+    pub changes: Counts,
     pub hosts: BTreeMap<String, PlannedHost>,
 }
 
@@ -58,8 +62,9 @@ impl SavedPlan {
     pub fn new(
         inventory: PathBuf,
         limit: Option<String>,
+        power_off_removed: bool,
         created: String,
-        summary: Summary,
+        plan: &Plan,
         desired: &DesiredState,
         actual: &BTreeMap<String, ActualHost>,
     ) -> SavedPlan {
@@ -82,8 +87,9 @@ impl SavedPlan {
             format: FORMAT.into(),
             inventory,
             limit,
+            power_off_removed,
             created,
-            summary,
+            changes: plan.counts(),
             hosts,
         }
     }
@@ -181,7 +187,7 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::gather::ActualContainer;
+    use crate::facts::ActualContainer;
     use crate::state::HostState;
 
     fn state() -> DesiredState {
@@ -208,8 +214,9 @@ mod tests {
         let plan = SavedPlan::new(
             "/x/lab.toml".into(),
             None,
+            false,
             "t".into(),
-            Summary::default(),
+            &Plan::default(),
             &desired,
             &actual,
         );

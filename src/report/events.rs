@@ -79,14 +79,38 @@ impl Outcome {
     }
 }
 
+/// The stage of apply an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The undercloud's checks and its own services.
+    Undercloud,
+    /// Bringing nodes up through their BMCs, and powering removed nodes off.
+    Baremetal,
+    /// The overcloud's hosts.
+    Overcloud,
+    /// The run as a whole.
+    Run,
+}
+
+impl Stage {
+    /// `undercloud`, `baremetal`, `overcloud` or `run` (`extra.stage`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Undercloud => "undercloud",
+            Stage::Baremetal => "baremetal",
+            Stage::Overcloud => "overcloud",
+            Stage::Run => "run",
+        }
+    }
+}
+
 /// One thing that happened during a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub level: Level,
     /// The host it happened on; `None` for run-wide events.
     pub host: Option<String>,
-    /// `undercloud`, `baremetal`, `overcloud` or `run`.
-    pub stage: String,
+    pub stage: Stage,
     /// The deploy step (overcloud only).
     pub step: Option<u8>,
     /// E.g. `write files`, `create container`, `health`, `gather`.
@@ -96,6 +120,52 @@ pub struct Event {
     pub outcome: Outcome,
     pub duration: Duration,
     pub message: String,
+}
+
+impl Event {
+    /// An event of `action` on `host` (or run-wide, for `None`): `ok`, no target, no
+    /// step, no message, until the builder methods say otherwise.
+    pub fn new(stage: Stage, host: Option<&str>, action: impl Into<String>) -> Event {
+        Event {
+            level: Level::Info,
+            host: host.map(str::to_string),
+            stage,
+            step: None,
+            action: action.into(),
+            target: None,
+            outcome: Outcome::Ok,
+            duration: Duration::ZERO,
+            message: String::new(),
+        }
+    }
+
+    /// In deploy step `step` (`None`: host preparation, logged as step 0).
+    pub fn step(mut self, step: Option<u8>) -> Event {
+        self.step = Some(step.unwrap_or(0));
+        self
+    }
+
+    pub fn target(mut self, target: impl Into<String>) -> Event {
+        self.target = Some(target.into());
+        self
+    }
+
+    pub fn took(mut self, duration: Duration) -> Event {
+        self.duration = duration;
+        self
+    }
+
+    /// The outcome and its message; a failure is logged at `ERROR`.
+    pub fn outcome(mut self, outcome: Outcome, message: impl Into<String>) -> Event {
+        self.outcome = outcome;
+        self.level = if outcome == Outcome::Failed {
+            Level::Error
+        } else {
+            Level::Info
+        };
+        self.message = message.into();
+        self
+    }
 }
 
 /// The append-only `events.jsonl` of one run. Every [`write`](EventLog::write) is one
@@ -159,7 +229,7 @@ pub fn event_json(e: &Event, run_id: &str, time: SystemTime) -> Value {
         "traceback": null,
         "context": { "request_id": format!("req-{run_id}") },
         "extra": {
-            "stage": e.stage,
+            "stage": e.stage.as_str(),
             "step": e.step,
             "action": e.action,
             "target": e.target,
@@ -287,7 +357,7 @@ mod tests {
         Event {
             level: Level::Warning,
             host: Some("lab-controller-0".into()),
-            stage: "overcloud".into(),
+            stage: Stage::Overcloud,
             step: Some(3),
             action: "create container".into(),
             target: Some("nova_api".into()),
@@ -372,7 +442,7 @@ mod tests {
         let e = Event {
             level: Level::Info,
             host: None,
-            stage: "run".into(),
+            stage: Stage::Run,
             step: None,
             action: "gather".into(),
             target: None,

@@ -24,7 +24,7 @@ pub mod progress;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-pub use events::{event_json, new_run_id, Event, EventLog, Level, Outcome};
+pub use events::{event_json, new_run_id, Event, EventLog, Level, Outcome, Stage};
 pub use progress::Progress;
 
 /// The redaction applied to every message and target before it is logged or shown.
@@ -111,7 +111,7 @@ impl std::fmt::Debug for Reporter {
 /// `lab-compute-1: FAILED create container nova_compute: <message>`; a run-wide event
 /// names its stage instead of a host.
 fn failure_line(e: &Event) -> String {
-    let who = e.host.as_deref().unwrap_or(&e.stage);
+    let who = e.host.as_deref().unwrap_or(e.stage.as_str());
     let mut line = format!("{who}: FAILED {}", e.action);
     if let Some(t) = &e.target {
         line.push(' ');
@@ -165,7 +165,7 @@ mod tests {
         Event {
             level: Level::Error,
             host: Some("lab-compute-1".into()),
-            stage: "overcloud".into(),
+            stage: events::Stage::Overcloud,
             step: Some(4),
             action: "create container".into(),
             target: Some("nova_compute-hunter2".into()),
@@ -223,7 +223,7 @@ mod tests {
     fn run_wide_failure_names_the_stage() {
         let e = Event {
             host: None,
-            stage: "run".into(),
+            stage: events::Stage::Run,
             action: "lock".into(),
             target: None,
             message: String::new(),

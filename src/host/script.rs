@@ -1,96 +1,46 @@
-//! The podman side of apply: what to do with each container (from its desired
-//! definition and what the host runs), and the one shell script per host and deploy
-//! step that does it and then waits for the healthchecks. Pure: the scripts are run by
-//! [`super`], and their output is parsed here.
+//! The shell scripts the SSH host runs for each [`Command`], and the line protocol
+//! their output follows. Pure: built here, run by [`super::ssh`], parsed by apply with
+//! [`parse_report`]. The fake host ([`super::fake`]) answers in the same protocol.
+//!
+//! Container scripts print, per podman action, `A<TAB>name<TAB>op<TAB>status<TAB>ms`;
+//! on failure its last output lines as `E<TAB>name<TAB>line`; per healthcheck
+//! `H<TAB>name<TAB>healthy|unhealthy<TAB>ms`; and for an unhealthy container its last
+//! log lines as `L<TAB>name<TAB>line`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::plan::gather::ActualContainer;
-use crate::state::{ContainerDef, HostState};
+use super::{Command, StepContainer};
+use crate::plan::ContainerOp;
+use crate::state::{safe_container_name, unit_name, ContainerDef, DesiredDir, Plane, UNIT_DIR};
 use crate::transport::shell_quote;
 
-/// What apply does to one container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ContainerOp {
-    /// Not on the host: `podman run`.
-    Create,
-    /// Its config hash differs (its files, image or definition changed): removed and
-    /// run again.
-    Recreate,
-    /// Same config hash, but not running: `podman start`.
-    Start,
-    /// On the host, managed by provision, but no longer desired there: stopped and
-    /// removed, its configuration files too (its logs stay).
-    Remove,
-}
-
-impl ContainerOp {
-    pub fn verb(self) -> &'static str {
+impl Command<'_> {
+    /// The one shell script that does this command on a host.
+    pub fn script(&self) -> String {
         match self {
-            ContainerOp::Create => "create",
-            ContainerOp::Recreate => "recreate",
-            ContainerOp::Start => "start",
-            ContainerOp::Remove => "remove",
+            Command::RemoveContainers { names, plane } => removal_script(names, *plane),
+            Command::FixDirectories { dirs } => dirs_script(dirs),
+            Command::EnableUnits { units } => format!(
+                "systemctl daemon-reload && systemctl enable {}",
+                units
+                    .iter()
+                    .map(|u| shell_quote(u))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Command::RunStep {
+                containers,
+                health_timeout,
+                ..
+            } => step_script(containers, *health_timeout),
+            Command::WriteStamp { plane } => crate::facts::stamp_command(*plane),
+            Command::ReadFile { path } => {
+                format!("cat {} 2>/dev/null || true", shell_quote(path))
+            }
+            Command::CheckUndercloud { script } => script.to_string(),
         }
     }
-}
-
-/// One container to act on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerTask<'a> {
-    pub name: String,
-    pub op: ContainerOp,
-    /// The desired definition (`None` for a removal).
-    pub def: Option<&'a ContainerDef>,
-}
-
-/// Whether a name is safe as a container name and as a path component.
-pub fn safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// The desired containers to create, recreate or start on a host, by deploy step.
-pub fn step_tasks<'a>(
-    desired: &'a HostState,
-    actual: &BTreeMap<String, ActualContainer>,
-) -> BTreeMap<u8, Vec<ContainerTask<'a>>> {
-    let mut steps: BTreeMap<u8, Vec<ContainerTask<'a>>> = BTreeMap::new();
-    for (name, def) in &desired.containers {
-        let want = def.labels.get("provision.config_hash");
-        let op = match actual.get(name) {
-            None => ContainerOp::Create,
-            Some(a) if Some(&a.config_hash) != want => ContainerOp::Recreate,
-            Some(a) if a.state != "running" => ContainerOp::Start,
-            Some(_) => continue,
-        };
-        steps.entry(def.step).or_default().push(ContainerTask {
-            name: name.clone(),
-            op,
-            def: Some(def),
-        });
-    }
-    steps
-}
-
-/// The managed containers on the host that are no longer desired there.
-pub fn removals<'a>(
-    desired: &HostState,
-    actual: &BTreeMap<String, ActualContainer>,
-) -> Vec<ContainerTask<'a>> {
-    actual
-        .keys()
-        .filter(|n| !desired.containers.contains_key(*n))
-        .map(|n| ContainerTask {
-            name: n.clone(),
-            op: ContainerOp::Remove,
-            def: None,
-        })
-        .collect()
 }
 
 /// `podman run` arguments for a definition (after `podman`).
@@ -149,8 +99,7 @@ fn network_name(def: &ContainerDef) -> String {
 }
 
 /// Shell helpers of every container script: `act NAME OP CMD...` runs a podman command,
-/// prints `A<TAB>name<TAB>op<TAB>status<TAB>ms`, and on failure its last output lines as
-/// `E<TAB>name<TAB>line`.
+/// prints its `A` line, and on failure its last output lines as `E` lines.
 const PRELUDE: &str = r#"set +e
 ms() { date +%s%3N; }
 act() {
@@ -163,22 +112,19 @@ act() {
 "#;
 
 /// The script that removes containers no longer desired, and their configuration
-/// (`<config root>/NAME` and the container definition; logs stay), on a host of `plane`.
-pub fn removal_script(tasks: &[ContainerTask<'_>], plane: crate::state::Plane) -> String {
+/// (`<config root>/NAME`, the container definition and its unit; logs stay), on a host
+/// of `plane`. Names that are not safe path components are skipped.
+pub fn removal_script(names: &[String], plane: Plane) -> String {
     let mut s = String::from(PRELUDE);
-    for t in tasks.iter().filter(|t| safe_name(&t.name)) {
-        let n = shell_quote(&t.name);
-        let unit = format!(
-            "{}/{}",
-            crate::state::UNIT_DIR,
-            crate::state::unit_name(&t.name)
-        );
+    for name in names.iter().filter(|n| safe_container_name(n)) {
+        let n = shell_quote(name);
+        let unit = format!("{UNIT_DIR}/{}", unit_name(name));
         s.push_str(&format!(
             "if [ -e {unit} ]; then systemctl disable {u} >/dev/null 2>&1; rm -f {unit}; reload=1; fi\n\
              act {n} remove podman rm --force --time 10 --ignore {n} && rm -rf {c}/{n} {d}/{n}.json\n",
             c = plane.config_root(),
             d = shell_quote(plane.container_defs()),
-            u = crate::state::unit_name(&t.name),
+            u = unit_name(name),
         ));
     }
     s.push_str("[ -z \"$reload\" ] || systemctl daemon-reload\n");
@@ -189,30 +135,33 @@ pub fn removal_script(tasks: &[ContainerTask<'_>], plane: crate::state::Plane) -
 /// the healthchecks of the containers it (re)started, polled until they pass or
 /// `health_timeout` ends; for each that did not pass, its last log lines. Output lines:
 /// `A` (see [`PRELUDE`]), `E`, `H<TAB>name<TAB>healthy|unhealthy<TAB>ms`, `L<TAB>name<TAB>line`.
-pub fn step_script(tasks: &[ContainerTask<'_>], health_timeout: Duration) -> String {
+pub fn step_script(containers: &[StepContainer<'_>], health_timeout: Duration) -> String {
     let mut s = String::from(PRELUDE);
     // The step's containers start at once (parallel podman calls are safe and ~1.6x
     // faster than one after the other, lab/README.md); a marker file tells which came
     // up, for the healthchecks.
     s.push_str("d=$(mktemp -d \"${TMPDIR:-/tmp}/provision-step.XXXXXX\") || exit 1\ntrap 'rm -rf \"$d\"' EXIT\n");
     let mut health = Vec::new();
-    for t in tasks.iter().filter(|t| safe_name(&t.name)) {
-        let n = shell_quote(&t.name);
-        let line = match (t.op, t.def) {
-            (ContainerOp::Create, Some(def)) => {
-                format!("act {n} create podman {}", quote_all(&run_args(def)))
+    for c in containers
+        .iter()
+        .filter(|c| safe_container_name(&c.def.name))
+    {
+        let name = &c.def.name;
+        let n = shell_quote(name);
+        let line = match c.op {
+            ContainerOp::Create => {
+                format!("act {n} create podman {}", quote_all(&run_args(c.def)))
             }
-            (ContainerOp::Recreate, Some(def)) => format!(
+            ContainerOp::Recreate { .. } => format!(
                 "act {n} remove podman rm --force --time 10 --ignore {n} && act {n} recreate podman {}",
-                quote_all(&run_args(def))
+                quote_all(&run_args(c.def))
             ),
-            (ContainerOp::Start, Some(_)) => format!("act {n} start podman start {n}"),
-            _ => continue,
+            ContainerOp::Start { .. } => format!("act {n} start podman start {n}"),
         };
-        s.push_str(&format!("{{ {line} && touch \"$d/up.{}\"; }} &\n", t.name));
+        s.push_str(&format!("{{ {line} && touch \"$d/up.{name}\"; }} &\n"));
         // Only containers whose podman actions succeeded are waited for.
-        if t.def.and_then(|d| d.healthcheck.as_ref()).is_some() {
-            health.push(t.name.clone());
+        if c.def.healthcheck.is_some() {
+            health.push(name.clone());
         }
     }
     s.push_str("wait\n");
@@ -252,6 +201,25 @@ fn quote_all(args: &[String]) -> String {
         .map(|a| shell_quote(a))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One command creating or fixing `dirs`; it stops at the first failure, with that
+/// command's error on stderr and a non-zero status. (`set -e` would not do: it ignores
+/// failures inside `&&` lists.)
+pub fn dirs_script(dirs: &[&DesiredDir]) -> String {
+    let cmd: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            let p = shell_quote(&d.path);
+            format!(
+                "{{ mkdir -p {p} && chmod {} {p} && chown {}:{} {p}; }} || exit 1",
+                shell_quote(&d.mode),
+                shell_quote(&d.owner),
+                shell_quote(&d.group)
+            )
+        })
+        .collect();
+    cmd.join("\n")
 }
 
 /// What the script reported about one container.
@@ -325,47 +293,6 @@ mod tests {
         d
     }
 
-    fn actual(state: &str, hash: &str) -> ActualContainer {
-        ActualContainer {
-            state: state.into(),
-            config_hash: hash.into(),
-            status: String::new(),
-        }
-    }
-
-    #[test]
-    fn ops_follow_the_config_hash_and_state() {
-        let mut hs = HostState::default();
-        for (n, step, h) in [
-            ("a", 1, "h1"),
-            ("b", 2, "h2"),
-            ("c", 2, "h3"),
-            ("d", 3, "h4"),
-        ] {
-            hs.containers.insert(n.into(), def(n, step, h));
-        }
-        let mut act = BTreeMap::new();
-        act.insert("a".to_string(), actual("running", "h1")); // unchanged
-        act.insert("b".to_string(), actual("running", "old")); // changed
-        act.insert("c".to_string(), actual("exited", "h3")); // stopped
-        act.insert("gone".to_string(), actual("running", "x")); // not desired
-        let steps = step_tasks(&hs, &act);
-        let got: Vec<(u8, String, ContainerOp)> = steps
-            .iter()
-            .flat_map(|(s, ts)| ts.iter().map(move |t| (*s, t.name.clone(), t.op)))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (2, "b".into(), ContainerOp::Recreate),
-                (2, "c".into(), ContainerOp::Start),
-                (3, "d".into(), ContainerOp::Create),
-            ]
-        );
-        let rm: Vec<String> = removals(&hs, &act).into_iter().map(|t| t.name).collect();
-        assert_eq!(rm, vec!["gone".to_string()]);
-    }
-
     #[test]
     fn run_args_carry_the_definition() {
         let mut d = def("keystone", 2, "abc");
@@ -400,12 +327,13 @@ mod tests {
             retries: 3,
             start_period: "5s".into(),
         });
-        let tasks = vec![ContainerTask {
-            name: "keystone".into(),
-            op: ContainerOp::Recreate,
-            def: Some(&d),
-        }];
-        let s = step_script(&tasks, Duration::from_secs(7));
+        let op = ContainerOp::Recreate {
+            found_hash: "old".into(),
+        };
+        let s = step_script(
+            &[StepContainer { def: &d, op: &op }],
+            Duration::from_secs(7),
+        );
         assert!(s.contains("act keystone remove podman rm --force --time 10 --ignore keystone && act keystone recreate podman run --detach"), "{s}");
         assert!(
             s.contains(r#"'--health-cmd=test -f '\''/run/x y'\'''"#),
@@ -479,13 +407,10 @@ mod tests {
             });
             defs.push(d);
         }
-        let tasks: Vec<ContainerTask> = defs
+        let op = ContainerOp::Create;
+        let tasks: Vec<StepContainer> = defs
             .iter()
-            .map(|d| ContainerTask {
-                name: d.name.clone(),
-                op: ContainerOp::Create,
-                def: Some(d),
-            })
+            .map(|d| StepContainer { def: d, op: &op })
             .collect();
         let script = step_script(&tasks, Duration::from_secs(1));
         let t = std::time::Instant::now();
@@ -518,23 +443,48 @@ mod tests {
 
     #[test]
     fn removal_skips_unsafe_names() {
-        let tasks = vec![
-            ContainerTask {
-                name: "old_svc".into(),
-                op: ContainerOp::Remove,
-                def: None,
-            },
-            ContainerTask {
-                name: "../etc".into(),
-                op: ContainerOp::Remove,
-                def: None,
-            },
-        ];
-        let s = removal_script(&tasks, crate::state::Plane::Overcloud);
+        let names = ["old_svc".to_string(), "../etc".to_string()];
+        let s = removal_script(&names, Plane::Overcloud);
         assert!(
             s.contains("rm -rf /etc/overcloud/old_svc /var/lib/overcloud/containers/old_svc.json"),
             "{s}"
         );
         assert!(!s.contains("../etc"), "{s}");
+    }
+
+    #[test]
+    fn dirs_script_quotes() {
+        let d = DesiredDir {
+            path: "/var/log/overcloud/a b".into(),
+            mode: "0750".into(),
+            owner: "42425".into(),
+            group: "42425".into(),
+        };
+        let s = dirs_script(&[&d, &d]);
+        assert_eq!(
+            s.lines().next().unwrap(),
+            "{ mkdir -p '/var/log/overcloud/a b' && chmod 0750 '/var/log/overcloud/a b' && chown 42425:42425 '/var/log/overcloud/a b'; } || exit 1"
+        );
+        // A real shell stops at the first failure, with its status and error.
+        let bad = DesiredDir {
+            path: "/proc/version/x".into(),
+            ..d.clone()
+        };
+        let ok = DesiredDir {
+            path: std::env::temp_dir()
+                .join("provision-dirs-test")
+                .display()
+                .to_string(),
+            mode: "0755".into(),
+            owner: "0".into(),
+            group: "0".into(),
+        };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(dirs_script(&[&bad, &ok]))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/version"));
     }
 }

@@ -1,12 +1,13 @@
-//! Reading a host's actual state in one round trip: one batched command stats and
-//! hashes every managed path and lists the managed containers; a second, only when some
-//! files differ, fetches those files' contents for the plan's diffs.
+//! Facts: what a host actually has of what provision manages, and the commands that
+//! read them. One batched command stats and hashes every managed path and lists the
+//! managed containers; a second, only when some files differ, fetches those files'
+//! contents for the plan's diffs. Pure: the commands are run by a [`crate::host::Host`],
+//! and their output is parsed here.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use crate::state::{HostState, Plane};
-use crate::transport::{shell_quote, Session, TransportError};
+use crate::transport::shell_quote;
 
 /// What a managed path is on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,20 @@ pub struct ActualPath {
     pub user: String,
     pub group: String,
     pub sha256: Option<String>,
+}
+
+impl ActualPath {
+    pub fn is_dir(&self) -> bool {
+        self.kind == "directory"
+    }
+    pub fn is_file(&self) -> bool {
+        self.kind == "regular file" || self.kind == "regular empty file"
+    }
+    /// Whether its owner is `user` and its group `group` (names or numbers, as the
+    /// inventory and catalogue write them).
+    pub fn owned_by(&self, user: &str, group: &str) -> bool {
+        (user == self.user || user == self.uid) && (group == self.group || group == self.gid)
+    }
 }
 
 /// A managed container on the host.
@@ -153,6 +168,17 @@ pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool, plane: P
     )
 }
 
+/// [`gather_command`] for everything `desired` manages.
+pub fn host_command(desired: &HostState, trust_stamp: bool) -> String {
+    let files: Vec<&str> = desired.files.keys().map(String::as_str).collect();
+    let dirs: Vec<&str> = desired
+        .directories
+        .iter()
+        .map(|d| d.path.as_str())
+        .collect();
+    gather_command(&files, &dirs, trust_stamp, desired.plane)
+}
+
 /// Parses the output of [`gather_command`].
 pub fn parse_gather(out: &str) -> ActualHost {
     let mut host = ActualHost::default();
@@ -215,41 +241,10 @@ fn parse_paths(mut host: ActualHost, out: &str) -> ActualHost {
     host
 }
 
-/// Reads the actual state of the paths and containers `desired` manages.
-pub async fn gather(
-    session: &Session,
-    desired: &HostState,
-    timeout: Duration,
-) -> Result<ActualHost, TransportError> {
-    gather_with(session, desired, timeout, true, false).await
-}
-
-/// As [`gather`]; with `fetch_contents` false, the differing files are not fetched (one
-/// round trip in all); with `trust_stamp`, the containers are read from
-/// [`Plane::running_stamp`] while it holds (else from `podman ps`).
-pub async fn gather_with(
-    session: &Session,
-    desired: &HostState,
-    timeout: Duration,
-    fetch_contents: bool,
-    trust_stamp: bool,
-) -> Result<ActualHost, TransportError> {
-    let files: Vec<&str> = desired.files.keys().map(String::as_str).collect();
-    let dirs: Vec<&str> = desired
-        .directories
-        .iter()
-        .map(|d| d.path.as_str())
-        .collect();
-    let out = session
-        .exec(
-            &gather_command(&files, &dirs, trust_stamp, desired.plane),
-            None,
-            timeout,
-        )
-        .await?;
-    let mut actual = parse_gather(&out.stdout_text());
-    // Second round trip, only for files whose content differs: fetch them for the diff.
-    let differing: Vec<&str> = desired
+/// The paths of `desired` whose content differs from the desired one (their hash is
+/// another): the files whose contents a plan fetches for its diffs.
+pub fn differing_files<'a>(desired: &'a HostState, actual: &ActualHost) -> Vec<&'a str> {
+    desired
         .files
         .values()
         .filter(|f| {
@@ -261,31 +256,48 @@ pub async fn gather_with(
                 .unwrap_or(false)
         })
         .map(|f| f.path.as_str())
-        .collect();
-    if fetch_contents && !differing.is_empty() {
-        let cmd: Vec<String> = differing
-            .iter()
-            .map(|p| format!("wc -c < {q}; cat {q}", q = shell_quote(p)))
-            .collect();
-        let out = session.exec(&cmd.join("; "), None, timeout).await?;
-        let mut rest: &[u8] = &out.stdout;
-        for path in differing {
-            let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
-                break;
-            };
-            let size: usize = String::from_utf8_lossy(&rest[..nl])
-                .trim()
-                .parse()
-                .unwrap_or(0);
-            rest = &rest[nl + 1..];
-            let take = size.min(rest.len());
-            actual
-                .contents
-                .insert(path.to_string(), rest[..take].to_vec());
-            rest = &rest[take..];
-        }
+        .collect()
+}
+
+/// The command that prints each of `paths` as its size in bytes on a line, then its
+/// content.
+pub fn contents_command(paths: &[&str]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("wc -c < {q}; cat {q}", q = shell_quote(p)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Parses the output of [`contents_command`] into `actual.contents`.
+pub fn parse_contents(actual: &mut ActualHost, paths: &[&str], out: &[u8]) {
+    let mut rest = out;
+    for path in paths {
+        let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
+            break;
+        };
+        let size: usize = String::from_utf8_lossy(&rest[..nl])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        rest = &rest[nl + 1..];
+        let take = size.min(rest.len());
+        actual
+            .contents
+            .insert(path.to_string(), rest[..take].to_vec());
+        rest = &rest[take..];
     }
-    Ok(actual)
+}
+
+/// How a host's facts are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadFacts {
+    /// Fetch the contents of the files that differ (for the plan's diffs): a second
+    /// round trip, only when some differ.
+    pub contents: bool,
+    /// Read the containers from the running stamp while it holds
+    /// ([`Plane::running_stamp`]), else from `podman ps`.
+    pub trust_stamp: bool,
 }
 
 #[cfg(test)]

@@ -1,0 +1,162 @@
+//! The survey: the read half of apply, shared by `provision plan`. It reads which
+//! nodes are provisioned (the record on the undercloud), connects to those, reads every
+//! host's facts at once (one command each, two when files differ and their contents
+//! are wanted), and decides the plan. Nothing is changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::baremetal::bringup::join_all;
+use crate::baremetal::record::{self, NodesRecord};
+use crate::evaluate::Evaluation;
+use crate::facts::{ActualHost, ReadFacts};
+use crate::host::Fleet;
+use crate::plan::{NodeAction, NodePlan, Plan};
+use crate::state::DesiredState;
+
+/// How a survey reads.
+#[derive(Debug, Clone, Copy)]
+pub struct SurveyOptions {
+    pub read: ReadFacts,
+    /// Hosts connected to and read at a time.
+    pub parallel: usize,
+    /// Longest one command may take.
+    pub timeout: Duration,
+    /// Whether apply powers off the provisioned nodes no longer in the inventory.
+    pub power_off_removed: bool,
+}
+
+/// A host that could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreachable {
+    pub host: String,
+    pub error: String,
+}
+
+/// What the survey found and decided.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub plan: Plan,
+    /// The facts of every host that was read.
+    pub facts: BTreeMap<String, ActualHost>,
+    /// The record of provisioned nodes, as read.
+    pub nodes: NodesRecord,
+    /// Hosts that could not be connected to or read: not in the plan.
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// Surveys every host of the evaluation's desired state through `fleet`.
+pub async fn survey(
+    ev: &Evaluation,
+    fleet: &mut dyn Fleet,
+    opts: &SurveyOptions,
+) -> Result<Survey, String> {
+    let cloud = &ev.cloud;
+    let nodes = record::read(fleet.undercloud().as_ref(), &cloud.name).await?;
+    let names = ev.state.hosts.keys().filter(|n| cloud.host(n).is_some());
+    let pending = record::pending(names, &nodes);
+    let connect: Vec<String> = ev
+        .state
+        .hosts
+        .keys()
+        .filter(|n| cloud.host(n).is_some() && !pending.contains(n) && fleet.node(n).is_none())
+        .cloned()
+        .collect();
+    fleet.connect(&connect, opts.parallel).await;
+    let (facts, unreachable) = read_all(&ev.state, fleet, &pending, opts).await;
+    let mut node_plans: Vec<NodePlan> = pending
+        .iter()
+        .map(|n| NodePlan {
+            node: n.clone(),
+            role: ev
+                .state
+                .hosts
+                .get(n)
+                .map(|h| h.role.clone())
+                .unwrap_or_default(),
+            action: NodeAction::Provision {
+                how: record::describe(cloud, n),
+            },
+        })
+        .collect();
+    for n in record::removed(cloud, &nodes) {
+        node_plans.push(NodePlan {
+            role: nodes.nodes[&n].role.clone(),
+            node: n,
+            action: NodeAction::Remove {
+                power_off: opts.power_off_removed,
+            },
+        });
+    }
+    let plan = Plan::decide(&ev.state, &facts, node_plans);
+    Ok(Survey {
+        plan,
+        facts,
+        nodes,
+        unreachable,
+    })
+}
+
+/// Reads the facts of every host of `desired` the fleet has (but `skip`), at most
+/// `parallel` at a time.
+pub async fn read_all(
+    desired: &DesiredState,
+    fleet: &dyn Fleet,
+    skip: &[String],
+    opts: &SurveyOptions,
+) -> (BTreeMap<String, ActualHost>, Vec<Unreachable>) {
+    let limit = Arc::new(Semaphore::new(opts.parallel.max(1)));
+    let mut unreachable = Vec::new();
+    let mut reads = Vec::new();
+    for (name, hs) in &desired.hosts {
+        if skip.contains(name) {
+            continue;
+        }
+        match fleet.host(name) {
+            Some(Ok(host)) => {
+                let limit = limit.clone();
+                reads.push(async move {
+                    let _permit = limit.acquire_owned().await;
+                    let r = host.read_facts(hs, opts.read, opts.timeout).await;
+                    (name.clone(), r)
+                });
+            }
+            Some(Err(error)) => unreachable.push(Unreachable {
+                host: name.clone(),
+                error,
+            }),
+            None => {}
+        }
+    }
+    let mut facts = BTreeMap::new();
+    for (name, r) in join_all(reads).await {
+        match r {
+            Ok(a) => {
+                facts.insert(name, a);
+            }
+            Err(e) => unreachable.push(Unreachable {
+                host: name,
+                error: e.to_string(),
+            }),
+        }
+    }
+    unreachable.sort_by(|a, b| a.host.cmp(&b.host));
+    (facts, unreachable)
+}
+
+/// `provision plan`: the survey, and its plan as a report (`label` names the inventory
+/// in it). The plan command and the tests of plans go through here.
+pub async fn plan(
+    ev: &Evaluation,
+    fleet: &mut dyn Fleet,
+    opts: &SurveyOptions,
+    label: &str,
+) -> Result<(Survey, crate::diff::Report), String> {
+    let s = survey(ev, fleet, opts).await?;
+    let report =
+        crate::plan::report::report(label, &s.plan, &ev.state, &s.facts, &ev.cloud.secrets);
+    Ok((s, report))
+}

@@ -1,0 +1,458 @@
+//! The stage engine against the FAKE fleet ([`crate::host::fake`]): the real lab
+//! inventory's desired state (7 hosts, their files, directories and containers in
+//! deploy steps) applied to in-memory hosts. Checks what the engine decides and in
+//! which order it acts; the real path (SSH, podman) is tested against the lab.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::baremetal::record::NodesRecord;
+use crate::host::fake::{Entry, FakeFleet};
+use crate::plan::{Change, ContainerOp, NodeAction, Plan};
+use crate::report::Progress;
+
+fn lab() -> Evaluation {
+    let inv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.toml");
+    crate::evaluate::evaluate(&inv, &crate::source::FsTree, &Default::default())
+        .unwrap_or_else(|f| panic!("{}", f.render()))
+}
+
+fn fleet(ev: &Evaluation) -> FakeFleet {
+    let nodes: Vec<&str> = ev.cloud.hosts.iter().map(|h| h.name.as_str()).collect();
+    FakeFleet::new(&ev.cloud.undercloud.name, &nodes)
+}
+
+fn options() -> Options {
+    Options {
+        parallel: 4,
+        timeout: Duration::from_secs(5),
+        health_timeout: Duration::from_secs(5),
+        boot_timeout: Duration::from_secs(5),
+        power_off_removed: true,
+        read_contents: true,
+    }
+}
+
+fn info() -> RunInfo {
+    RunInfo {
+        run_id: "test-run".into(),
+        operator: "tester@here".into(),
+        inventory: "inventories/lab.toml".into(),
+        time: "2026-12-01T00:00:00.000Z".into(),
+    }
+}
+
+fn reporter() -> Arc<Reporter> {
+    Arc::new(Reporter::new(
+        Progress::hidden(),
+        None,
+        Box::new(|s: &str| s.to_string()),
+    ))
+}
+
+/// One apply: begin (lock, checks, survey), then execute. Returns the plan executed
+/// and the outcome.
+async fn apply(ev: &Evaluation, f: &mut FakeFleet) -> (Plan, RunOutcome) {
+    f.disconnect();
+    let a = Apply::begin(ev, f, options(), "tester").await.unwrap();
+    let plan = a.survey().plan.clone();
+    let out = a.execute(&info(), reporter()).await;
+    (plan, out)
+}
+
+/// The plan a new survey decides now.
+async fn replan(ev: &Evaluation, f: &mut FakeFleet) -> Plan {
+    f.disconnect();
+    survey::survey(ev, f, &options().survey())
+        .await
+        .unwrap()
+        .plan
+}
+
+/// The index of the first and last journal entry matching `what`.
+fn span(j: &[Entry], what: impl Fn(&Entry) -> bool) -> Option<(usize, usize)> {
+    let idx: Vec<usize> = j
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| what(e))
+        .map(|(i, _)| i)
+        .collect();
+    Some((*idx.first()?, *idx.last()?))
+}
+
+/// Every host holds its desired files and runs its desired containers.
+fn assert_converged(ev: &Evaluation, f: &FakeFleet, hosts: &[&str]) {
+    for name in hosts {
+        let hs = &ev.state.hosts[*name];
+        let st = f.machine(name).snapshot();
+        for (p, d) in &hs.files {
+            let got = st
+                .files
+                .get(p)
+                .unwrap_or_else(|| panic!("{name}: {p} missing"));
+            assert_eq!(
+                (got.content.as_slice(), got.mode, got.owner.as_str()),
+                (d.content.as_bytes(), d.mode, d.owner.as_str()),
+                "{name}: {p}"
+            );
+        }
+        for d in &hs.directories {
+            assert!(st.dirs.contains_key(&d.path), "{name}: {} missing", d.path);
+        }
+        for (c, def) in &hs.containers {
+            let got = st
+                .containers
+                .get(c)
+                .unwrap_or_else(|| panic!("{name}: {c} missing"));
+            assert_eq!(got.state, "running");
+            assert_eq!(
+                Some(&got.config_hash),
+                def.labels.get("provision.config_hash")
+            );
+        }
+        assert_eq!(st.containers.len(), hs.containers.len(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_cold_apply_does_what_its_plan_says_step_by_step_and_a_second_does_nothing() {
+    let ev = lab();
+    let mut f = fleet(&ev);
+    let (plan, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?}", out.failed());
+    // Every node was to be provisioned (nothing recorded yet): the plan counted them.
+    assert_eq!(plan.counts().nodes_provisioned, 6);
+    assert!(plan.hosts.values().filter(|h| h.assumed_empty).count() == 6);
+    // Exactly what the plan counted was done.
+    assert_eq!(out.counts(), plan.counts());
+    let files: usize = ev.state.hosts.values().map(|h| h.files.len()).sum();
+    assert_eq!(out.counts().files_written, files);
+    let all: Vec<&str> = ev.state.hosts.keys().map(String::as_str).collect();
+    assert_converged(&ev, &f, &all);
+
+    // Order: the lock first; the undercloud's stage before any node is touched; each
+    // node's files before any container; step N everywhere before step N+1 anywhere.
+    let j = f.take_journal();
+    let uc = ev.cloud.undercloud.name.as_str();
+    assert_eq!(
+        j[0],
+        Entry {
+            host: uc.into(),
+            what: "lock".into()
+        }
+    );
+    assert_eq!(j.last().unwrap().what, "unlock");
+    let (_, uc_last_step) = span(&j, |e| e.host == uc && e.what.starts_with("step")).unwrap();
+    let (bring_up, _) = span(&j, |e| e.what == "bring up").unwrap();
+    assert!(
+        uc_last_step < bring_up,
+        "the undercloud's services come first"
+    );
+    let (_, last_upload) = span(&j, |e| e.host != uc && e.what.starts_with("upload")).unwrap();
+    let (first_step, _) = span(&j, |e| e.host != uc && e.what.starts_with("step")).unwrap();
+    assert!(
+        last_upload < first_step,
+        "every host is prepared before step 1"
+    );
+    let steps: Vec<u8> = (1..=6).collect();
+    for w in steps.windows(2) {
+        let prev = span(&j, |e| {
+            e.host != uc && e.what.starts_with(&format!("step {}:", w[0]))
+        });
+        let next = span(&j, |e| {
+            e.host != uc && e.what.starts_with(&format!("step {}:", w[1]))
+        });
+        if let (Some((_, p_last)), Some((n_first, _))) = (prev, next) {
+            assert!(
+                p_last < n_first,
+                "step {} began before step {} ended",
+                w[1],
+                w[0]
+            );
+        }
+    }
+    // The records on the undercloud.
+    let st = f.undercloud.snapshot();
+    let nodes: NodesRecord =
+        serde_json::from_slice(&st.files["/var/lib/provision/lab.nodes.json"].content).unwrap();
+    assert_eq!(nodes.nodes.len(), 6);
+    let rec: record::ApplyRecord =
+        serde_json::from_slice(&st.files["/var/lib/provision/lab.last-apply.json"].content)
+            .unwrap();
+    assert!(rec.ok);
+    assert_eq!(rec.hosts.len(), 7);
+    assert_eq!(rec.hosts["lab-controller-0"].result, "changed");
+
+    // Again: nothing to do, nothing done; the stamps were written, so podman is not read.
+    let plan = replan(&ev, &mut f).await;
+    assert!(!plan.has_changes(), "{:#?}", plan.counts());
+    let (plan, out) = apply(&ev, &mut f).await;
+    assert_eq!((plan.counts().total(), out.counts().total()), (0, 0));
+    // (The undercloud's one upload is the last-apply record.)
+    assert!(f
+        .take_journal()
+        .iter()
+        .filter(|e| e.host != uc)
+        .all(|e| !e.what.starts_with("step") && !e.what.starts_with("upload")));
+}
+
+#[tokio::test]
+async fn a_failed_host_is_left_out_of_later_steps_within_tolerance_and_a_rerun_resumes() {
+    let mut ev = lab();
+    ev.cloud
+        .roles
+        .get_mut("Compute")
+        .unwrap()
+        .max_fail_percentage = 50;
+    let mut f = fleet(&ev);
+    let broken = "lab-novacompute-1";
+    f.machine(broken)
+        .set_faults(|x| x.directories = Some("mkdir: File exists".into()));
+    let (plan, out) = apply(&ev, &mut f).await;
+    let failed = out.hosts[broken].failure.clone().expect("it failed");
+    assert_eq!(failed.phase, Phase::Preparation);
+    assert_eq!(failed.action, "creating directories");
+    assert!(failed.message.contains("File exists"));
+    assert!(out.stopped.is_none(), "1 of 3 is within 50%");
+    let others: Vec<&str> = ev
+        .state
+        .hosts
+        .keys()
+        .map(String::as_str)
+        .filter(|h| *h != broken)
+        .collect();
+    assert_converged(&ev, &f, &others);
+    let j = f.take_journal();
+    assert!(
+        !j.iter()
+            .any(|e| e.host == broken && e.what.starts_with("step")),
+        "the failed host was left out of the steps"
+    );
+    // Everything the plan said, but the failed host's containers and files, was done.
+    let mut expected = plan.counts();
+    let lost = plan.hosts[broken].counts();
+    expected.files_written -= lost.files_written;
+    expected.directories_fixed -= lost.directories_fixed;
+    expected.containers_created -= lost.containers_created;
+    assert_eq!(out.counts(), expected);
+
+    // Fixed: the re-run plans only that host, and does exactly that.
+    f.machine(broken).set_faults(|x| x.directories = None);
+    let (plan, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?}", out.failed());
+    let changed: Vec<&str> = plan
+        .hosts
+        .values()
+        .filter(|h| !h.changes.is_empty())
+        .map(|h| h.host.as_str())
+        .collect();
+    assert_eq!(changed, vec![broken]);
+    assert_eq!(out.counts(), plan.counts());
+    assert_eq!(out.hosts_changed(), 1);
+    assert_converged(&ev, &f, &[broken]);
+    let j = f.take_journal();
+    let uc = ev.cloud.undercloud.name.as_str();
+    assert!(j
+        .iter()
+        .filter(|e| e.host != uc)
+        .filter(|e| e.what.starts_with("step") || e.what.starts_with("upload"))
+        .all(|e| e.host == broken));
+}
+
+#[tokio::test]
+async fn failures_over_a_roles_tolerance_stop_the_run_after_that_phase() {
+    let ev = lab();
+    let mut f = fleet(&ev);
+    f.machine("lab-novacompute-1")
+        .set_faults(|x| x.directories = Some("mkdir: File exists".into()));
+    let (_, out) = apply(&ev, &mut f).await;
+    assert_eq!(
+        out.stopped.as_deref(),
+        Some("1 of 3 Compute hosts failed (33%), more than its max_fail_percentage of 20%; stopped after host preparation")
+    );
+    for h in ev.cloud.hosts.iter() {
+        let st = f.machine(&h.name).snapshot();
+        assert!(st.containers.is_empty(), "{} got containers", h.name);
+    }
+    assert!(f
+        .machine("lab-controller-0")
+        .snapshot()
+        .files
+        .contains_key("/etc/overcloud/keystone/keystone.conf"));
+    // The record says so, and the lock is free again.
+    let rec: record::ApplyRecord = serde_json::from_slice(
+        &f.undercloud.snapshot().files["/var/lib/provision/lab.last-apply.json"].content,
+    )
+    .unwrap();
+    assert!(!rec.ok && rec.stopped.is_some());
+    assert_eq!(
+        rec.hosts["lab-novacompute-1"].failure.as_deref(),
+        Some("host preparation: creating directories: mkdir: File exists")
+    );
+}
+
+#[tokio::test]
+async fn an_unhealthy_container_fails_its_step_and_a_controller_stops_the_run() {
+    let ev = lab();
+    let mut f = fleet(&ev);
+    f.machine("lab-controller-0").set_faults(|x| {
+        x.unhealthy.insert("keystone".into());
+    });
+    let (_, out) = apply(&ev, &mut f).await;
+    let failure = out.hosts["lab-controller-0"].failure.clone().unwrap();
+    assert_eq!(failure.phase, Phase::Step(2));
+    assert_eq!(failure.action, "healthcheck of keystone");
+    assert!(
+        failure.message.contains("never became healthy"),
+        "{}",
+        failure.message
+    );
+    assert!(out
+        .stopped
+        .as_deref()
+        .unwrap()
+        .ends_with("stopped after step 2"));
+    // Counted: keystone was created (it is unhealthy, but it runs).
+    assert!(out.hosts["lab-controller-0"].done.containers_created >= 1);
+    let j = f.take_journal();
+    assert!(
+        !j.iter().any(|e| e.what.starts_with("step 3:")),
+        "no step after the stop"
+    );
+}
+
+#[tokio::test]
+async fn the_lock_keeps_a_second_apply_out_until_released() {
+    let ev = lab();
+    let mut f1 = fleet(&ev);
+    // A second apply from elsewhere, reaching the same undercloud.
+    let mut f2 = fleet(&ev);
+    f2.undercloud = f1.undercloud.clone();
+    let a = Apply::begin(&ev, &mut f1, options(), "first apply pid 1")
+        .await
+        .unwrap();
+    match Apply::begin(&ev, &mut f2, options(), "second").await {
+        Err(BeginError::Lock(LockError::Busy { holder, path, .. })) => {
+            assert_eq!(holder, "first apply pid 1");
+            assert_eq!(path, "/var/lib/provision/lab.lock");
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("the second apply got the lock"),
+    }
+    a.release().await;
+    let b = Apply::begin(&ev, &mut f2, options(), "second").await;
+    assert!(b.is_ok(), "free after release");
+}
+
+#[tokio::test]
+async fn removals_restarts_and_scale_in_are_planned_and_done_alike() {
+    let mut ev = lab();
+    let mut f = fleet(&ev);
+    let (_, out) = apply(&ev, &mut f).await;
+    assert!(out.ok());
+    // A service out of the Compute role; a stopped container; a node out of the inventory.
+    for h in ev.state.hosts.values_mut().filter(|h| h.role == "Compute") {
+        h.containers.remove("neutron_ovs_agent");
+        h.files.retain(|_, x| x.service != "neutron_ovs_agent");
+    }
+    f.machine("lab-networker-0").alter(|s| {
+        for c in s.containers.values_mut() {
+            c.state = "exited".into();
+        }
+    });
+    let id_before = f.machine("lab-networker-0").snapshot().containers;
+    ev.cloud.hosts.retain(|h| h.name != "lab-novacompute-2");
+    ev.state.hosts.remove("lab-novacompute-2");
+    let plan = replan(&ev, &mut f).await;
+    let c = plan.counts();
+    assert_eq!(c.containers_removed, 2, "{c:?}");
+    assert_eq!(c.containers_started, id_before.len());
+    assert_eq!(c.nodes_powered_off, 1);
+    assert!(plan.nodes.iter().any(
+        |n| n.node == "lab-novacompute-2" && n.action == NodeAction::Remove { power_off: true }
+    ));
+    assert!(plan.hosts["lab-networker-0"]
+        .changes
+        .iter()
+        .all(|ch| matches!(
+            ch,
+            Change::Container {
+                op: ContainerOp::Start { .. },
+                ..
+            }
+        )));
+    let (planned, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?} {:?}", out.failed(), out.power_off_failures);
+    assert_eq!(out.counts(), planned.counts());
+    assert_eq!(planned.counts(), c);
+    // Started, not recreated: the same ids.
+    let after = f.machine("lab-networker-0").snapshot().containers;
+    for (n, c) in &after {
+        assert_eq!(
+            (c.id, c.state.as_str()),
+            (id_before[n].id, "running"),
+            "{n}"
+        );
+    }
+    for n in ["lab-novacompute-0", "lab-novacompute-1"] {
+        let st = f.machine(n).snapshot();
+        assert!(!st.containers.contains_key("neutron_ovs_agent"));
+        assert!(!st
+            .files
+            .keys()
+            .any(|p| p.starts_with("/etc/overcloud/neutron_ovs_agent/")));
+    }
+    let nodes: NodesRecord = serde_json::from_slice(
+        &f.undercloud.snapshot().files["/var/lib/provision/lab.nodes.json"].content,
+    )
+    .unwrap();
+    assert!(!nodes.nodes.contains_key("lab-novacompute-2"), "forgotten");
+    assert!(!replan(&ev, &mut f).await.has_changes());
+}
+
+#[tokio::test]
+async fn an_unreachable_host_fails_and_a_node_that_cannot_come_up_fails_alone() {
+    let mut ev = lab();
+    ev.cloud
+        .roles
+        .get_mut("Compute")
+        .unwrap()
+        .max_fail_percentage = 50;
+    let mut f = fleet(&ev);
+    f.machine("lab-novacompute-0")
+        .set_faults(|x| x.bring_up = Some("did not answer SSH within 5 s".into()));
+    let (plan, out) = apply(&ev, &mut f).await;
+    let fail = out.hosts["lab-novacompute-0"].failure.clone().unwrap();
+    assert_eq!(
+        (fail.phase, fail.action.as_str()),
+        (Phase::BareMetal, "waiting for SSH")
+    );
+    assert!(out.stopped.is_none());
+    assert_eq!(
+        out.counts().nodes_provisioned,
+        plan.counts().nodes_provisioned - 1
+    );
+    assert_converged(&ev, &f, &["lab-novacompute-1", "lab-controller-0"]);
+    // Now it comes up, but the networker cannot be read: Networker tolerates 50%,
+    // but one of one is 100%: the run stops before the overcloud.
+    f.machine("lab-novacompute-0")
+        .set_faults(|x| x.bring_up = None);
+    f.machine("lab-networker-0")
+        .set_faults(|x| x.unreachable = true);
+    let (_, out) = apply(&ev, &mut f).await;
+    assert_eq!(
+        out.hosts["lab-networker-0"].failure.as_ref().unwrap().phase,
+        Phase::Gather
+    );
+    assert!(out
+        .stopped
+        .as_deref()
+        .unwrap()
+        .contains("stopped after the bare-metal stage"));
+    assert!(f
+        .machine("lab-novacompute-0")
+        .snapshot()
+        .containers
+        .is_empty());
+}

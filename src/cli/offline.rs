@@ -1,0 +1,92 @@
+//! The commands that contact no host: `validate`, `render` and `diff`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use provision::diff::revisions::diff_revisions;
+use provision::render::output;
+
+use super::OutputFormat;
+
+pub fn validate(inventory: &Path) -> ExitCode {
+    let ev = match super::load(inventory) {
+        Ok(ev) => ev,
+        Err(code) => return code,
+    };
+    let files: usize = ev.state.hosts.values().map(|h| h.files.len()).sum();
+    let containers: usize = ev.state.hosts.values().map(|h| h.containers.len()).sum();
+    let roles: Vec<String> = ev
+        .cloud
+        .roles
+        .keys()
+        .map(|r| {
+            format!(
+                "{r} {}",
+                ev.cloud.hosts.iter().filter(|h| &h.role == r).count()
+            )
+        })
+        .collect();
+    println!(
+        "{}: valid. Cloud `{}`: undercloud `{}`, {} nodes ({}), {} files and {} containers rendered.",
+        inventory.display(),
+        ev.cloud.name,
+        ev.cloud.undercloud.name,
+        ev.cloud.hosts.len(),
+        roles.join(", "),
+        files,
+        containers
+    );
+    ExitCode::SUCCESS
+}
+
+pub fn render(inventory: &Path, out: &Path) -> ExitCode {
+    let ev = match super::load(inventory) {
+        Ok(ev) => ev,
+        Err(code) => return code,
+    };
+    match output::write(out, &ev.cloud.name, &ev.state, &ev.cloud.secrets) {
+        Ok(n) => {
+            println!(
+                "Rendered {n} files for {} hosts into {} (manifest: {}).",
+                ev.state.hosts.len(),
+                out.display(),
+                out.join(output::MANIFEST).display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn diff(
+    inventory: &Path,
+    base: &str,
+    head: Option<&str>,
+    fmt: OutputFormat,
+    detailed_exitcode: bool,
+) -> ExitCode {
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot read the current directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match diff_revisions(&cwd, inventory, base, head) {
+        Ok(report) => {
+            print!("{}", fmt.render(&report));
+            if detailed_exitcode && report.has_changes() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! What apply needs of a machine, behind two traits: a [`Host`] reads its facts, runs
+//! the typed [`Command`]s apply is made of, uploads batches of files and holds a lock;
+//! a [`Fleet`] is the cloud's hosts (the undercloud and the nodes), which can connect
+//! to more nodes and bring nodes up through their BMCs. The SSH implementation
+//! ([`ssh`]) runs each command as one shell script (the scripts are in [`script`]); an
+//! in-memory fake ([`fake`]) runs the same commands against a model of a host, for tests
+//! of the stage engine that need no machine.
+
+pub mod fake;
+pub mod script;
+pub mod ssh;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apply::lock::LockError;
+use crate::baremetal::record::ProvisionedNode;
+use crate::facts::{ActualHost, ReadFacts};
+use crate::model::Bmc;
+use crate::plan::ContainerOp;
+use crate::report::Reporter;
+use crate::state::{ContainerDef, DesiredDir, HostState, Plane};
+use crate::transport::{ExecOutput, TransportError, UploadFile};
+
+/// A boxed future, so that hosts can be used as `dyn Host`.
+pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One container of a deploy step and what to do with it.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContainer<'a> {
+    pub def: &'a ContainerDef,
+    pub op: &'a ContainerOp,
+}
+
+/// What apply runs on a host. Each is one round trip; its output follows the protocol
+/// of [`script`] (`A`, `E`, `H`, `L` lines for containers), parsed by apply.
+#[derive(Debug, Clone, Copy)]
+pub enum Command<'a> {
+    /// Stops and removes managed containers, with their configuration folder,
+    /// definition and unit (their logs stay).
+    RemoveContainers { names: &'a [String], plane: Plane },
+    /// Creates directories or fixes their mode and owner, stopping at the first failure.
+    FixDirectories { dirs: &'a [&'a DesiredDir] },
+    /// `systemctl daemon-reload`, then enables these units.
+    EnableUnits { units: &'a [String] },
+    /// A deploy step's containers, all at once, then their healthchecks polled until
+    /// they pass or `health_timeout` ends.
+    RunStep {
+        step: u8,
+        containers: &'a [StepContainer<'a>],
+        health_timeout: Duration,
+    },
+    /// Records the running containers (name, id, config hash) for the next read.
+    WriteStamp { plane: Plane },
+    /// Prints a file (nothing when it is missing).
+    ReadFile { path: &'a str },
+    /// The undercloud's readiness checks ([`crate::apply::undercloud`]).
+    CheckUndercloud { script: &'a str },
+}
+
+impl Command<'_> {
+    /// A short description for errors: `removing 2 containers`, `step 3 containers`.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::RemoveContainers { names, .. } => {
+                format!(
+                    "removing {}",
+                    crate::plan::change::plural(names.len(), "container")
+                )
+            }
+            Command::FixDirectories { .. } => "creating directories".into(),
+            Command::EnableUnits { .. } => "enabling container units".into(),
+            Command::RunStep { .. } => "running the step's containers".into(),
+            Command::WriteStamp { .. } => "recording the running containers".into(),
+            Command::ReadFile { path } => format!("reading {path}"),
+            Command::CheckUndercloud { .. } => "checking the undercloud".into(),
+        }
+    }
+}
+
+/// A lock held on a host until released (or the connection drops).
+pub trait HeldLock: Send {
+    fn release(self: Box<Self>) -> HostFuture<'static, ()>;
+}
+
+/// One machine apply works on.
+pub trait Host: Send + Sync {
+    /// Its name in the inventory.
+    fn name(&self) -> &str;
+
+    /// Reads what it has of what `desired` manages.
+    fn read_facts<'a>(
+        &'a self,
+        desired: &'a HostState,
+        how: ReadFacts,
+        timeout: Duration,
+    ) -> HostFuture<'a, Result<ActualHost, TransportError>>;
+
+    /// Runs a command; a non-zero exit is in the output, not an error.
+    fn run<'a>(
+        &'a self,
+        command: &'a Command<'a>,
+        timeout: Duration,
+    ) -> HostFuture<'a, Result<ExecOutput, TransportError>>;
+
+    /// Writes files atomically, all or none.
+    fn upload_batch<'a>(
+        &'a self,
+        files: &'a [UploadFile<'a>],
+        timeout: Duration,
+    ) -> HostFuture<'a, Result<(), TransportError>>;
+
+    /// Takes the apply lock of `cloud` ([`crate::apply::lock::lock_path`]), recording
+    /// `holder`; refused if another holds it.
+    fn lock<'a>(
+        &'a self,
+        cloud: &'a str,
+        holder: &'a str,
+    ) -> HostFuture<'a, Result<Box<dyn HeldLock>, LockError>>;
+}
+
+/// An action that failed on a host, and why (secrets already redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionFailed {
+    /// What was being done, e.g. `waiting for SSH`, `writing 12 files`.
+    pub action: String,
+    pub message: String,
+}
+
+/// A node the bare-metal stage tried to bring up.
+pub struct BroughtUp {
+    pub node: String,
+    /// What was recorded of it when it came up (it is then in the fleet), or what
+    /// failed.
+    pub result: Result<ProvisionedNode, ActionFailed>,
+}
+
+/// How the bare-metal stage brings nodes up.
+#[derive(Debug, Clone)]
+pub struct BringUp {
+    pub parallel: usize,
+    /// Longest to wait for a powered-on node to answer SSH.
+    pub boot_timeout: Duration,
+    pub run_id: String,
+    /// RFC 3339, UTC: when, in the record.
+    pub time: String,
+}
+
+/// The cloud's machines.
+pub trait Fleet: Send + Sync {
+    /// The undercloud (its own services, the lock and the records).
+    fn undercloud(&self) -> Arc<dyn Host>;
+
+    /// A node's host, or why it could not be reached; `None` if never connected.
+    fn node(&self, name: &str) -> Option<Result<Arc<dyn Host>, String>>;
+
+    /// The host of a name of the desired state: the undercloud or a node.
+    fn host(&self, name: &str) -> Option<Result<Arc<dyn Host>, String>> {
+        let uc = self.undercloud();
+        if uc.name() == name {
+            return Some(Ok(uc));
+        }
+        self.node(name)
+    }
+
+    /// Connects to provisioned nodes (at most `parallel` at a time); a node that
+    /// cannot be reached is kept with its error.
+    fn connect<'a>(&'a mut self, nodes: &'a [String], parallel: usize) -> HostFuture<'a, ()>;
+
+    /// Brings nodes up through their BMCs (the bare-metal stage) and adds those that
+    /// came up.
+    fn bring_up<'a>(
+        &'a mut self,
+        nodes: &'a [String],
+        how: &'a BringUp,
+        reporter: &'a Arc<Reporter>,
+    ) -> HostFuture<'a, Vec<BroughtUp>>;
+
+    /// Powers nodes off through their (recorded) BMCs: per node, the result.
+    fn power_off<'a>(
+        &'a self,
+        nodes: &'a [(String, Bmc)],
+    ) -> HostFuture<'a, Vec<(String, Result<(), String>)>>;
+}

@@ -1,0 +1,205 @@
+//! A plan as a person or a bot reads it: the same [`Report`] as `provision diff` (one
+//! entry per change, grouped across hosts, secrets redacted), built from the plan's own
+//! changes, so that what it lists and counts is exactly what apply does.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diff::{
+    self, ContainerAction, FileAction, FileItem, Grouper, NodeChange, Report, ReportKind,
+    RevisionInfo,
+};
+use crate::facts::ActualHost;
+use crate::inventory::Secrets;
+use crate::state::{DesiredFile, DesiredState};
+
+use super::{Change, ContainerOp, DirFix, FileFix, NodeAction, Plan};
+
+/// The report of `plan`: every change of every host, with the diff of each file from
+/// the host's content (fetched by the survey) to the desired one.
+pub fn report(
+    inventory: &str,
+    plan: &Plan,
+    desired: &DesiredState,
+    facts: &BTreeMap<String, ActualHost>,
+    secrets: &Secrets,
+) -> Report {
+    let mut grouper = Grouper::default();
+    let empty = ActualHost::default();
+    for (name, hp) in &plan.hosts {
+        let Some(hs) = desired.hosts.get(name) else {
+            continue;
+        };
+        let found = facts.get(name).unwrap_or(&empty);
+        for change in &hp.changes {
+            match change {
+                Change::WriteFile { path, fix } => {
+                    if let Some(f) = hs.files.get(path) {
+                        grouper.file(file_item(name, f, fix, found, secrets));
+                    }
+                }
+                Change::Directory { path, fix } => {
+                    let after = hs
+                        .directories
+                        .iter()
+                        .find(|d| &d.path == path)
+                        .map(|d| format!("{} {}:{}", d.mode, d.owner, d.group));
+                    let (action, before) = dir_before(fix, found.paths.get(path));
+                    grouper.dir(name, path, action, before, after);
+                }
+                Change::EnableUnit { unit, .. } => grouper.unit(name, unit),
+                Change::RemoveContainer { container } => {
+                    grouper.container(name, container, ContainerAction::Remove)
+                }
+                Change::Container { container, op, .. } => {
+                    let action = match op {
+                        ContainerOp::Create => ContainerAction::Create,
+                        ContainerOp::Recreate { .. } => ContainerAction::Restart,
+                        ContainerOp::Start { .. } => ContainerAction::Start,
+                    };
+                    grouper.container(name, container, action);
+                }
+            }
+        }
+    }
+    let mut g = grouper.finish();
+    g.summary.nodes_to_provision = plan
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.action, NodeAction::Provision { .. }))
+        .count();
+    let with_changes: BTreeSet<&str> = plan
+        .hosts
+        .values()
+        .filter(|h| !h.changes.is_empty())
+        .map(|h| h.host.as_str())
+        .chain(plan.nodes.iter().map(|n| n.node.as_str()))
+        .collect();
+    g.summary.hosts_changed = with_changes.len();
+    g.summary.hosts_total = plan.hosts.len();
+    Report {
+        format: diff::FORMAT,
+        kind: ReportKind::Plan,
+        inventory: inventory.to_string(),
+        base: RevisionInfo {
+            rev: "actual state".into(),
+            commit: None,
+        },
+        head: RevisionInfo {
+            rev: "desired state".into(),
+            commit: None,
+        },
+        hosts_added: Vec::new(),
+        hosts_removed: Vec::new(),
+        files: g.files,
+        directories: g.directories,
+        containers: g.containers,
+        units: g.units,
+        host_groups: g.host_groups,
+        nodes: plan.nodes.iter().map(node_change).collect(),
+        summary: g.summary,
+        changes: Some(plan.counts()),
+        undercloud: desired
+            .hosts
+            .values()
+            .find(|h| h.plane == crate::state::Plane::Undercloud)
+            .map(|h| h.name.clone()),
+    }
+}
+
+fn node_change(n: &super::NodePlan) -> NodeChange {
+    let (change, action) = match &n.action {
+        NodeAction::Provision { how } => ("provision", how.clone()),
+        NodeAction::Remove { power_off: true } => (
+            "remove",
+            "provisioned, no longer in the inventory: powered off through its BMC and forgotten".into(),
+        ),
+        NodeAction::Remove { power_off: false } => (
+            "remove",
+            "provisioned, no longer in the inventory: left as it is (`apply --power-off-removed` powers it off through its BMC and forgets it)".into(),
+        ),
+    };
+    NodeChange {
+        node: n.node.clone(),
+        role: n.role.clone(),
+        change: change.into(),
+        action,
+    }
+}
+
+/// One file change as the report shows it. The host's content is shown as found,
+/// except that in a file holding secrets every line of the host's that the desired file
+/// does not have is hidden (it may hold an old secret value).
+fn file_item(
+    host: &str,
+    f: &DesiredFile,
+    fix: &FileFix,
+    found: &ActualHost,
+    secrets: &Secrets,
+) -> FileItem {
+    let after = secrets.redact(&diff::shown(&f.kind, &f.content));
+    let before = if fix.creates() {
+        String::new()
+    } else if !fix.content {
+        after.clone()
+    } else if let Some(bytes) = found.contents.get(&f.path) {
+        let text = String::from_utf8_lossy(bytes);
+        let text = diff::shown(&f.kind, &text);
+        if f.secret {
+            let known: BTreeSet<&str> = f.content.lines().collect();
+            text.lines()
+                .enumerate()
+                .map(|(i, l)| {
+                    if known.contains(l) {
+                        format!("{l}\n")
+                    } else {
+                        format!(
+                            "(line {} of the host's file hidden: this file holds secrets)\n",
+                            i + 1
+                        )
+                    }
+                })
+                .collect()
+        } else {
+            secrets.redact(&text)
+        }
+    } else {
+        match &fix.found {
+            Some(kind) if !kind.starts_with("regular") => {
+                format!("(not a regular file: {kind})\n")
+            }
+            _ => "(the host's content was not read)\n".into(),
+        }
+    };
+    FileItem {
+        host: host.to_string(),
+        path: f.path.clone(),
+        service: f.service.clone(),
+        action: if fix.creates() {
+            FileAction::Create
+        } else {
+            FileAction::Modify
+        },
+        before,
+        after,
+        secret_changed: false,
+        mode: fix
+            .mode
+            .map(|[a, b]| [format!("{a:04o}"), format!("{b:04o}")]),
+        owner: fix.owner.clone(),
+    }
+}
+
+/// The action and the `mode owner:group` found of a directory change.
+fn dir_before(
+    fix: &DirFix,
+    found: Option<&crate::facts::ActualPath>,
+) -> (FileAction, Option<String>) {
+    match (fix.creates(), found) {
+        (true, _) | (false, None) => (FileAction::Create, None),
+        (false, Some(a)) if !a.is_dir() => (FileAction::Modify, Some(format!("(a {})", a.kind))),
+        (false, Some(a)) => (
+            FileAction::Modify,
+            Some(format!("{:04o} {}:{}", a.mode, a.user, a.group)),
+        ),
+    }
+}
