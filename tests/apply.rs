@@ -302,11 +302,14 @@ async fn apply_converges_the_lab_then_changes_only_what_changed() {
     let inv = lab.inventory();
     let inv = inv.to_str().unwrap();
 
-    // 1. From empty hosts.
+    // 1. From empty hosts: apply does what the plan says.
+    let (o, planned, err) = provision(&["plan", inv]);
+    assert!(o.status.success(), "{planned}\n{err}");
     let run1 = runs.path().join("run1");
     let (o, out, err) = provision(&["apply", inv, "--yes", "--run-dir", run1.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(out.contains("Apply complete:"), "{out}");
+    assert_plan_is_apply(&planned, &out);
     assert!(
         !err.contains('\r') && !err.contains('\x1b'),
         "plain progress off a terminal: {err:?}"
@@ -452,6 +455,8 @@ async fn apply_converges_the_lab_then_changes_only_what_changed() {
         )]
     );
 
+    let (o, planned, _) = provision(&["plan", inv]);
+    assert!(o.status.success(), "{planned}");
     let (o, out, err) = provision(&[
         "apply",
         inv,
@@ -460,6 +465,7 @@ async fn apply_converges_the_lab_then_changes_only_what_changed() {
         runs.path().join("run3").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert_plan_is_apply(&planned, &out);
     assert!(
         out.contains("Apply complete: 6 files written, 0 directories fixed, 3 containers recreated on 3 of 7 hosts"),
         "{out}"
@@ -493,6 +499,39 @@ fn apply(lab: &LabCopy, runs: &Path, name: &str, extra: &[&str]) -> (Output, Str
     let mut args = vec!["apply", inv.as_str(), "--yes", "--run-dir", run.as_str()];
     args.extend_from_slice(extra);
     provision(&args)
+}
+
+/// Asserts that apply's summary says what the plan's closing line said, number for
+/// number: `Plan: 6 files to write, 0 directories to fix, 3 containers to recreate on
+/// 3 of 7 hosts.` and `Apply complete: 6 files written, 0 directories fixed, 3
+/// containers recreated on 3 of 7 hosts, in 4.1 s.`
+fn assert_plan_is_apply(plan_out: &str, apply_out: &str) {
+    let plan = plan_out
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("Plan: "))
+        .unwrap_or_else(|| panic!("no closing line in the plan: {plan_out}"))
+        .trim_end_matches('.');
+    let done = apply_out
+        .lines()
+        .find_map(|l| l.strip_prefix("Apply complete: "))
+        .unwrap_or_else(|| panic!("no summary in apply's output: {apply_out}"));
+    let done = &done[..done.rfind(", in ").unwrap_or(done.len())];
+    let mut said = plan.to_string();
+    for (will, did) in [
+        ("to provision", "provisioned"),
+        ("to write", "written"),
+        ("to fix", "fixed"),
+        ("to create", "created"),
+        ("to recreate", "recreated"),
+        ("to start", "started"),
+        ("to remove", "removed"),
+        ("to enable", "enabled"),
+        ("to power off", "powered off"),
+    ] {
+        said = said.replace(will, did);
+    }
+    assert_eq!(done, said, "apply did not do what the plan said");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -827,6 +866,7 @@ async fn a_service_taken_out_of_a_role_is_removed_with_its_files() {
     lab.edit_file("roles/Compute.toml", ", \"neutron_ovs_agent\"]", "]");
     let (o, out, _) = provision(&["plan", &lab.inv()]);
     assert!(o.status.success(), "{out}");
+    let planned = out.clone();
     assert!(out.contains("- remove  neutron_ovs_agent"), "{out}");
     assert!(
         out.contains("stopped and removed with /etc/overcloud/neutron_ovs_agent/, /var/lib/overcloud/containers/neutron_ovs_agent.json and its unit; /var/log/overcloud/neutron_ovs_agent/ stays"),
@@ -836,6 +876,7 @@ async fn a_service_taken_out_of_a_role_is_removed_with_its_files() {
     let (o, out, err) = apply(&lab, runs.path(), "removed", &[]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(out.contains("3 containers removed"), "{out}");
+    assert_plan_is_apply(&planned, &out);
     let after = all_ids(&f).await;
     for (host, ids) in &before {
         for (c, id) in ids {
@@ -1103,8 +1144,12 @@ async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone()
     // Fixed inventory: only the two failed nodes go through the bare-metal stage.
     let good = LabCopy::new("");
     let run2 = runs.path().join("second");
+    let (o, planned, _) = provision(&["plan", &good.inv()]);
+    assert!(o.status.success(), "{planned}");
     let (o, out, err) = apply(&good, runs.path(), "second", &["--boot-timeout", "60"]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    // Two nodes from power-off to deployed: exactly what the plan said.
+    assert_plan_is_apply(&planned, &out);
     let mut hosts: Vec<String> = bare_metal(&run2).into_iter().map(|(h, _)| h).collect();
     hosts.sort();
     hosts.dedup();
@@ -1174,8 +1219,12 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
     let (o, out, err) = apply(&small, runs.path(), "kept", &[]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(out.contains("1 provisioned node(s) are no longer in the inventory (lab-novacompute-2): left as they are"), "{out}");
+    let (o, planned, _) = provision(&["plan", &small.inv(), "--power-off-removed"]);
+    assert!(o.status.success(), "{planned}");
+    assert!(planned.contains("1 removed node to power off"), "{planned}");
     let (o, out, err) = apply(&small, runs.path(), "in", &["--power-off-removed"]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert_plan_is_apply(&planned, &out);
     assert!(
         out.contains("Powered off and forgot 1 node(s) removed from the inventory."),
         "{out}"

@@ -176,7 +176,7 @@ impl<'a> Apply<'a> {
         let started = Instant::now();
         let mut out = self.outcome_skeleton(&reporter);
         self.converge(info, &reporter, &mut out).await;
-        if out.stopped.is_none() {
+        if out.stopped.is_none() && !out.undercloud_failed {
             self.write_stamps(&out).await;
         }
         out.seconds = started.elapsed().as_secs_f64();
@@ -219,18 +219,13 @@ impl<'a> Apply<'a> {
     async fn converge(&mut self, info: &RunInfo, reporter: &Arc<Reporter>, out: &mut RunOutcome) {
         let roles = &self.ev.cloud.roles;
         // 1. The undercloud: its failure stops everything.
-        if !self.run_plane(Plane::Undercloud, reporter, out).await {
-            return;
-        }
-        let uc_failed = out
-            .hosts
-            .values()
-            .any(|h| h.role == crate::model::UNDERCLOUD_ROLE && h.failure.is_some());
-        if uc_failed {
-            out.stopped = Some(
-                "the undercloud stage failed: the bare-metal and overcloud stages did not run"
-                    .into(),
-            );
+        let finished = self.run_plane(Plane::Undercloud, reporter, out).await;
+        out.undercloud_failed = !finished
+            || out
+                .hosts
+                .values()
+                .any(|h| h.role == crate::model::UNDERCLOUD_ROLE && h.failure.is_some());
+        if out.undercloud_failed {
             return;
         }
         // 2. Bare metal, then what is already too many failures.

@@ -81,9 +81,11 @@ pub struct RunOutcome {
     pub nodes_powered_off: Vec<String>,
     /// Removed nodes that could not be powered off, and why.
     pub power_off_failures: Vec<(String, String)>,
-    /// Set when a stage failed or a role's failures went over its tolerated
-    /// percentage: what stopped the run, after which phase.
+    /// Set when a role's failures went over its tolerated percentage: what stopped
+    /// the run, after which phase.
     pub stopped: Option<String>,
+    /// The undercloud's stage failed: the bare-metal and overcloud stages did not run.
+    pub undercloud_failed: bool,
     pub seconds: f64,
 }
 
@@ -110,7 +112,10 @@ impl RunOutcome {
     }
 
     pub fn ok(&self) -> bool {
-        self.stopped.is_none() && self.failed().is_empty() && self.power_off_failures.is_empty()
+        self.stopped.is_none()
+            && !self.undercloud_failed
+            && self.failed().is_empty()
+            && self.power_off_failures.is_empty()
     }
 
     /// The hosts with at least one change.

@@ -267,13 +267,10 @@ fn print_outcome(o: &RunOutcome, started: Instant) {
         println!("  {n}: NOT powered off: {e}");
     }
     if let Some(why) = &o.stopped {
-        if why.starts_with("the undercloud stage failed") {
-            println!(
-                "\nThe undercloud stage failed: the bare-metal and overcloud stages did not run."
-            );
-        } else {
-            println!("\nThe run stopped: {why}.");
-        }
+        println!("\nThe run stopped: {why}.");
+    }
+    if o.undercloud_failed {
+        println!("\nThe undercloud stage failed: the bare-metal and overcloud stages did not run.");
     }
 }
 

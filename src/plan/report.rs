@@ -67,14 +67,8 @@ pub fn report(
         .iter()
         .filter(|n| matches!(n.action, NodeAction::Provision { .. }))
         .count();
-    let with_changes: BTreeSet<&str> = plan
-        .hosts
-        .values()
-        .filter(|h| !h.changes.is_empty())
-        .map(|h| h.host.as_str())
-        .chain(plan.nodes.iter().map(|n| n.node.as_str()))
-        .collect();
-    g.summary.hosts_changed = with_changes.len();
+    // As apply counts them: its hosts with a change (a node to provision is one).
+    g.summary.hosts_changed = plan.hosts_changed();
     g.summary.hosts_total = plan.hosts.len();
     Report {
         format: diff::FORMAT,
