@@ -11,6 +11,7 @@ pub mod diagnostics;
 pub mod diff;
 pub mod evaluate;
 pub mod git;
+pub mod ini_values;
 pub mod inventory;
 pub mod model;
 pub mod plan;

@@ -13,7 +13,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::catalogue::{Catalogue, Requirements};
-use crate::inventory::spec::{BmcDriver, ConfigOverrides, RootDeviceHint};
+use crate::ini_values::ConfigOverrides;
+use crate::inventory::spec::{BmcDriver, RootDeviceHint};
 use crate::inventory::{Inventory, Secrets};
 pub use build::{build, LoadOptions, Loaded};
 

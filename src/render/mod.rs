@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalogue::{parse_mode, Service};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
-use crate::inventory::spec::{ConfigOverrides, IniValue};
+use crate::ini_values::{ConfigOverrides, IniScalar, IniSections, IniValue};
 use crate::model::{Cloud, Host};
 use crate::state::{
     hex, unit_name, ContainerDef, DesiredDir, DesiredFile, DesiredState, FileKind, HostState,
@@ -309,7 +309,7 @@ impl<'c> Renderer<'c> {
                         continue;
                     };
                     let inv = cloud.inventory.path.as_path();
-                    let mut layers: Vec<(&Path, &crate::inventory::spec::IniSections)> = vec![
+                    let mut layers: Vec<(&Path, &IniSections)> = vec![
                         (defaults.file.as_path(), &defaults.sections),
                         (svc.file.as_path(), &f.ini),
                     ];
@@ -523,7 +523,7 @@ impl<'c> Renderer<'c> {
 
     fn render_ini(
         &self,
-        layers: &[(&Path, &crate::inventory::spec::IniSections)],
+        layers: &[(&Path, &IniSections)],
         ctx: &Value,
     ) -> Result<RenderedIni, Diagnostic> {
         // Merge: later layers win, option by option.
@@ -558,7 +558,7 @@ impl<'c> Renderer<'c> {
                         let mut parts = Vec::new();
                         for (i, item) in items.iter().enumerate() {
                             match item {
-                                crate::inventory::spec::IniScalar::String(s) => {
+                                IniScalar::String(s) => {
                                     let v = self.render_str(&format!("{name}[{i}]"), s, ctx)?;
                                     if !v.trim().is_empty() {
                                         parts.push(v.trim().to_string());
@@ -754,11 +754,7 @@ fn container_unit(
     }
 }
 
-fn collect_ini(
-    file: &Path,
-    sections: &crate::inventory::spec::IniSections,
-    out: &mut Vec<(String, String, Origin)>,
-) {
+fn collect_ini(file: &Path, sections: &IniSections, out: &mut Vec<(String, String, Origin)>) {
     for (section, options) in sections {
         for (key, value) in options {
             let base = value_name(file, section, key, value.span().start);
@@ -770,7 +766,7 @@ fn collect_ini(
                 IniValue::String(s) if is_template(s) => out.push((base, s.clone(), origin)),
                 IniValue::List(items) => {
                     for (i, item) in items.iter().enumerate() {
-                        if let crate::inventory::spec::IniScalar::String(s) = item {
+                        if let IniScalar::String(s) = item {
                             if is_template(s) {
                                 out.push((format!("{base}[{i}]"), s.clone(), origin.clone()));
                             }
