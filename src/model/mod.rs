@@ -3,7 +3,12 @@
 //! no host is contacted.
 
 pub mod address;
+mod bmc;
 mod build;
+mod host_addresses;
+mod networks;
+mod nodes;
+mod roles;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
