@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod facts;
 pub mod git;
 pub mod host;
+pub mod ini_values;
 pub mod inventory;
 pub mod model;
 pub mod plan;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeValue;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
-use crate::inventory::spec::{IniSections, IniValue};
+use crate::ini_values::{IniSections, IniValue};
 use crate::source::{normalize, SourceMap, SourceTree};
 use crate::tomlfile;
 pub use role::{Requirements, RoleDef};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::inventory::spec::IniSections;
+use crate::ini_values::IniSections;
 
 /// What a service's manifest says.
 #[derive(Debug, Clone, Deserialize)]

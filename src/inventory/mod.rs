@@ -11,6 +11,7 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::ini_values::ConfigOverrides;
 use crate::source::{normalize, SourceMap, SourceTree};
 use crate::tomlfile;
 pub use secrets::{SecretValue, Secrets};

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::ini_values::ConfigOverrides;
+
 /// `[cloud]`: the cloud as a whole.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -302,31 +304,4 @@ pub struct SecretsSpec {
 
 fn default_env_prefix() -> String {
     "PROVISION_SECRET_".into()
-}
-
-/// oslo.config overrides: `[config.<file id or service>.<section>] option = value`.
-pub type ConfigOverrides = BTreeMap<String, IniSections>;
-/// Sections of an INI file, each a table of options.
-pub type IniSections = BTreeMap<String, BTreeMap<String, Spanned<IniValue>>>;
-
-/// A value of an oslo.config option.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum IniValue {
-    Bool(bool),
-    Integer(i64),
-    Float(f64),
-    String(String),
-    List(Vec<IniScalar>),
-    Multi { multi: Vec<String> },
-}
-
-/// An element of a list option.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum IniScalar {
-    Bool(bool),
-    Integer(i64),
-    Float(f64),
-    String(String),
 }

@@ -3,7 +3,12 @@
 //! no host is contacted.
 
 pub mod address;
+mod bmc;
 mod build;
+mod host_addresses;
+mod networks;
+mod nodes;
+mod roles;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -13,7 +18,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::catalogue::{Catalogue, Requirements};
-use crate::inventory::spec::{BmcDriver, ConfigOverrides, RootDeviceHint};
+use crate::ini_values::ConfigOverrides;
+use crate::inventory::spec::{BmcDriver, RootDeviceHint};
 use crate::inventory::{Inventory, Secrets};
 pub use build::{build, LoadOptions, Loaded};
 

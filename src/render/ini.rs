@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::inventory::spec::{IniScalar, IniValue};
+use crate::ini_values::{IniScalar, IniValue};
 
 /// A rendered option value.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,289 @@
+//! Containers: each service's container definition (image, command, environment,
+//! volumes, labels with a config hash over everything it uses), its definition file,
+//! and the systemd unit that starts it at boot.
+
+use std::collections::BTreeMap;
+
+use minijinja::Value;
+use sha2::{Digest, Sha256};
+
+use super::Renderer;
+use crate::catalogue::Service;
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::model::Host;
+use crate::state::{
+    hex, unit_name, ContainerDef, DesiredFile, FileKind, HostState, Plane, UNIT_DIR,
+};
+
+impl Renderer<'_> {
+    /// The containers of the services in `pending` (those with an image, with their
+    /// template context), after every file of the host is rendered: a container's config
+    /// hash covers the files of other services it shares.
+    pub(super) fn render_containers(
+        &self,
+        hs: &mut HostState,
+        host: &Host,
+        plane: Plane,
+        pending: Vec<(&Service, Value)>,
+        diags: &mut Diagnostics,
+    ) {
+        for (svc, ctx) in pending {
+            let (used, shared_mounts) = container_files(hs, svc, host, diags);
+            let container = self.container(svc, plane, &used, shared_mounts, &ctx, diags);
+            let def_file = self.definition_file(&container, svc, plane);
+            self.insert_file(hs, svc, host, def_file, diags);
+            hs.containers.insert(container.name.clone(), container);
+        }
+    }
+
+    /// The file `provision apply` creates the container from: its definition, as JSON.
+    fn definition_file(
+        &self,
+        container: &ContainerDef,
+        svc: &Service,
+        plane: Plane,
+    ) -> DesiredFile {
+        let def_json = serde_json::to_string_pretty(container).unwrap_or_default() + "\n";
+        DesiredFile {
+            path: format!("{}/{}.json", plane.container_defs(), svc.name),
+            secret: self.cloud.secrets.appears_in(&def_json),
+            content: def_json,
+            mode: 0o600,
+            owner: "root".into(),
+            group: "root".into(),
+            service: svc.name.clone(),
+            kind: FileKind::Container {
+                container: svc.name.clone(),
+            },
+        }
+    }
+
+    /// The container of service `svc`: its image, command, environment (rendered with
+    /// `ctx`), volumes (its files, `shared_mounts`, its log directory, its own) and
+    /// labels, the lab's stand-in if any, and a config hash over `files`.
+    fn container(
+        &self,
+        svc: &Service,
+        plane: Plane,
+        files: &[&DesiredFile],
+        shared_mounts: Vec<String>,
+        ctx: &Value,
+        diags: &mut Diagnostics,
+    ) -> ContainerDef {
+        let cloud = self.cloud;
+        let m = &svc.manifest;
+        let mut environment = BTreeMap::new();
+        for (k, v) in &m.environment {
+            let name = format!("{}#environment:{v}", svc.file.display());
+            match self.render_str(&name, v, ctx) {
+                Ok(r) => {
+                    environment.insert(k.clone(), r);
+                }
+                Err(d) => diags.push(d),
+            }
+        }
+        let mut volumes: Vec<String> = Vec::new();
+        let mut mounted: Vec<(&String, &String)> = m
+            .files
+            .iter()
+            .filter_map(|f| f.container_path.as_ref().map(|c| (f.dest.get_ref(), c)))
+            .collect();
+        mounted.sort();
+        for (dest, cpath) in mounted {
+            volumes.push(format!("{dest}:{cpath}:ro"));
+        }
+        volumes.extend(shared_mounts);
+        volumes.push(format!(
+            "{}/{}:{}:rw",
+            plane.log_root(),
+            svc.name,
+            m.log_dir
+        ));
+        volumes.extend(m.volumes.iter().cloned());
+        let mut def = ContainerDef {
+            name: svc.name.clone(),
+            service: svc.name.clone(),
+            step: *m.step.get_ref(),
+            image: format!(
+                "{}/{}:{}",
+                cloud.registry.trim_end_matches('/'),
+                m.image
+                    .as_ref()
+                    .map(|i| i.get_ref().as_str())
+                    .unwrap_or_default(),
+                cloud.tag
+            ),
+            command: m.command.clone(),
+            user: m.user.clone(),
+            network: m.network,
+            privileged: m.privileged,
+            pid: m.pid.clone(),
+            cgroupns: m.cgroupns.clone(),
+            restart: m.restart.clone(),
+            environment,
+            volumes,
+            healthcheck: m.healthcheck.clone(),
+            labels: BTreeMap::new(),
+        };
+        // The lab runs a stand-in in every container (its images hold busybox only).
+        if let Some(lab) = &cloud.inventory.lab {
+            if !lab.stand_in_command.is_empty() {
+                def.command = lab.stand_in_command.clone();
+            }
+            if let Some(hc) = def.healthcheck.as_mut() {
+                if let Some(test) = lab
+                    .healthchecks
+                    .get(&svc.name)
+                    .or(lab.stand_in_healthcheck.as_ref())
+                {
+                    hc.test = test.clone();
+                }
+            }
+        }
+        // The config hash covers the definition (without its labels) and every file the
+        // container uses.
+        let config_hash = config_hash(&def, files);
+        def.labels.insert("managed_by".into(), "provision".into());
+        def.labels
+            .insert("provision.service".into(), svc.name.clone());
+        def.labels
+            .insert("provision.step".into(), def.step.to_string());
+        def.labels
+            .insert("provision.config_hash".into(), config_hash);
+        def
+    }
+}
+
+/// The files the container of `svc` uses: its service's own, and the files of other
+/// services it mounts (each must be rendered on this host by the service named), with
+/// their mounts.
+fn container_files<'h>(
+    hs: &'h HostState,
+    svc: &Service,
+    host: &Host,
+    diags: &mut Diagnostics,
+) -> (Vec<&'h DesiredFile>, Vec<String>) {
+    let mut used: Vec<&DesiredFile> = hs
+        .files
+        .values()
+        .filter(|f| f.service == svc.name)
+        .collect();
+    let mut shared_mounts = Vec::new();
+    for sf in &svc.manifest.shared_files {
+        match hs.files.get(sf.dest.get_ref()) {
+            Some(f) if &f.service == sf.from.get_ref() => {
+                used.push(f);
+                shared_mounts.push(format!("{}:{}:ro", sf.dest.get_ref(), sf.container_path));
+            }
+            _ => diags.push(
+                Diagnostic::new(
+                    format!(
+                        "service `{}` on `{}` mounts {} of service `{}`, which does not run there",
+                        svc.name,
+                        host.name,
+                        sf.dest.get_ref(),
+                        sf.from.get_ref()
+                    ),
+                    Location::new(&svc.file, Some(sf.dest.span())),
+                )
+                .help(format!(
+                    "add `{}` to role `{}` or remove the shared file",
+                    sf.from.get_ref(),
+                    host.role
+                )),
+            ),
+        }
+    }
+    (used, shared_mounts)
+}
+
+/// The hash in a container's `provision.config_hash` label: of its definition (before
+/// the labels are added) and of every file it uses (path, mode, owner, content).
+fn config_hash(def: &ContainerDef, files: &[&DesiredFile]) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(def).unwrap_or_default());
+    let mut sorted: Vec<&&DesiredFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in sorted {
+        h.update(
+            format!(
+                "\n{} {:o} {}:{} {}",
+                f.path,
+                f.mode,
+                f.owner,
+                f.group,
+                f.sha256()
+            )
+            .as_bytes(),
+        );
+    }
+    hex(&h.finalize())
+}
+
+/// A systemd unit for every container of the host (`[cloud] container_units = "systemd"`).
+pub(super) fn add_container_units(hs: &mut HostState, plane: Plane) {
+    let units: Vec<DesiredFile> = hs
+        .containers
+        .values()
+        .map(|c| container_unit(c, &hs.containers, plane))
+        .collect();
+    for u in units {
+        hs.files.insert(u.path.clone(), u);
+    }
+}
+
+/// The systemd unit that starts `c` at boot, after the containers of the earlier deploy
+/// steps on the same host (TripleO's `tripleo_<service>.service` do the same). podman
+/// created the container already; the unit starts and stops it; while conmon lives,
+/// podman's restart policy restarts it after a crash.
+fn container_unit(
+    c: &ContainerDef,
+    all: &BTreeMap<String, ContainerDef>,
+    plane: Plane,
+) -> DesiredFile {
+    let after: Vec<String> = all
+        .values()
+        .filter(|o| o.step < c.step)
+        .map(|o| unit_name(&o.name))
+        .collect();
+    let after = if after.is_empty() {
+        String::new()
+    } else {
+        format!("After={}\n", after.join(" "))
+    };
+    let content = format!(
+        "# Starts the {name} container (deploy step {step}) at boot. Written by provision;\n\
+         # the container itself is created by `provision apply` from\n\
+         # {defs}/{name}.json.\n\
+         [Unit]\n\
+         Description=provision container {name} (deploy step {step})\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         {after}\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart=/usr/bin/podman start {name}\n\
+         ExecStop=/usr/bin/podman stop --time 10 {name}\n\
+         TimeoutStartSec=300\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        name = c.name,
+        step = c.step,
+        defs = plane.container_defs(),
+    );
+    DesiredFile {
+        path: format!("{UNIT_DIR}/{}", unit_name(&c.name)),
+        content,
+        mode: 0o644,
+        owner: "root".into(),
+        group: "root".into(),
+        service: c.service.clone(),
+        kind: FileKind::Unit {
+            container: c.name.clone(),
+        },
+        secret: false,
+    }
+}

@@ -1,0 +1,259 @@
+//! One host's services rendered: each service's template context, its files (templates
+//! and oslo.config INI files) and directories, then its container; no path written by
+//! two services.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use minijinja::Value;
+
+use super::context::{host_value, ser};
+use super::Renderer;
+use crate::catalogue::{parse_mode, Service, ServiceManifest};
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::ini_values::IniSections;
+use crate::inventory::spec::ContainerUnits;
+use crate::model::Host;
+use crate::state::{DesiredDir, DesiredFile, FileKind, HostState, Plane};
+
+impl Renderer<'_> {
+    /// Renders `host.services`, found in `catalogue`, with `plane`'s paths.
+    pub(super) fn render_services(
+        &self,
+        host: &Host,
+        catalogue: &BTreeMap<String, Service>,
+        plane: Plane,
+        diags: &mut Diagnostics,
+    ) -> HostState {
+        let mut hs = HostState {
+            name: host.name.clone(),
+            role: host.role.clone(),
+            plane,
+            ..Default::default()
+        };
+        let host_v = host_value(self.cloud, host);
+        let vars_v = ser(&host.vars);
+        let mut pending: Vec<(&Service, Value)> = Vec::new();
+        for svc_name in &host.services {
+            let Some(svc) = catalogue.get(svc_name) else {
+                continue;
+            };
+            let ctx = self.service_context(svc_name, &svc.manifest, plane, &host_v, &vars_v);
+            let rendered = self.render_files(host, svc_name, svc, &ctx, diags);
+            service_directories(&mut hs, svc_name, &svc.manifest, plane);
+            for f in rendered {
+                self.insert_file(&mut hs, svc, host, f, diags);
+            }
+            if svc.manifest.image.is_some() {
+                pending.push((svc, ctx));
+            }
+        }
+        // Containers last: their config hash covers files of other services they share.
+        self.render_containers(&mut hs, host, plane, pending, diags);
+        if self.cloud.container_units == ContainerUnits::Systemd {
+            super::containers::add_container_units(&mut hs, plane);
+        }
+        merge_directories(&mut hs, plane.log_root());
+        hs
+    }
+
+    /// What the templates of service `svc_name` see on this host: the cloud, the host
+    /// (`host_v`), the service, the other hosts, the variables (`vars_v`) and the
+    /// service's secrets.
+    fn service_context(
+        &self,
+        svc_name: &str,
+        m: &ServiceManifest,
+        plane: Plane,
+        host_v: &Value,
+        vars_v: &Value,
+    ) -> Value {
+        let cloud = self.cloud;
+        let log_root = plane.log_root();
+        let secrets: BTreeMap<&str, &str> = m
+            .secrets
+            .iter()
+            .filter_map(|s| {
+                cloud
+                    .secrets
+                    .get(s.get_ref())
+                    .map(|v| (s.get_ref().as_str(), v.expose()))
+            })
+            .collect();
+        let service_v = minijinja::context! {
+            name => svc_name.to_string(),
+            project => m.project.clone().unwrap_or_else(|| svc_name.to_string()),
+            log_dir => m.log_dir.clone(),
+            host_log_dir => format!("{log_root}/{svc_name}"),
+            log_root => log_root,
+            config_dir => format!("{}/{svc_name}", plane.config_root()),
+        };
+        minijinja::context! {
+            cloud => self.shared.cloud.clone(),
+            host => host_v.clone(),
+            service => service_v,
+            networks => self.shared.networks.clone(),
+            vip => self.shared.vip.clone(),
+            groups => self.shared.groups.clone(),
+            undercloud => self.shared.undercloud.clone(),
+            nodes => self.shared.nodes.clone(),
+            vars => vars_v.clone(),
+            secrets => ser(&secrets),
+        }
+    }
+
+    /// The `[[files]]` of service `svc_name` rendered with `ctx`: a template, or an
+    /// oslo.config INI file. A file that fails is reported and left out.
+    fn render_files(
+        &self,
+        host: &Host,
+        svc_name: &str,
+        svc: &Service,
+        ctx: &Value,
+        diags: &mut Diagnostics,
+    ) -> Vec<DesiredFile> {
+        let cloud = self.cloud;
+        // The overrides written under the service's name go to its first INI file.
+        let mut first_oslo = true;
+        let mut rendered: Vec<DesiredFile> = Vec::new();
+        for f in &svc.manifest.files {
+            let content = if let Some(src) = &f.src {
+                let Some(name) = cloud.catalogue.template_name(&svc.dir, src.get_ref()) else {
+                    continue;
+                };
+                match self.render_named(&name, ctx) {
+                    Ok(c) => (c, FileKind::Template { template: name }),
+                    Err(d) => {
+                        diags.push(d);
+                        continue;
+                    }
+                }
+            } else if let Some(id) = &f.oslo {
+                let Some(defaults) = cloud.catalogue.oslo.get(id.get_ref()) else {
+                    continue;
+                };
+                let inv = cloud.inventory.path.as_path();
+                let mut layers: Vec<(&Path, &IniSections)> = vec![
+                    (defaults.file.as_path(), &defaults.sections),
+                    (svc.file.as_path(), &f.ini),
+                ];
+                let overrides = self.override_layers(host, svc_name, id.get_ref(), first_oslo);
+                layers.extend(overrides.into_iter().map(|l| (inv, l)));
+                first_oslo = false;
+                match self.render_ini(&layers, ctx) {
+                    Ok(ini) => self.oslo_file(host, svc_name, f.dest.get_ref(), defaults, &ini),
+                    Err(d) => {
+                        diags.push(d);
+                        continue;
+                    }
+                }
+            } else {
+                continue;
+            };
+            let (content, kind) = content;
+            rendered.push(DesiredFile {
+                path: f.dest.get_ref().clone(),
+                secret: cloud.secrets.appears_in(&content),
+                content,
+                mode: parse_mode(f.mode.get_ref()).unwrap_or(0o640),
+                owner: f.owner.clone(),
+                group: f.group.clone(),
+                service: svc_name.to_string(),
+                kind,
+            });
+        }
+        rendered
+    }
+
+    /// Adds `f` to the host's files, unless another service writes the same path.
+    pub(super) fn insert_file(
+        &self,
+        hs: &mut HostState,
+        svc: &Service,
+        host: &Host,
+        f: DesiredFile,
+        diags: &mut Diagnostics,
+    ) {
+        if let Some(other) = hs.files.get(&f.path) {
+            let dest_span = svc
+                .manifest
+                .files
+                .iter()
+                .find(|x| x.dest.get_ref() == &f.path)
+                .map(|x| x.dest.span());
+            diags.push(
+                Diagnostic::new(
+                    format!(
+                        "services `{}` and `{}` both write {} on `{}`",
+                        other.service, svc.name, f.path, host.name
+                    ),
+                    Location::new(&svc.file, dest_span),
+                )
+                .help("give each service its own destination path"),
+            );
+            return;
+        }
+        hs.files.insert(f.path.clone(), f);
+    }
+}
+
+/// The directories service `svc_name` needs: its log directory (if it runs a
+/// container), the sources of its volumes under the data root, and its declared ones.
+fn service_directories(hs: &mut HostState, svc_name: &str, m: &ServiceManifest, plane: Plane) {
+    let (log_root, data_root) = (plane.log_root(), plane.data_root());
+    if m.image.is_some() {
+        hs.directories.push(DesiredDir {
+            path: format!("{log_root}/{svc_name}"),
+            mode: "0750".into(),
+            owner: m.log_owner.clone(),
+            group: m.log_owner.clone(),
+        });
+    }
+    // Bind-mount sources under the provisioner's data root must exist before podman
+    // starts the container: they are desired directories too.
+    // A `U` volume is handed by podman to the container's user (its uid and gid,
+    // the service's log owner): so it is desired, or every apply would flip it back.
+    for v in &m.volumes {
+        let mut parts = v.split(':');
+        let src = parts.next().unwrap_or("");
+        let chowned = parts
+            .nth(1)
+            .map(|o| o.split(',').any(|x| x == "U"))
+            .unwrap_or(false);
+        if src.starts_with(data_root) && src.len() > data_root.len() {
+            let owner = if chowned {
+                m.log_owner.clone()
+            } else {
+                "root".into()
+            };
+            hs.directories.push(DesiredDir {
+                path: src.to_string(),
+                mode: "0750".into(),
+                owner: owner.clone(),
+                group: owner,
+            });
+        }
+    }
+    for d in &m.directories {
+        hs.directories.push(DesiredDir {
+            path: d.path.get_ref().clone(),
+            mode: format!("{:04o}", parse_mode(d.mode.get_ref()).unwrap_or(0o755)),
+            owner: d.owner.clone(),
+            group: d.group.clone(),
+        });
+    }
+}
+
+/// One entry per path; an explicitly declared directory, or one a `U` volume hands to a
+/// service user, wins over a plain derived one (root, 0750).
+fn merge_directories(hs: &mut HostState, log_root: &str) {
+    let mut dirs: BTreeMap<String, DesiredDir> = BTreeMap::new();
+    for d in hs.directories.drain(..) {
+        let derived = d.owner == "root" && d.mode == "0750" && !d.path.starts_with(log_root);
+        if derived && dirs.contains_key(&d.path) {
+            continue;
+        }
+        dirs.insert(d.path.clone(), d);
+    }
+    hs.directories = dirs.into_values().collect();
+}

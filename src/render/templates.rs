@@ -1,0 +1,230 @@
+//! The template environment: every `.j2` file of the catalogue and every templated
+//! value (INI options, container environment) compiled under a name, with where it was
+//! written; rendering by name; minijinja's errors turned into located diagnostics.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+
+use super::Renderer;
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::ini_values::{ConfigOverrides, IniScalar, IniSections, IniValue};
+use crate::model::Cloud;
+
+/// Where a template registered in the environment comes from, for error locations.
+#[derive(Debug, Clone)]
+pub(super) struct Origin {
+    pub(super) file: PathBuf,
+    /// Span of the template text inside `file` (an INI value in a TOML file), or `None`
+    /// for a whole `.j2` file.
+    pub(super) span: Option<Range<usize>>,
+}
+
+/// A templated value (to compile and render), not a plain one.
+pub(super) fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// An empty environment with the templates' settings: strict undefined variables, no
+/// escaping, sources kept for errors, trailing newlines kept and blocks trimmed.
+pub(super) fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    // Keep template sources for located errors, in release builds too.
+    env.set_debug(true);
+    // Like Ansible's template module: trailing newlines kept, blocks trimmed.
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .trim_blocks(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env
+}
+
+/// Templated values, wherever they are written (the catalogue's oslo defaults, its
+/// services' INI options and environment, the cloud's, roles' and hosts' overrides),
+/// each with its environment name and origin.
+pub(super) fn templated_values(cloud: &Cloud) -> Vec<(String, String, Origin)> {
+    let mut values: Vec<(String, String, Origin)> = Vec::new();
+    for d in cloud.catalogue.oslo.values() {
+        collect_ini(&d.file, &d.sections, &mut values);
+    }
+    for s in cloud.catalogue.services.values() {
+        for f in &s.manifest.files {
+            collect_ini(&s.file, &f.ini, &mut values);
+        }
+        for v in s.manifest.environment.values() {
+            if is_template(v) {
+                values.push((
+                    format!("{}#environment:{v}", s.file.display()),
+                    v.clone(),
+                    Origin {
+                        file: s.file.clone(),
+                        span: None,
+                    },
+                ));
+            }
+        }
+    }
+    let inv = &cloud.inventory.path;
+    collect_overrides(inv, &cloud.config, &mut values);
+    for role in cloud.roles.values() {
+        collect_overrides(inv, &role.config, &mut values);
+    }
+    for h in &cloud.hosts {
+        collect_overrides(inv, &h.config, &mut values);
+    }
+    values
+}
+
+fn collect_ini(file: &Path, sections: &IniSections, out: &mut Vec<(String, String, Origin)>) {
+    for (section, options) in sections {
+        for (key, value) in options {
+            let base = value_name(file, section, key, value.span().start);
+            let origin = Origin {
+                file: file.to_path_buf(),
+                span: Some(value.span()),
+            };
+            match value.get_ref() {
+                IniValue::String(s) if is_template(s) => out.push((base, s.clone(), origin)),
+                IniValue::List(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let IniScalar::String(s) = item {
+                            if is_template(s) {
+                                out.push((format!("{base}[{i}]"), s.clone(), origin.clone()));
+                            }
+                        }
+                    }
+                }
+                IniValue::Multi { multi } => {
+                    for (i, s) in multi.iter().enumerate() {
+                        if is_template(s) {
+                            out.push((format!("{base}[{i}]"), s.clone(), origin.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn collect_overrides(
+    file: &Path,
+    config: &ConfigOverrides,
+    out: &mut Vec<(String, String, Origin)>,
+) {
+    for sections in config.values() {
+        collect_ini(file, sections, out);
+    }
+}
+
+/// The environment name of a templated INI value.
+pub(super) fn value_name(file: &Path, section: &str, key: &str, offset: usize) -> String {
+    format!("{}#[{section}] {key}@{offset}", file.display())
+}
+
+impl Renderer<'_> {
+    /// Compiles `text` as template `name` (once: a name already known is kept).
+    pub(super) fn add(
+        &mut self,
+        name: String,
+        text: String,
+        origin: Origin,
+        diags: &mut Diagnostics,
+    ) {
+        if self.origins.contains_key(&name) {
+            return;
+        }
+        if let Err(e) = self.env.add_template_owned(name.clone(), text) {
+            diags.push(self.template_error(&e, &origin));
+        }
+        self.origins.insert(name, origin);
+    }
+
+    fn template_error(&self, e: &minijinja::Error, origin: &Origin) -> Diagnostic {
+        let snippet = match (e.template_source(), e.range()) {
+            (Some(src), Some(r)) => src
+                .get(r)
+                .filter(|t| !t.contains('\n') && t.len() <= 80)
+                .map(|t| format!(" `{}`", t.trim())),
+            _ => None,
+        };
+        let detail = match (e.kind(), snippet) {
+            (minijinja::ErrorKind::UndefinedError, Some(snippet)) => snippet,
+            _ => e.detail().map(|d| format!(": {d}")).unwrap_or_default(),
+        };
+        let (kind, help) = match e.kind() {
+            minijinja::ErrorKind::UndefinedError => (
+                "undefined variable",
+                "templates are strict: use a variable from the context (docs/catalogue.md), add a default in templates/_common/vars.toml, or declare the secret in the service's `secrets`",
+            ),
+            minijinja::ErrorKind::SyntaxError => ("template syntax error", "fix the minijinja (Jinja2) syntax at this point"),
+            _ => ("template error", "fix the template at this point"),
+        };
+        // A span inside the template source, shifted to the file.
+        let span = match (&origin.span, e.range()) {
+            (None, Some(r)) => Some(r),
+            (Some(s), Some(r)) => Some(s.start + 1 + r.start..s.start + 1 + r.end),
+            (Some(s), None) => Some(s.clone()),
+            (None, None) => e.line().and_then(|line| {
+                let src = self
+                    .cloud
+                    .catalogue
+                    .templates
+                    .values()
+                    .find(|t| t.file == origin.file)?;
+                let offset: usize = src
+                    .text
+                    .split_inclusive('\n')
+                    .take(line.saturating_sub(1))
+                    .map(str::len)
+                    .sum();
+                Some(offset..offset)
+            }),
+        };
+        Diagnostic::new(format!("{kind}{detail}"), Location::new(&origin.file, span)).help(help)
+    }
+
+    /// Renders the template registered as `name`.
+    pub(super) fn render_named(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        let origin = self.origins.get(name).cloned().unwrap_or(Origin {
+            file: PathBuf::from(name),
+            span: None,
+        });
+        let t = self
+            .env
+            .get_template(name)
+            .map_err(|e| self.template_error(&e, &origin))?;
+        t.render(ctx).map_err(|e| {
+            let mut d = self.template_error(&e, &origin);
+            // The innermost template of an include may differ from the one called.
+            if let Some(inner) = e
+                .name()
+                .filter(|n| *n != name)
+                .and_then(|n| self.origins.get(n))
+            {
+                d = self.template_error(&e, inner);
+            }
+            d
+        })
+    }
+
+    /// Renders `text`, registered as `name` if it is templated; a plain value as it is.
+    pub(super) fn render_str(
+        &self,
+        name: &str,
+        text: &str,
+        ctx: &Value,
+    ) -> Result<String, Diagnostic> {
+        if is_template(text) {
+            self.render_named(name, ctx)
+        } else {
+            Ok(text.to_string())
+        }
+    }
+}
