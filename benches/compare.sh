@@ -9,7 +9,7 @@
 #     ansible and pyinfra, the service's handler runs `podman rm --force --time 10
 #     --ignore NAME && podman run ...` with provision's exact arguments (built from the
 #     rendered container definition by benches/compare/podman.py, as run_args in
-#     src/apply/containers.rs) and polls `podman healthcheck run NAME` until it passes
+#     src/host/script.rs) and polls `podman healthcheck run NAME` until it passes
 #     (at most 50 tries, 0.2 s apart). Handlers run in deploy-step order. ansible: one
 #     copy task per service (benches/compare/vars.py says why); pyinfra: a service
 #     restarts when one of its files' content changed (benches/compare/deploy.py).

@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use provision::evaluate::evaluate;
+use provision::host::sessions::Sessions;
 use provision::model::LoadOptions;
 use provision::source::FsTree;
-use provision::transport::{Credentials, Fleet, SshOptions};
+use provision::transport::{Credentials, SshOptions};
 
 #[tokio::main]
 async fn main() {
@@ -38,7 +39,7 @@ async fn main() {
         names.truncate(n);
     }
     let start = Instant::now();
-    let fleet = Fleet::connect(&cloud, &names, &opts, &creds, 64)
+    let fleet = Sessions::connect(&cloud, &names, &opts, &creds, 64)
         .await
         .expect("undercloud");
     let connected = start.elapsed();

@@ -354,13 +354,7 @@ mod tests {
             c.contains("/run/runc/$id/state.json") && c.contains("podman ps -a"),
             "{c}"
         );
-        let st = std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(&c)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        crate::host::script::assert_sh_syntax(&c);
         assert!(!parse_gather("S\t/etc/a\tregular file\t640\t0\t0\troot\troot\n").from_stamp);
     }
 

@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod baremetal;
 pub mod catalogue;
+pub mod change;
 pub mod diagnostics;
 pub mod diff;
 pub mod evaluate;

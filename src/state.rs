@@ -138,6 +138,18 @@ impl DesiredFile {
     pub fn sha256(&self) -> String {
         crate::state::hex(&Sha256::digest(self.content.as_bytes()))
     }
+
+    /// `path mode owner:group sha256`: what a digest of the file covers.
+    pub fn identity(&self) -> String {
+        format!(
+            "{} {:o} {}:{} {}",
+            self.path,
+            self.mode,
+            self.owner,
+            self.group,
+            self.sha256()
+        )
+    }
 }
 
 /// A directory that must exist on a host.
@@ -211,10 +223,44 @@ pub struct HostState {
     pub containers: BTreeMap<String, ContainerDef>,
 }
 
+impl HostState {
+    /// A digest of everything desired on the host: every file's path, mode, owner and
+    /// content hash, every directory, every container's config hash.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for f in self.files.values() {
+            h.update(format!("F {}\n", f.identity()).as_bytes());
+        }
+        for d in &self.directories {
+            h.update(format!("D {} {} {}:{}\n", d.path, d.mode, d.owner, d.group).as_bytes());
+        }
+        for (n, c) in &self.containers {
+            let hash = c
+                .labels
+                .get("provision.config_hash")
+                .map(String::as_str)
+                .unwrap_or("");
+            h.update(format!("C {n} {hash}\n").as_bytes());
+        }
+        hex(&h.finalize())
+    }
+}
+
 /// The desired state of every host, by name.
 #[derive(Debug, Clone, Default)]
 pub struct DesiredState {
     pub hosts: BTreeMap<String, HostState>,
+}
+
+impl DesiredState {
+    /// A digest of every host's [`HostState::digest`].
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, hs) in &self.hosts {
+            h.update(format!("{name} {}\n", hs.digest()).as_bytes());
+        }
+        hex(&h.finalize())
+    }
 }
 
 /// Lower-case hexadecimal of a digest.

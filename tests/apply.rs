@@ -15,9 +15,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use provision::evaluate::{evaluate, Evaluation};
+use provision::host::sessions::Sessions;
 use provision::model::LoadOptions;
 use provision::source::FsTree;
-use provision::transport::{Credentials, Fleet, Session, SshOptions};
+use provision::transport::{Credentials, Session, SshOptions};
 
 /// One test at a time on the lab (an async mutex: held across awaits, and not poisoned
 /// by a failed test).
@@ -104,18 +105,18 @@ fn provision(args: &[&str]) -> (Output, String, String) {
     (o, out, err)
 }
 
-async fn fleet(ev: &Evaluation) -> Fleet {
+async fn fleet(ev: &Evaluation) -> Sessions {
     let mut opts = SshOptions::from_cloud(&ev.cloud, false);
     opts.use_agent = false;
     let creds = Credentials::load(&opts).unwrap();
     let names: Vec<String> = ev.state.hosts.keys().cloned().collect();
-    Fleet::connect(&ev.cloud, &names, &opts, &creds, 16)
+    Sessions::connect(&ev.cloud, &names, &opts, &creds, 16)
         .await
         .unwrap()
 }
 
 /// The session of a host of the desired state: a node, or the undercloud.
-fn node<'a>(f: &'a Fleet, name: &str) -> &'a Session {
+fn node<'a>(f: &'a Sessions, name: &str) -> &'a Session {
     f.session(name)
         .unwrap_or_else(|| panic!("{name} is not connected"))
         .unwrap()
@@ -134,7 +135,7 @@ async fn sh(s: &Session, cmd: &str) -> String {
 
 /// Empties every node and the undercloud's services: no managed container, no managed
 /// file (the undercloud's lock and records stay).
-async fn wipe(f: &Fleet) {
+async fn wipe(f: &Sessions) {
     for s in f.nodes.values() {
         sh(s.as_ref().unwrap(), EMPTY_NODE).await;
     }
@@ -169,7 +170,7 @@ async fn containers(s: &Session) -> BTreeMap<String, (String, String, String)> {
 }
 
 /// Every host's container ids, by host then container.
-async fn all_ids(f: &Fleet) -> BTreeMap<String, BTreeMap<String, String>> {
+async fn all_ids(f: &Sessions) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (name, s) in &f.nodes {
         let c = containers(s.as_ref().unwrap()).await;
@@ -190,7 +191,7 @@ fn id(v: &str) -> String {
 }
 
 /// Checks a host's files, directories and containers against the desired state.
-async fn check_host(ev: &Evaluation, f: &Fleet, host: &str) {
+async fn check_host(ev: &Evaluation, f: &Sessions, host: &str) {
     let s = node(f, host);
     let desired = &ev.state.hosts[host];
     let paths: Vec<String> = desired.files.keys().cloned().collect();
@@ -420,10 +421,14 @@ async fn apply_converges_the_lab_then_changes_only_what_changed() {
         })
         .collect();
     let paths: Vec<&str> = changed.iter().map(|(p, _)| p.as_str()).collect();
-    // (nova_compute.json changes only in its config hash: shown as the restart below.)
+    // nova.conf, and nova_compute's definition, whose config hash alone changes (it is
+    // written by apply: the plan lists every file apply writes).
     assert_eq!(
         paths,
-        vec!["/etc/overcloud/nova_compute/nova.conf"],
+        vec![
+            "/etc/overcloud/nova_compute/nova.conf",
+            "/var/lib/overcloud/containers/nova_compute.json"
+        ],
         "{out}"
     );
     for (_, hosts) in &changed {
@@ -501,10 +506,58 @@ fn apply(lab: &LabCopy, runs: &Path, name: &str, extra: &[&str]) -> (Output, Str
     provision(&args)
 }
 
+/// The counts of a plan's closing line or apply's summary by verb, in apply's words:
+/// `6 files to write, 0 directories to fix, 3 containers to recreate, 1 to start on 3
+/// of 7 hosts` -> {written: 6, fixed: 0, recreated: 3, started: 1, hosts: 3 of 7}.
+fn counts(phrase: &str) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    let (phrase, on) = match phrase.rsplit_once(" on ") {
+        Some((p, on)) if on.ends_with(" hosts") || on.ends_with(" host") => (p, Some(on)),
+        _ => (phrase, None),
+    };
+    for part in phrase.split(", ") {
+        let mut part = part.to_string();
+        for (will, did) in [
+            ("to provision", "provisioned"),
+            ("to write", "written"),
+            ("to fix", "fixed"),
+            ("to create", "created"),
+            ("to recreate", "recreated"),
+            ("to start", "started"),
+            ("to remove", "removed"),
+            ("to enable", "enabled"),
+            ("to power off", "powered off"),
+        ] {
+            part = part.replace(will, did);
+        }
+        let (n, rest) = part.split_once(' ').unwrap_or_else(|| panic!("`{part}`"));
+        let verb = [
+            "powered off",
+            "provisioned",
+            "written",
+            "fixed",
+            "recreated",
+            "created",
+            "started",
+            "removed",
+            "enabled",
+        ]
+        .iter()
+        .find(|v| rest.ends_with(*v))
+        .unwrap_or_else(|| panic!("no verb in `{part}`"));
+        out.insert(verb.to_string(), n.parse().unwrap());
+    }
+    if let Some(on) = on {
+        out.insert(format!("hosts ({on})"), 0);
+    }
+    out
+}
+
 /// Asserts that apply's summary says what the plan's closing line said, number for
-/// number: `Plan: 6 files to write, 0 directories to fix, 3 containers to recreate on
-/// 3 of 7 hosts.` and `Apply complete: 6 files written, 0 directories fixed, 3
-/// containers recreated on 3 of 7 hosts, in 4.1 s.`
+/// number (`Plan: 6 files to write, ... on 3 of 7 hosts.` and `Apply complete: 6
+/// files written, ... on 3 of 7 hosts, in 4.1 s.`), except what apply's notes say of
+/// nodes that were not empty, as the plan assumed: those differences must be exactly
+/// the notes'.
 fn assert_plan_is_apply(plan_out: &str, apply_out: &str) {
     let plan = plan_out
         .lines()
@@ -517,21 +570,33 @@ fn assert_plan_is_apply(plan_out: &str, apply_out: &str) {
         .find_map(|l| l.strip_prefix("Apply complete: "))
         .unwrap_or_else(|| panic!("no summary in apply's output: {apply_out}"));
     let done = &done[..done.rfind(", in ").unwrap_or(done.len())];
-    let mut said = plan.to_string();
-    for (will, did) in [
-        ("to provision", "provisioned"),
-        ("to write", "written"),
-        ("to fix", "fixed"),
-        ("to create", "created"),
-        ("to recreate", "recreated"),
-        ("to start", "started"),
-        ("to remove", "removed"),
-        ("to enable", "enabled"),
-        ("to power off", "powered off"),
-    ] {
-        said = said.replace(will, did);
+    let mut expected = counts(plan);
+    for note in apply_out
+        .lines()
+        .filter_map(|l| l.split_once("note: ").map(|(_, n)| n))
+    {
+        let Some((_, rest)) = note.split_once(": it needs ") else {
+            continue;
+        };
+        let (needs, said) = rest
+            .trim_end_matches(')')
+            .split_once(" (the plan said ")
+            .unwrap();
+        for (verb, n) in counts(said) {
+            *expected.entry(verb).or_default() -= n;
+        }
+        for (verb, n) in counts(needs) {
+            *expected.entry(verb).or_default() += n;
+        }
     }
-    assert_eq!(done, said, "apply did not do what the plan said");
+    let mut got = counts(done);
+    for m in [&mut expected, &mut got] {
+        m.retain(|k, n| *n != 0 || k.starts_with("hosts") || k == "written" || k == "fixed");
+    }
+    assert_eq!(
+        got, expected,
+        "apply did not do what the plan said:\n{plan}\n{done}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -620,7 +685,7 @@ async fn the_lock_keeps_a_second_apply_out_and_a_dead_holder_releases_it() {
     let lab = LabCopy::new("");
     let ev = load(&lab.inventory());
     let f = fleet(&ev).await;
-    let held = provision::apply::lock::acquire(&f.undercloud, "lab", "tester@ci pid 1 run test")
+    let held = provision::host::lock::acquire(&f.undercloud, "lab", "tester@ci pid 1 run test")
         .await
         .unwrap();
     let (o, out, err) = apply(&lab, runs.path(), "locked", &[]);
@@ -633,13 +698,13 @@ async fn the_lock_keeps_a_second_apply_out_and_a_dead_holder_releases_it() {
 
     // A holder whose connection dies (a crashed apply) releases the lock.
     let f2 = fleet(&ev).await;
-    let _orphan = provision::apply::lock::acquire(&f2.undercloud, "lab", "crashing apply")
+    let _orphan = provision::host::lock::acquire(&f2.undercloud, "lab", "crashing apply")
         .await
         .unwrap();
     f2.undercloud.close().await;
     let mut taken = None;
     for _ in 0..50 {
-        if let Ok(l) = provision::apply::lock::acquire(&f.undercloud, "lab", "next").await {
+        if let Ok(l) = provision::host::lock::acquire(&f.undercloud, "lab", "next").await {
             taken = Some(l);
             break;
         }
@@ -1247,7 +1312,8 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
     assert_eq!(nodes, vec!["lab-novacompute-2"]);
     assert!(!plan["files"].as_array().unwrap().is_empty());
     // Its own files; on the undercloud, its DHCP entry and DNS names (and the dnsmasq
-    // restart that loads them); nothing on any other node.
+    // restart that loads them, with its definition's new config hash); nothing on any
+    // other node.
     let mut undercloud_files = Vec::new();
     for f in plan["files"].as_array().unwrap() {
         if f["hosts"] == serde_json::json!(["lab-undercloud"]) {
@@ -1261,7 +1327,8 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
         undercloud_files,
         [
             "/etc/undercloud/dnsmasq/dnsmasq.conf",
-            "/etc/undercloud/dnsmasq/hosts"
+            "/etc/undercloud/dnsmasq/hosts",
+            "/var/lib/undercloud/containers/dnsmasq.json"
         ]
     );
     let dhcp = plan["files"]

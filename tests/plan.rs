@@ -10,10 +10,11 @@ use provision::apply::survey::SurveyOptions;
 use provision::diff::{FileAction, Report};
 use provision::evaluate::{evaluate, Evaluation};
 use provision::facts::ReadFacts;
+use provision::host::sessions::Sessions;
 use provision::host::ssh::SshFleet;
 use provision::model::LoadOptions;
 use provision::source::FsTree;
-use provision::transport::{Credentials, Fleet, Session, SshOptions};
+use provision::transport::{Credentials, Session, SshOptions};
 
 const HOST: &str = "lab-cephstorage-0";
 
@@ -33,11 +34,11 @@ fn lab() -> Evaluation {
 }
 
 /// The plan of one host, through the same survey as `provision plan`.
-async fn plan_one(ev: &Evaluation, host: &str) -> (Report, Fleet) {
+async fn plan_one(ev: &Evaluation, host: &str) -> (Report, Sessions) {
     let mut opts = SshOptions::from_cloud(&ev.cloud, false);
     opts.use_agent = false;
     let creds = Credentials::load(&opts).unwrap();
-    let sessions = Fleet::connect(&ev.cloud, &[host.to_string()], &opts, &creds, 4)
+    let sessions = Sessions::connect(&ev.cloud, &[host.to_string()], &opts, &creds, 4)
         .await
         .unwrap();
     let mut one = lab();

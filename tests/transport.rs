@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use provision::evaluate::evaluate;
+use provision::host::sessions::Sessions;
 use provision::model::{Cloud, LoadOptions};
 use provision::source::FsTree;
 use provision::transport::{
-    Credentials, Fleet, HostKeyPolicy, Session, SshOptions, Target, TransportError,
+    Credentials, HostKeyPolicy, Session, SshOptions, Target, TransportError,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -229,7 +230,7 @@ async fn parallel_sessions_to_every_node() {
     let opts = options(&cloud);
     let creds = Credentials::load(&opts).unwrap();
     let names: Vec<String> = cloud.hosts.iter().map(|h| h.name.clone()).collect();
-    let fleet = Fleet::connect(&cloud, &names, &opts, &creds, 16)
+    let fleet = Sessions::connect(&cloud, &names, &opts, &creds, 16)
         .await
         .unwrap();
     assert_eq!(fleet.nodes.len(), 6);

@@ -3,7 +3,7 @@ benches/compare.sh (one handler per service, fired when that service's files cha
 
 A container's definition is read from the render, `<render>/<host>/var/lib/overcloud/
 containers/<name>.json`; `run_args` builds the same `podman` argv as `run_args` in
-src/apply/containers.rs (same order: labels and environment sorted by key, as Rust's
+src/host/script.rs (same order: labels and environment sorted by key, as Rust's
 BTreeMap), and `restart_script` is what provision runs to (re)create it:
 
     podman rm --force --time 10 --ignore NAME && podman run ... &&

@@ -1,14 +1,16 @@
 //! The bare-metal stage of apply: the plan's nodes to provision are brought up through
-//! the fleet (their BMCs, from the undercloud: [`crate::baremetal::bringup`]) and
+//! the fleet (their BMCs, from the undercloud: [`crate::host::bringup`]) and
 //! recorded as provisioned; what they hold is then read, not assumed, and decided
 //! again by the same decider (a node that was not empty gets only what it needs, and
 //! the run says so). At the end of a run, removed nodes are powered off when asked.
 //! A provisioned node's BMC is not called again: a second apply touches no BMC.
 
+use std::time::Duration;
+
 use crate::baremetal::record::{self, NodesRecord};
 use crate::evaluate::Evaluation;
 use crate::facts::ReadFacts;
-use crate::host::{BringUp, Fleet};
+use crate::host::{BringUp, Command, Fleet, Host};
 use crate::plan::{HostPlan, NodeAction, Plan, Tense};
 use crate::report::{Event, Outcome, Reporter, Stage};
 use crate::state::DesiredState;
@@ -66,8 +68,7 @@ pub async fn provision(
     if !up.is_empty() {
         nodes.format = 1;
         let uc = fleet.undercloud();
-        if let Err(e) = record::write(uc.as_ref(), &ev.cloud.name, nodes, &ev.cloud.ssh.user).await
-        {
+        if let Err(e) = write_nodes(uc.as_ref(), &ev.cloud.name, nodes, &ev.cloud.ssh.user).await {
             reporter.progress().println(&format!(
                 "warning: cannot record the provisioned nodes in {} on {}: {e}",
                 record::record_path(&ev.cloud.name),
@@ -123,15 +124,16 @@ async fn redecide(
         if let Some(planned) = plan.hosts.get(name) {
             if planned.changes != fresh.changes {
                 let note = format!(
-                    "{name} was not empty, as the plan assumed: it needs {} (the plan said {})",
+                    "{name} was not empty (the plan assumed it was): it needs {} (the plan said {})",
                     fresh.counts().phrase(Tense::Planned),
                     planned.counts().phrase(Tense::Planned)
                 );
                 reporter.progress().println(&format!("note: {note}"));
                 reporter.event(
                     Event::new(Stage::Baremetal, Some(name), "decide again")
-                        .outcome(Outcome::Ok, note),
+                        .outcome(Outcome::Ok, note.clone()),
                 );
+                out.notes.push(note);
             }
         }
         plan.hosts.insert(name.clone(), fresh);
@@ -183,7 +185,38 @@ pub async fn power_off_removed(
         }
     }
     let uc = fleet.undercloud();
-    if let Err(e) = record::write(uc.as_ref(), &ev.cloud.name, nodes, &ev.cloud.ssh.user).await {
+    if let Err(e) = write_nodes(uc.as_ref(), &ev.cloud.name, nodes, &ev.cloud.ssh.user).await {
         out.power_off_failures.push(("(record)".into(), e));
     }
+}
+
+/// Reads the record of provisioned nodes (empty when there is none yet).
+pub async fn read_nodes(undercloud: &dyn Host, cloud: &str) -> Result<NodesRecord, String> {
+    let path = record::record_path(cloud);
+    let out = undercloud
+        .run(&Command::ReadFile { path: &path }, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.stdout.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(NodesRecord {
+            format: 1,
+            ..Default::default()
+        });
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "{path} on {} is not a nodes record ({e}); move it away to start over",
+            undercloud.name()
+        )
+    })
+}
+
+/// Writes the record of provisioned nodes (atomically, 0600, owned by the SSH user).
+pub async fn write_nodes(
+    undercloud: &dyn Host,
+    cloud: &str,
+    rec: &NodesRecord,
+    user: &str,
+) -> Result<(), String> {
+    super::record::write_json(undercloud, &record::record_path(cloud), rec, user).await
 }

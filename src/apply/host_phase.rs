@@ -64,6 +64,14 @@ impl Report<'_> {
         );
     }
 
+    /// Shows what the host is doing now; returns when it started.
+    fn doing(&self, what: &str) -> Instant {
+        self.reporter
+            .progress()
+            .host_action(&self.work.plan.host, what);
+        Instant::now()
+    }
+
     /// Records the failure of `action` (on `target`) as an event and returns it.
     fn fail(&self, action: &str, target: Option<&str>, message: String) -> Failure {
         let message = self.reporter.redact(&message);
@@ -136,9 +144,7 @@ pub async fn prepare(
         done.files_written = write_files(&r, &files, opts).await?;
     }
     if !units.is_empty() {
-        let p = reporter.progress();
-        p.host_action(&work.plan.host, &format!("enabling {} units", units.len()));
-        let t = Instant::now();
+        let t = r.doing(&format!("enabling {} units", units.len()));
         r.checked(
             &Command::EnableUnits { units: &units },
             opts,
@@ -158,11 +164,7 @@ async fn remove_containers(
     names: &[String],
     opts: &Options,
 ) -> Result<usize, Failure> {
-    let host = &r.work.plan.host;
-    r.reporter
-        .progress()
-        .host_action(host, &format!("removing {} containers", names.len()));
-    let t = Instant::now();
+    let t = r.doing(&format!("removing {} containers", names.len()));
     let cmd = Command::RemoveContainers {
         names,
         plane: r.work.desired.plane,
@@ -199,11 +201,7 @@ async fn fix_directories(
     dirs: &[&DesiredDir],
     opts: &Options,
 ) -> Result<usize, Failure> {
-    r.reporter.progress().host_action(
-        &r.work.plan.host,
-        &format!("fixing {} directories", dirs.len()),
-    );
-    let t = Instant::now();
+    let t = r.doing(&format!("fixing {} directories", dirs.len()));
     r.checked(
         &Command::FixDirectories { dirs },
         opts,
@@ -226,10 +224,7 @@ async fn write_files(
     files: &[&DesiredFile],
     opts: &Options,
 ) -> Result<usize, Failure> {
-    r.reporter
-        .progress()
-        .host_action(&r.work.plan.host, &format!("writing {} files", files.len()));
-    let t = Instant::now();
+    let t = r.doing(&format!("writing {} files", files.len()));
     let batch: Vec<UploadFile> = files
         .iter()
         .map(|f| UploadFile {
@@ -303,10 +298,7 @@ pub async fn step(
         return Ok(());
     }
     let names: Vec<&str> = containers.iter().map(|c| c.def.name.as_str()).collect();
-    reporter.progress().host_action(
-        &work.plan.host,
-        &format!("step {step}: {}", names.join(", ")),
-    );
+    r.doing(&format!("step {step}: {}", names.join(", ")));
     let cmd = Command::RunStep {
         step,
         containers: &containers,

@@ -19,7 +19,6 @@
 
 pub mod baremetal;
 pub mod host_phase;
-pub mod lock;
 pub mod outcome;
 pub mod record;
 pub mod stage;
@@ -34,11 +33,11 @@ use std::time::{Duration, Instant};
 
 use crate::evaluate::Evaluation;
 use crate::facts::ReadFacts;
+use crate::host::lock::LockError;
 use crate::host::{BringUp, Command, Fleet, HeldLock};
 use crate::report::{Reporter, Stage};
 use crate::state::{HostState, Plane};
 use host_phase::HostWork;
-use lock::LockError;
 pub use outcome::{Failure, HostOutcome, Phase, RunOutcome};
 pub use survey::{Survey, SurveyOptions, Unreachable};
 
@@ -344,7 +343,7 @@ impl<'a> Apply<'a> {
                 });
             }
         }
-        crate::baremetal::bringup::join_all(writes).await;
+        crate::host::join_all(writes).await;
     }
 }
 

@@ -7,8 +7,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::change::Counts;
 use crate::model::Role;
-use crate::plan::Counts;
 use crate::state::Plane;
 
 /// Where in a run a host failed.
@@ -86,6 +86,9 @@ pub struct RunOutcome {
     pub stopped: Option<String>,
     /// The undercloud's stage failed: the bare-metal and overcloud stages did not run.
     pub undercloud_failed: bool,
+    /// Where apply did other than the plan said, and why (a node brought up that was
+    /// not empty, as the plan assumed).
+    pub notes: Vec<String>,
     pub seconds: f64,
 }
 

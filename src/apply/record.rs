@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +13,7 @@ use super::{RunInfo, RunOutcome};
 use crate::evaluate::Evaluation;
 use crate::host::{Command, Host};
 use crate::report::events::rfc3339_millis;
-use crate::state::{DesiredState, STATE_DIR};
+use crate::state::{DesiredState, HostState, STATE_DIR};
 use crate::transport::UploadFile;
 
 /// The record's format version.
@@ -58,53 +57,6 @@ pub fn record_path(cloud: &str) -> String {
     format!("{STATE_DIR}/{cloud}.last-apply.json")
 }
 
-/// A digest of one host's desired state.
-pub fn host_digest(hs: &crate::state::HostState) -> String {
-    let mut h = Sha256::new();
-    for f in hs.files.values() {
-        h.update(
-            format!(
-                "F {} {:o} {}:{} {}\n",
-                f.path,
-                f.mode,
-                f.owner,
-                f.group,
-                f.sha256()
-            )
-            .as_bytes(),
-        );
-    }
-    for d in &hs.directories {
-        h.update(format!("D {} {} {}:{}\n", d.path, d.mode, d.owner, d.group).as_bytes());
-    }
-    for (n, c) in &hs.containers {
-        h.update(
-            format!(
-                "C {n} {}\n",
-                c.labels
-                    .get("provision.config_hash")
-                    .map(String::as_str)
-                    .unwrap_or("")
-            )
-            .as_bytes(),
-        );
-    }
-    hex(&h.finalize())
-}
-
-/// A digest of the whole desired state.
-pub fn desired_digest(state: &DesiredState) -> String {
-    let mut h = Sha256::new();
-    for (name, hs) in &state.hosts {
-        h.update(format!("{name} {}\n", host_digest(hs)).as_bytes());
-    }
-    hex(&h.finalize())
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Updates the record on the undercloud with this run: read, merge, atomic write.
 pub async fn save(
     undercloud: &dyn Host,
@@ -125,10 +77,20 @@ pub async fn save(
         info,
         &rfc3339_millis(SystemTime::now()),
     );
-    let text = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())? + "\n";
-    let user = &ev.cloud.ssh.user;
+    write_json(undercloud, &path, &rec, &ev.cloud.ssh.user).await
+}
+
+/// Writes `value` as JSON to `path` on the undercloud: atomically, mode 0600, owned by
+/// the SSH user. For provision's own records.
+pub async fn write_json(
+    undercloud: &dyn Host,
+    path: &str,
+    value: &impl serde::Serialize,
+    user: &str,
+) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
     let file = UploadFile {
-        path: &path,
+        path,
         content: text.as_bytes(),
         mode: 0o600,
         owner: user,
@@ -177,7 +139,11 @@ pub fn updated(
                 result: result.into(),
                 changes: h.changes(),
                 failure: h.failure.as_ref().map(|f| f.to_string()),
-                desired_sha256: state.hosts.get(name).map(host_digest).unwrap_or_default(),
+                desired_sha256: state
+                    .hosts
+                    .get(name)
+                    .map(HostState::digest)
+                    .unwrap_or_default(),
             },
         );
     }
@@ -187,7 +153,7 @@ pub fn updated(
         time: time.to_string(),
         operator: operator.to_string(),
         inventory: inventory.to_string(),
-        desired_sha256: desired_digest(state),
+        desired_sha256: state.digest(),
         ok: run.ok(),
         stopped: run.stopped.clone(),
         seconds: run.seconds,
@@ -199,7 +165,7 @@ pub fn updated(
 mod tests {
     use super::*;
     use crate::apply::{Failure, HostOutcome, Phase};
-    use crate::plan::Counts;
+    use crate::change::Counts;
 
     #[test]
     fn a_limited_run_keeps_the_other_hosts_entries() {

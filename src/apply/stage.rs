@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
-use crate::baremetal::bringup::join_all;
+use crate::change::Counts;
+use crate::host::join_all;
 use crate::model::Role;
-use crate::plan::Counts;
 use crate::report::{Event, Outcome, Reporter, Stage};
 use crate::state::Plane;
 
@@ -105,7 +105,7 @@ async fn run_phase(
         h.done.merge(&done);
         match r {
             Ok(()) => {
-                let summary = done.brief(crate::plan::Tense::Done);
+                let summary = done.brief(crate::change::Tense::Done);
                 reporter
                     .progress()
                     .host_done(&name, &format!("{phase}: {summary}"), true);

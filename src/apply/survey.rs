@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::baremetal::bringup::join_all;
 use crate::baremetal::record::{self, NodesRecord};
 use crate::evaluate::Evaluation;
 use crate::facts::{ActualHost, ReadFacts};
+use crate::host::join_all;
 use crate::host::Fleet;
 use crate::plan::{NodeAction, NodePlan, Plan};
 use crate::state::DesiredState;
@@ -55,7 +55,7 @@ pub async fn survey(
     opts: &SurveyOptions,
 ) -> Result<Survey, String> {
     let cloud = &ev.cloud;
-    let nodes = record::read(fleet.undercloud().as_ref(), &cloud.name).await?;
+    let nodes = super::baremetal::read_nodes(fleet.undercloud().as_ref(), &cloud.name).await?;
     let names = ev.state.hosts.keys().filter(|n| cloud.host(n).is_some());
     let pending = record::pending(names, &nodes);
     let connect: Vec<String> = ev

@@ -18,6 +18,11 @@ fn lab() -> Evaluation {
         .unwrap_or_else(|f| panic!("{}", f.render()))
 }
 
+/// Sets a role's tolerated failure percentage.
+fn tolerate(ev: &mut Evaluation, role: &str, percent: u8) {
+    ev.cloud.roles.get_mut(role).unwrap().max_fail_percentage = percent;
+}
+
 fn fleet(ev: &Evaluation) -> FakeFleet {
     let nodes: Vec<&str> = ev.cloud.hosts.iter().map(|h| h.name.as_str()).collect();
     FakeFleet::new(&ev.cloud.undercloud.name, &nodes)
@@ -200,11 +205,7 @@ async fn a_cold_apply_does_what_its_plan_says_step_by_step_and_a_second_does_not
 #[tokio::test]
 async fn a_failed_host_is_left_out_of_later_steps_within_tolerance_and_a_rerun_resumes() {
     let mut ev = lab();
-    ev.cloud
-        .roles
-        .get_mut("Compute")
-        .unwrap()
-        .max_fail_percentage = 50;
+    tolerate(&mut ev, "Compute", 50);
     let mut f = fleet(&ev);
     let broken = "lab-novacompute-1";
     f.machine(broken)
@@ -414,11 +415,7 @@ async fn removals_restarts_and_scale_in_are_planned_and_done_alike() {
 #[tokio::test]
 async fn an_unreachable_host_fails_and_a_node_that_cannot_come_up_fails_alone() {
     let mut ev = lab();
-    ev.cloud
-        .roles
-        .get_mut("Compute")
-        .unwrap()
-        .max_fail_percentage = 50;
+    tolerate(&mut ev, "Compute", 50);
     let mut f = fleet(&ev);
     f.machine("lab-novacompute-0")
         .set_faults(|x| x.bring_up = Some("did not answer SSH within 5 s".into()));

@@ -210,13 +210,7 @@ mod tests {
             supported_os("rocky 9.4") && supported_os("ubuntu 24.04") && !supported_os("rocky")
         );
         // The command itself is valid shell.
-        let st = std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(check_command(&cloud))
-            .status()
-            .unwrap();
-        assert!(st.success());
+        crate::host::script::assert_sh_syntax(&check_command(&cloud));
     }
 
     #[test]

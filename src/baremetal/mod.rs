@@ -8,7 +8,6 @@
 //! input (`-K -`), ipmitool from the `IPMI_PASSWORD` variable (`-E`) that the remote
 //! shell reads from its standard input.
 
-pub mod bringup;
 pub mod introspect;
 pub mod ipmi;
 pub mod record;

@@ -1,18 +1,16 @@
 //! The record of provisioned nodes, kept on the undercloud
 //! (`/var/lib/provision/<cloud>.nodes.json`): a node in it has been brought up (or
 //! adopted) and introspected, and its BMC is not called again; a node no longer in the
-//! inventory is found here, with its BMC, to power it off.
+//! inventory is found here, with its BMC, to power it off. Read and written by
+//! [`crate::apply::baremetal`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::{Command, Host};
 use crate::inventory::spec::BmcDriver;
 use crate::model::Cloud;
 use crate::state::STATE_DIR;
-use crate::transport::UploadFile;
 
 /// The record of provisioned nodes, on the undercloud.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -46,49 +44,6 @@ pub struct ProvisionedNode {
 /// The record's path on the undercloud.
 pub fn record_path(cloud: &str) -> String {
     format!("{STATE_DIR}/{cloud}.nodes.json")
-}
-
-/// Reads the record (empty when there is none yet).
-pub async fn read(undercloud: &dyn Host, cloud: &str) -> Result<NodesRecord, String> {
-    let path = record_path(cloud);
-    let out = undercloud
-        .run(&Command::ReadFile { path: &path }, Duration::from_secs(60))
-        .await
-        .map_err(|e| e.to_string())?;
-    if out.stdout.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(NodesRecord {
-            format: 1,
-            ..Default::default()
-        });
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "{path} on {} is not a nodes record ({e}); move it away to start over",
-            undercloud.name()
-        )
-    })
-}
-
-/// Writes the record (atomically, 0600, owned by the SSH user).
-pub async fn write(
-    undercloud: &dyn Host,
-    cloud: &str,
-    rec: &NodesRecord,
-    user: &str,
-) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(rec).map_err(|e| e.to_string())? + "\n";
-    let path = record_path(cloud);
-    let file = UploadFile {
-        path: &path,
-        content: text.as_bytes(),
-        mode: 0o600,
-        owner: user,
-        group: user,
-    };
-    undercloud
-        .upload_batch(&[file], Duration::from_secs(60))
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// The nodes of `names` the stage would provision: not in the record.

@@ -238,6 +238,9 @@ fn print_outcome(o: &RunOutcome, started: Instant) {
     } else {
         "Apply FAILED"
     };
+    for note in &o.notes {
+        println!("note: {note}");
+    }
     println!(
         "\n{verdict}: {} on {} of {} hosts, in {:.2} s.",
         o.counts().phrase(Tense::Done),

@@ -6,9 +6,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use provision::baremetal::bringup::join_all;
 use provision::baremetal::{BmcTarget, PowerState, Runner};
 use provision::evaluate::Evaluation;
+use provision::host::join_all;
 
 /// What to do.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -10,10 +10,9 @@ use serde::Serialize;
 
 use provision::apply::record;
 use provision::apply::survey::{read_all, SurveyOptions};
-use provision::baremetal::bringup::join_all;
-use provision::baremetal::record as nodes_record;
 use provision::evaluate::Evaluation;
 use provision::facts::{ActualHost, ReadFacts};
+use provision::host::join_all;
 use provision::host::ssh::SshFleet;
 use provision::host::Fleet;
 use provision::plan::{decide, Change};
@@ -116,7 +115,7 @@ async fn read_status(
         power_off_removed: false,
     };
     let (facts, unreachable) = read_all(&ev.state, fleet, &[], &opts).await;
-    let nodes = nodes_record::read(uc.as_ref(), &ev.cloud.name)
+    let nodes = provision::apply::baremetal::read_nodes(uc.as_ref(), &ev.cloud.name)
         .await
         .unwrap_or_default();
     let runner: &dyn provision::baremetal::Runner = fleet.sessions.undercloud.as_ref();

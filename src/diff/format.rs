@@ -53,7 +53,7 @@ pub fn summary_line(r: &Report) -> String {
     if let Some(counts) = &r.changes {
         return format!(
             "{verb}: {} on {} of {} hosts.",
-            counts.phrase(crate::plan::Tense::Planned),
+            counts.phrase(crate::change::Tense::Planned),
             s.hosts_changed,
             s.hosts_total
         );
@@ -160,6 +160,9 @@ pub fn text(r: &Report) -> String {
         }
         if f.secret_changed {
             let _ = writeln!(out, "  (secret changed)");
+        }
+        if let Some(note) = &f.note {
+            let _ = writeln!(out, "  ({note})");
         }
         if !f.diff.is_empty() {
             for line in f.diff.lines() {
@@ -309,6 +312,9 @@ pub fn markdown(r: &Report) -> String {
         );
         if f.secret_changed {
             title.push_str(" (secret changed)");
+        }
+        if let Some(note) = &f.note {
+            title.push_str(&format!(" ({note})"));
         }
         let _ = writeln!(block, "<details><summary>{title}</summary>\n");
         if let Some([a, b]) = &f.mode {

@@ -25,6 +25,9 @@ pub struct FileItem {
     pub secret_changed: bool,
     pub mode: Option<[String; 2]>,
     pub owner: Option<[String; 2]>,
+    /// Why the file changes when its shown content does not (a container definition
+    /// whose config hash alone changed).
+    pub note: Option<String>,
 }
 
 /// Grouping key of a file change: the changed lines, not their context, so the same
@@ -77,6 +80,7 @@ impl Grouper {
             && !item.secret_changed
             && item.mode.is_none()
             && item.owner.is_none()
+            && item.note.is_none()
             && item.action == FileAction::Modify
         {
             return;
@@ -108,6 +112,7 @@ impl Grouper {
                 secret_changed: item.secret_changed,
                 mode: item.mode,
                 owner: item.owner,
+                note: item.note,
             })
             .hosts
             .push(item.host.clone());

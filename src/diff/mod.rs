@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::change::Counts;
 use crate::inventory::secrets::forms_of;
 use crate::inventory::Secrets;
-use crate::plan::change::Counts;
 use crate::state::{DesiredFile, DesiredState, FileKind, HostState};
 pub use group::{FileItem, Grouper};
 
@@ -81,6 +81,10 @@ pub struct FileChange {
     /// `[before, after]` as `owner:group`, when ownership changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<[String; 2]>,
+    /// Why it changes when no line shown does (plans: a container definition whose
+    /// config hash alone changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One container action, the same on every host listed.
@@ -346,6 +350,7 @@ fn compare_host(
             secret_changed,
             mode: pair(|f| format!("{:04o}", f.mode)),
             owner: pair(owner_of),
+            note: None,
         });
     }
     let describe = |d: &crate::state::DesiredDir| format!("{} {}:{}", d.mode, d.owner, d.group);

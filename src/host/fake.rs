@@ -16,11 +16,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{ActionFailed, BringUp, BroughtUp, Command, HeldLock, Host, HostFuture, StepContainer};
-use crate::apply::lock::LockError;
 use crate::baremetal::record::ProvisionedNode;
+use crate::change::ContainerOp;
 use crate::facts::{ActualContainer, ActualHost, ActualPath, ReadFacts};
+use crate::host::lock::LockError;
 use crate::model::Bmc;
-use crate::plan::ContainerOp;
 use crate::report::Reporter;
 use crate::state::{safe_container_name, HostState};
 use crate::transport::{ExecOutput, TransportError, UploadFile};
@@ -380,7 +380,7 @@ impl Host for FakeHost {
     ) -> HostFuture<'a, Result<Box<dyn HeldLock>, LockError>> {
         Box::pin(async move {
             self.note("lock".into());
-            let path = crate::apply::lock::lock_path(cloud);
+            let path = crate::host::lock::lock_path(cloud);
             let mut locks = lock(&self.locks);
             if let Some(h) = locks.get(&path) {
                 return Err(LockError::Busy {

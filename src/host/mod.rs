@@ -6,8 +6,11 @@
 //! in-memory fake ([`fake`]) runs the same commands against a model of a host, for tests
 //! of the stage engine that need no machine.
 
+pub mod bringup;
 pub mod fake;
+pub mod lock;
 pub mod script;
+pub mod sessions;
 pub mod ssh;
 
 use std::future::Future;
@@ -15,14 +18,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::apply::lock::LockError;
 use crate::baremetal::record::ProvisionedNode;
+use crate::change::ContainerOp;
 use crate::facts::{ActualHost, ReadFacts};
 use crate::model::Bmc;
-use crate::plan::ContainerOp;
 use crate::report::Reporter;
 use crate::state::{ContainerDef, DesiredDir, HostState, Plane};
 use crate::transport::{ExecOutput, TransportError, UploadFile};
+use lock::LockError;
 
 /// A boxed future, so that hosts can be used as `dyn Host`.
 pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -67,7 +70,7 @@ impl Command<'_> {
             Command::RemoveContainers { names, .. } => {
                 format!(
                     "removing {}",
-                    crate::plan::change::plural(names.len(), "container")
+                    crate::change::plural(names.len(), "container")
                 )
             }
             Command::FixDirectories { .. } => "creating directories".into(),
@@ -112,7 +115,7 @@ pub trait Host: Send + Sync {
         timeout: Duration,
     ) -> HostFuture<'a, Result<(), TransportError>>;
 
-    /// Takes the apply lock of `cloud` ([`crate::apply::lock::lock_path`]), recording
+    /// Takes the apply lock of `cloud` ([`crate::host::lock::lock_path`]), recording
     /// `holder`; refused if another holds it.
     fn lock<'a>(
         &'a self,
@@ -183,4 +186,30 @@ pub trait Fleet: Send + Sync {
         &'a self,
         nodes: &'a [(String, Bmc)],
     ) -> HostFuture<'a, Vec<(String, Result<(), String>)>>;
+}
+
+/// Runs futures concurrently in the calling task and collects their outputs in order
+/// (for futures that borrow, which `tokio::spawn` cannot take): many hosts' commands at
+/// once.
+pub async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

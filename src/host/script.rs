@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Command, StepContainer};
-use crate::plan::ContainerOp;
+use crate::change::ContainerOp;
 use crate::state::{safe_container_name, unit_name, ContainerDef, DesiredDir, Plane, UNIT_DIR};
 use crate::transport::shell_quote;
 
@@ -274,6 +274,19 @@ pub fn parse_report(out: &str) -> BTreeMap<String, ContainerReport> {
     r
 }
 
+/// Asserts that a real `sh` parses `script` (syntax only, nothing runs): for the tests
+/// of every module that builds shell.
+#[cfg(test)]
+pub fn assert_sh_syntax(script: &str) {
+    let st = std::process::Command::new("sh")
+        .arg("-n")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("sh runs");
+    assert!(st.success(), "sh -n refuses:\n{script}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,13 +358,7 @@ mod tests {
         );
         assert!(s.contains("for c in keystone; do"), "{s}");
         // A real shell parses the script.
-        let st = std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(&s)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        assert_sh_syntax(&s);
         let out = "A\tkeystone\tremove\t0\t12\nA\tkeystone\trecreate\t125\t340\n\
                    E\tkeystone\tError: unable to find user keystone\n\
                    H\tkeystone\tunhealthy\t7000\nL\tkeystone\tstand-in: cannot read /etc/k.conf\n";

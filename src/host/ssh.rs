@@ -8,16 +8,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use super::sessions::Sessions;
 use super::{BringUp, BroughtUp, Command, HeldLock, Host, HostFuture};
-use crate::apply::lock::{self, ApplyLock, LockError};
-use crate::baremetal::bringup;
 use crate::facts::{self, ActualHost, ReadFacts};
+use crate::host::bringup;
+use crate::host::lock::{self, ApplyLock, LockError};
 use crate::model::{Bmc, Cloud};
 use crate::report::Reporter;
 use crate::state::HostState;
-use crate::transport::{
-    Credentials, ExecOutput, Fleet, Session, SshOptions, TransportError, UploadFile,
-};
+use crate::transport::{Credentials, ExecOutput, Session, SshOptions, TransportError, UploadFile};
 
 impl Host for Session {
     fn name(&self) -> &str {
@@ -88,11 +87,11 @@ impl HeldLock for ApplyLock {
 /// The cloud's SSH sessions.
 pub struct SshFleet<'c> {
     pub cloud: &'c Cloud,
-    pub sessions: Fleet,
+    pub sessions: Sessions,
 }
 
 impl<'c> SshFleet<'c> {
-    pub fn new(cloud: &'c Cloud, sessions: Fleet) -> SshFleet<'c> {
+    pub fn new(cloud: &'c Cloud, sessions: Sessions) -> SshFleet<'c> {
         SshFleet { cloud, sessions }
     }
 
@@ -107,7 +106,7 @@ impl<'c> SshFleet<'c> {
     ) -> Result<SshFleet<'c>, TransportError> {
         let opts = SshOptions::from_cloud(cloud, accept_new);
         let creds = Credentials::load(&opts)?;
-        let sessions = Fleet::connect(cloud, nodes, &opts, &creds, parallel).await?;
+        let sessions = Sessions::connect(cloud, nodes, &opts, &creds, parallel).await?;
         Ok(SshFleet { cloud, sessions })
     }
 }
@@ -169,7 +168,7 @@ impl super::Fleet for SshFleet<'_> {
                     (node.clone(), r)
                 }
             });
-            let done = bringup::join_all(futs.collect()).await;
+            let done = crate::host::join_all(futs.collect()).await;
             let mut out = Vec::new();
             let mut up: BTreeMap<String, Arc<Session>> = BTreeMap::new();
             for (node, r) in done {

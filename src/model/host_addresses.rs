@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::address::{host_offset, in_range, nth_address, parse_ip};
 use super::build::loc;
-use super::networks::undercloud_ctlplane_ip;
+use super::networks::{located_ip, undercloud_ctlplane_ip};
 use super::{Network, Role, Undercloud};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::inventory::spec::NodeSpec;
@@ -237,32 +237,21 @@ fn check_node_ctlplane(
     diags: &mut Diagnostics,
 ) -> Option<IpAddr> {
     let v = &node.ctlplane_ip;
-    match parse_ip(v.get_ref()) {
-        Some(ip) => match ctlplane {
-            Some(net) if !net.cidr.contains(&ip) => {
-                diags.push(
-                    Diagnostic::new(
-                        format!(
-                            "address {ip} is outside network `{ctl_name}` ({})",
-                            net.cidr
-                        ),
-                        loc(file, v.span()),
-                    )
-                    .help(format!("use an address inside {}", net.cidr)),
-                );
-                None
-            }
-            _ => Some(ip),
-        },
-        None => {
+    let ip = located_ip(file, v, diags)?;
+    match ctlplane {
+        Some(net) if !net.cidr.contains(&ip) => {
             diags.push(
                 Diagnostic::new(
-                    format!("`{}` is not an IP address", v.get_ref()),
+                    format!(
+                        "address {ip} is outside network `{ctl_name}` ({})",
+                        net.cidr
+                    ),
                     loc(file, v.span()),
                 )
-                .help("write an IPv4 or IPv6 address"),
+                .help(format!("use an address inside {}", net.cidr)),
             );
             None
         }
+        _ => Some(ip),
     }
 }

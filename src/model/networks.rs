@@ -92,9 +92,9 @@ fn address_in_network(
     cidr: IpNet,
     diags: &mut Diagnostics,
 ) -> Option<IpAddr> {
-    match parse_ip(v.get_ref()) {
-        Some(ip) if cidr.contains(&ip) => Some(ip),
-        Some(ip) => {
+    match located_ip(file, v, diags)? {
+        ip if cidr.contains(&ip) => Some(ip),
+        ip => {
             diags.push(
                 Diagnostic::new(
                     format!("{what} {ip} is outside network `{network}` ({cidr})"),
@@ -104,17 +104,26 @@ fn address_in_network(
             );
             None
         }
-        None => {
-            diags.push(
-                Diagnostic::new(
-                    format!("`{}` is not an IP address", v.get_ref()),
-                    loc(file, v.span()),
-                )
-                .help("write an IPv4 or IPv6 address"),
-            );
-            None
-        }
     }
+}
+
+/// `v` as an IP address, or a located error saying it is not one.
+pub(super) fn located_ip(
+    file: &Path,
+    v: &Spanned<String>,
+    diags: &mut Diagnostics,
+) -> Option<IpAddr> {
+    let ip = parse_ip(v.get_ref());
+    if ip.is_none() {
+        diags.push(
+            Diagnostic::new(
+                format!("`{}` is not an IP address", v.get_ref()),
+                loc(file, v.span()),
+            )
+            .help("write an IPv4 or IPv6 address"),
+        );
+    }
+    ip
 }
 
 /// Whether the inventory has a `[networks.NAME]` table, even one whose CIDR does not

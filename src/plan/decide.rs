@@ -5,7 +5,7 @@
 use crate::facts::{ActualHost, ActualPath};
 use crate::state::{safe_container_name, DesiredDir, DesiredFile, FileKind, HostState};
 
-use super::change::{Change, ContainerOp, DirFix, FileFix};
+use crate::change::{Change, ContainerOp, DirFix, FileFix};
 
 /// Every change that makes the host of `facts` match `desired`, in the order apply
 /// makes them: containers no longer desired removed, directories, files, units, then

@@ -5,7 +5,6 @@
 //! plan, and both count it with [`Counts`]. Pure: the facts are read by
 //! [`crate::apply::survey`].
 
-pub mod change;
 pub mod decide;
 pub mod report;
 pub mod saved;
@@ -14,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use change::{Change, ContainerOp, Counts, DirFix, FileFix, Tense};
+pub use crate::change::{Change, ContainerOp, Counts, DirFix, FileFix, Tense};
 pub use decide::decide;
 
 use crate::facts::ActualHost;

@@ -10,7 +10,7 @@ use crate::diff::{
 };
 use crate::facts::ActualHost;
 use crate::inventory::Secrets;
-use crate::state::{DesiredFile, DesiredState};
+use crate::state::{DesiredFile, DesiredState, FileKind};
 
 use super::{Change, ContainerOp, DirFix, FileFix, NodeAction, Plan};
 
@@ -102,7 +102,10 @@ pub fn report(
 
 fn node_change(n: &super::NodePlan) -> NodeChange {
     let (change, action) = match &n.action {
-        NodeAction::Provision { how } => ("provision", how.clone()),
+        NodeAction::Provision { how } => (
+            "provision",
+            format!("{how}; its changes below assume an empty machine, and are decided again from what it holds once it is up"),
+        ),
         NodeAction::Remove { power_off: true } => (
             "remove",
             "provisioned, no longer in the inventory: powered off through its BMC and forgotten".into(),
@@ -164,6 +167,9 @@ fn file_item(
             _ => "(the host's content was not read)\n".into(),
         }
     };
+    // A definition whose config hash alone changed: written, and the container restarts.
+    let note = (fix.content && before == after && matches!(f.kind, FileKind::Container { .. }))
+        .then(|| "only its config hash changes (the container restarts)".to_string());
     FileItem {
         host: host.to_string(),
         path: f.path.clone(),
@@ -180,6 +186,7 @@ fn file_item(
             .mode
             .map(|[a, b]| [format!("{a:04o}"), format!("{b:04o}")]),
         owner: fix.owner.clone(),
+        note,
     }
 }
 

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{Counts, Plan};
-use crate::apply::record::host_digest;
 use crate::facts::ActualHost;
 use crate::state::DesiredState;
 
@@ -40,7 +39,7 @@ pub struct SavedPlan {
 pub struct PlannedHost {
     /// [`ActualHost::fingerprint`] as the plan read it.
     pub actual: String,
-    /// [`host_digest`] of the desired state planned.
+    /// [`HostState::digest`](crate::state::HostState::digest) of the desired state planned.
     pub desired: String,
 }
 
@@ -77,7 +76,7 @@ impl SavedPlan {
                         n.clone(),
                         PlannedHost {
                             actual: a.fingerprint(),
-                            desired: host_digest(hs),
+                            desired: hs.digest(),
                         },
                     )
                 })
@@ -137,7 +136,7 @@ impl SavedPlan {
         let changed: Vec<&str> = desired
             .hosts
             .iter()
-            .filter(|(n, hs)| self.hosts[*n].desired != host_digest(hs))
+            .filter(|(n, hs)| self.hosts[*n].desired != hs.digest())
             .map(|(n, _)| n.as_str())
             .collect();
         if changed.is_empty() {

@@ -205,17 +205,7 @@ fn config_hash(def: &ContainerDef, files: &[&DesiredFile]) -> String {
     let mut sorted: Vec<&&DesiredFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     for f in sorted {
-        h.update(
-            format!(
-                "\n{} {:o} {}:{} {}",
-                f.path,
-                f.mode,
-                f.owner,
-                f.group,
-                f.sha256()
-            )
-            .as_bytes(),
-        );
+        h.update(format!("\n{}", f.identity()).as_bytes());
     }
     hex(&h.finalize())
 }

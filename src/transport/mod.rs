@@ -2,14 +2,12 @@
 //! nodes reached through the undercloud (direct-tcpip, like ProxyJump) with host keys
 //! verified on every hop, commands with exit status and a timeout, atomic uploads.
 
-mod fleet;
 mod hostkeys;
 mod session;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use fleet::Fleet;
 pub use hostkeys::{fingerprint, HostKeyPolicy, Verdict};
 pub use session::{Credentials, ExecOutput, Held, Session, UploadFile};
 

@@ -7,14 +7,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::introspect::{self, Inventory};
-use super::record::ProvisionedNode;
-use super::{BmcTarget, PowerState, Runner};
-use crate::host::{ActionFailed, BringUp};
+use super::sessions::Sessions;
+use super::{ActionFailed, BringUp};
+use crate::baremetal::introspect::{self, Inventory};
+use crate::baremetal::record::ProvisionedNode;
+use crate::baremetal::{BmcTarget, PowerState, Runner};
 use crate::inventory::spec::BmcDriver;
 use crate::model::{Bmc, Cloud};
 use crate::report::{Event, Outcome, Reporter, Stage};
-use crate::transport::{shell_quote, Fleet, Session};
+use crate::transport::{shell_quote, Session};
 
 fn ev(node: &str, action: &str, outcome: Outcome, d: Duration, message: String) -> Event {
     Event::new(Stage::Baremetal, Some(node), action)
@@ -29,7 +30,7 @@ fn ev(node: &str, action: &str, outcome: Outcome, d: Duration, message: String) 
 /// what to record of it.
 pub async fn bring_up(
     cloud: &Cloud,
-    fleet: &Fleet,
+    fleet: &Sessions,
     node: &str,
     opts: &BringUp,
     reporter: &Reporter,
@@ -147,7 +148,7 @@ async fn power_on_if_off(
 /// the boot timeout (at most 1000 tries).
 async fn wait_for_ssh(
     cloud: &Cloud,
-    fleet: &Fleet,
+    fleet: &Sessions,
     host: &crate::model::Host,
     opts: &BringUp,
     fail: &Fail<'_>,
@@ -282,30 +283,5 @@ pub async fn power_off(
         };
         (n.clone(), r)
     });
-    join_all(calls.collect()).await
-}
-
-/// Runs futures concurrently in the calling task and collects their outputs in order
-/// (for futures that borrow, which `tokio::spawn` cannot take).
-pub async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
+    super::join_all(calls.collect()).await
 }

@@ -1,5 +1,7 @@
-//! Connections to a whole cloud: the undercloud directly, then every node through it
-//! (or directly, if the inventory says so), all at once up to a bound.
+//! SSH sessions to a whole cloud: the undercloud directly, then every node through it
+//! (or directly, if the inventory says so), all at once up to a bound. The cloud-aware
+//! side of the transport (which addresses, which settings) lives here, so that
+//! [`crate::transport`] knows nothing of the model.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::{Credentials, HostKeyPolicy, Session, SshOptions, Target, TransportError, DEFAULT_KEX};
 use crate::model::Cloud;
+use crate::transport::{
+    Credentials, HostKeyPolicy, Session, SshOptions, Target, TransportError, DEFAULT_KEX,
+};
 
 impl SshOptions {
     /// The inventory's SSH settings. `accept_new` is the explicit first-contact mode.
@@ -33,20 +37,20 @@ impl SshOptions {
     }
 }
 
-/// Open connections to a cloud's hosts.
-pub struct Fleet {
+/// Open SSH sessions to a cloud's hosts.
+pub struct Sessions {
     pub undercloud: Arc<Session>,
-    /// The undercloud's host name: [`Fleet::session`] answers it with `undercloud`.
+    /// The undercloud's host name: [`Sessions::session`] answers it with `undercloud`.
     pub undercloud_name: String,
     /// Every requested node: its session, or why it could not be reached.
     pub nodes: BTreeMap<String, Result<Arc<Session>, TransportError>>,
-    /// How the nodes were reached, for later connections ([`Fleet::connect_node`]).
+    /// How the nodes were reached, for later connections ([`Sessions::connect_node`]).
     opts: SshOptions,
     creds: Credentials,
     jump: bool,
 }
 
-impl Fleet {
+impl Sessions {
     /// The session of a host of the desired state: the undercloud (its own services) or
     /// a node; `None` if that node was not connected.
     pub fn session(&self, host: &str) -> Option<Result<&Arc<Session>, &TransportError>> {
@@ -64,14 +68,14 @@ impl Fleet {
         opts: &SshOptions,
         creds: &Credentials,
         parallel: usize,
-    ) -> Result<Fleet, TransportError> {
+    ) -> Result<Sessions, TransportError> {
         let uc = Target {
             name: cloud.undercloud.name.clone(),
             address: cloud.undercloud.address.clone(),
             port: cloud.undercloud.ssh_port,
         };
         let undercloud = Arc::new(Session::connect(&uc, opts, creds).await?);
-        let mut fleet = Fleet {
+        let mut fleet = Sessions {
             undercloud,
             undercloud_name: cloud.undercloud.name.clone(),
             nodes: BTreeMap::new(),
@@ -126,7 +130,7 @@ impl Fleet {
     }
 
     /// Connects to one more node of the cloud (one that was powered off, say), as
-    /// [`Fleet::connect`] does, within `timeout`. The session is not added to `nodes`.
+    /// [`Sessions::connect`] does, within `timeout`. The session is not added to `nodes`.
     pub async fn connect_node(
         &self,
         cloud: &Cloud,
