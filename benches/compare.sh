@@ -39,6 +39,9 @@
 #   benches/compare.sh [N...]     (starts the lab, stops it after; ansible-core and pyinfra
 #                                  are installed from PyPI into .cache/compare-venv)
 #   COMPARE_KEEP=1 keeps the work directory (logs, event logs, renders) and names it.
+#   COMPARE_OTHERS=0 measures provision alone (no ansible, no pyinfra);
+#   COMPARE_PROVISION=PATH measures another provision binary (an earlier commit's, built
+#   in a worktree), for side-by-side figures of two commits.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -54,7 +57,8 @@ if [[ ! -x $venv/bin/ansible-playbook || ! -x $venv/bin/pyinfra ]]; then
     "$venv/bin/pip" install -q ansible-core pyinfra
 fi
 cargo build --release --locked -q
-prov=$root/target/release/provision
+prov=${COMPARE_PROVISION:-$root/target/release/provision}
+others=${COMPARE_OTHERS:-1}
 lib=$root/benches/compare
 
 work=$(mktemp -d /tmp/provision-compare.XXXXXX)
@@ -84,7 +88,7 @@ empty_nodes() {
     for round in 1 2 3 4 5; do
         : >"$work/empty.failed"
         for h in $pending; do
-            { run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null 2>&1; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/* /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision 2>/dev/null
+            { run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null 2>&1; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/lib/overcloud/.provision-running /var/log/overcloud/* /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision 2>/dev/null
                 left=$(podman ps -aq --filter label=managed_by=provision; find /etc/overcloud /var/lib/overcloud /var/log/overcloud -mindepth 1 ! -type d | head -3)
                 [ -z "$left" ] || { echo $left; exit 1; }' \
                 >"$work/empty.$h" 2>&1 || echo "$h" >>"$work/empty.failed"; } &
@@ -280,6 +284,10 @@ for n in "${sizes[@]}"; do
     explain cold
     explain change
     floor
+    if [[ $others == 0 ]]; then
+        rows+=("| $n | provision | ${t[provision.cold]} | ${t[provision.noop]} | ${t[provision.change]} |")
+        continue
+    fi
     measure ansible "$other_runs"
     measure pyinfra "$other_runs"
     for tool in provision ansible pyinfra; do

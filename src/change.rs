@@ -1,5 +1,5 @@
 //! The changes apply makes: one typed value per thing it does to a host, decided once
-//! by [`crate::plan::decide`] and then shown by `plan` and executed by `apply`. Their counts
+//! by [`crate::plan::decide()`] and then shown by `plan` and executed by `apply`. Their counts
 //! ([`Counts`]) are printed by both in the same words, so the plan's closing line and
 //! apply's summary can be compared number for number.
 

@@ -1,5 +1,5 @@
 //! `provision apply` as a library: [`Apply::begin`] takes the lock on the undercloud,
-//! checks it, and surveys every host into a [`Plan`] (the same survey and decision as
+//! checks it, and surveys every host into a [`Plan`](crate::plan::Plan) (the same survey and decision as
 //! `provision plan`); the caller shows the plan and confirms; [`Apply::execute`] then
 //! runs exactly that plan, stage by stage, and records the run:
 //!

@@ -1,4 +1,4 @@
-//! Grouping per-host changes into a [`Report`]: the same change on many hosts is one
+//! Grouping per-host changes into a [`Report`](super::Report): the same change on many hosts is one
 //! entry listing them, hosts with the same set of changes form one group, and the
 //! summary counts per host. Fed by [`super::compare`] (two revisions) and by
 //! [`crate::plan::report`] (a plan): both show changes the same way.

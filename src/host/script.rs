@@ -134,7 +134,7 @@ pub fn removal_script(names: &[String], plane: Plane) -> String {
 /// The script for one deploy step on one host: every task, one after the other, then
 /// the healthchecks of the containers it (re)started, polled until they pass or
 /// `health_timeout` ends; for each that did not pass, its last log lines. Output lines:
-/// `A` (see [`PRELUDE`]), `E`, `H<TAB>name<TAB>healthy|unhealthy<TAB>ms`, `L<TAB>name<TAB>line`.
+/// `A`, `E`, `H<TAB>name<TAB>healthy|unhealthy<TAB>ms`, `L<TAB>name<TAB>line`.
 pub fn step_script(containers: &[StepContainer<'_>], health_timeout: Duration) -> String {
     let mut s = String::from(PRELUDE);
     // The step's containers start at once (parallel podman calls are safe and ~1.6x

@@ -1,4 +1,4 @@
-//! Plans: what an apply will change, decided once. [`decide`] turns each host's desired
+//! Plans: what an apply will change, decided once. [`decide()`] turns each host's desired
 //! state and the facts read from it into typed [`Change`]s; a [`Plan`] holds them for
 //! every host, with the bare-metal changes (nodes to provision, removed nodes to power
 //! off). `provision plan` shows a plan ([`report`]), `provision apply` executes the same

@@ -1,4 +1,4 @@
-//! Writing a rendered desired state to a folder: DIR/<host>/<absolute path> for every
+//! Writing a rendered desired state to a folder: `DIR/<host>/<absolute path>` for every
 //! file, and DIR/manifest.json describing all of it (without secret values).
 
 use std::collections::BTreeMap;

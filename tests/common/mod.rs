@@ -91,7 +91,7 @@ pub fn at_nth(tree: &MemoryTree, path: &str, needle: &str, nth: usize) -> String
 /// drop-ins.
 pub const EMPTY_NODE: &str =
     "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
-     rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/log/overcloud/* \
+     rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/lib/overcloud/.provision-running /var/log/overcloud/* \
             /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision";
 
 /// The same for the undercloud's own services (its lock and records stay).
