@@ -85,6 +85,71 @@ impl Plane {
     }
 }
 
+/// Folders outside a plane's own roots that services may write files into: podman's and
+/// logrotate's drop-in folders.
+pub const DROP_IN_DIRS: &[&str] = &["/etc/containers/registries.conf.d", "/etc/logrotate.d"];
+
+/// Host folders outside a plane's roots that services may create (and containers share
+/// with the host): network namespaces and Open vSwitch's sockets.
+pub const SHARED_HOST_DIRS: &[&str] = &["/run/netns", "/run/openvswitch"];
+
+/// What a checked host path is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathUse {
+    /// A file a service writes.
+    File,
+    /// A directory a service needs.
+    Directory,
+}
+
+/// Checks a host path of a service of `plane`: absolute, normalized (no empty, `.` or
+/// `..` component, no trailing `/`), made of letters, digits and `._+@=,:-` only (no
+/// whitespace, quote or control character), and under the plane's roots (its
+/// configuration, data and log roots), a drop-in folder ([`DROP_IN_DIRS`]) or, for a
+/// directory, a shared host folder ([`SHARED_HOST_DIRS`]). Returns what is wrong.
+pub fn check_host_path(path: &str, plane: Plane, use_: PathUse) -> Result<(), String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("is not an absolute path".into());
+    };
+    for c in rest.split('/') {
+        if c.is_empty() || c == "." || c == ".." {
+            return Err("is not a normalized path (an empty, `.` or `..` component)".into());
+        }
+        if let Some(bad) = c
+            .chars()
+            .find(|ch| !(ch.is_ascii_alphanumeric() || "._+@=,:-".contains(*ch)))
+        {
+            return Err(format!(
+                "holds {bad:?}: paths may hold letters, digits and `._+@=,:-` only"
+            ));
+        }
+    }
+    let under = |root: &str| {
+        let root = root.trim_end_matches('/');
+        path.strip_prefix(root)
+            .map(|r| r.starts_with('/') || (r.is_empty() && use_ == PathUse::Directory))
+            .unwrap_or(false)
+    };
+    let mut roots = vec![plane.config_root(), plane.data_root(), plane.log_root()];
+    roots.extend(DROP_IN_DIRS);
+    if use_ == PathUse::Directory {
+        roots.extend(SHARED_HOST_DIRS);
+    }
+    if roots.iter().any(|r| under(r)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "is outside the folders a {} service may write: {}",
+            plane.stage().as_str(),
+            roots
+                .iter()
+                .map(|r| format!("{}/", r.trim_end_matches('/')))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
 /// The systemd unit of a container: `provision-<name>.service`.
 pub fn unit_name(container: &str) -> String {
     format!("provision-{container}.service")
@@ -260,6 +325,47 @@ impl DesiredState {
             h.update(format!("{name} {}\n", hs.digest()).as_bytes());
         }
         hex(&h.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_stay_under_their_roots() {
+        let ok = |p: &str, u| check_host_path(p, Plane::Overcloud, u).is_ok();
+        assert!(ok("/etc/overcloud/nova_compute/nova.conf", PathUse::File));
+        assert!(ok("/var/lib/overcloud/containers/x.json", PathUse::File));
+        assert!(ok("/etc/logrotate.d/provision", PathUse::File));
+        assert!(ok("/run/netns", PathUse::Directory));
+        assert!(!ok("/run/netns", PathUse::File));
+        assert!(!ok("/etc/overcloud", PathUse::File));
+        for bad in [
+            "/etc/overcloud/../../tmp/f",
+            "/etc/overcloud/./x",
+            "/etc/overcloud//x",
+            "/etc/overcloud/x/",
+            "etc/overcloud/x",
+            "/etc/overcloud/a b",
+            "/etc/overcloud/a\nb",
+            "/etc/overcloudx/y",
+            "/etc/passwd",
+            "/etc/undercloud/dnsmasq/x",
+        ] {
+            assert!(!ok(bad, PathUse::File), "{bad}");
+        }
+        assert!(check_host_path(
+            "/etc/undercloud/dnsmasq/x",
+            Plane::Undercloud,
+            PathUse::File
+        )
+        .is_ok());
+        let e = check_host_path("/etc/passwd", Plane::Overcloud, PathUse::File).unwrap_err();
+        assert!(
+            e.contains("/etc/overcloud/, /var/lib/overcloud/, /var/log/overcloud/"),
+            "{e}"
+        );
     }
 }
 

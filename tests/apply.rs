@@ -1106,24 +1106,29 @@ fn bare_metal(run: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn lab_sh(args: &[&str]) {
-    let o = Command::new("lab/lab.sh")
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "lab.sh {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+/// The suite's lab as a fresh one powered off (never a new lab: tests use the lab the
+/// suite started): every node emptied while it answers, then powered off through its
+/// Redfish BMC and waited for until it no longer answers SSH, and the undercloud's
+/// record of provisioned nodes removed, so that the next apply brings every node up.
+async fn power_everything_off() {
+    let base = LabCopy::new("");
+    let ev = load(&base.inventory());
+    let f = fleet(&ev).await;
+    wipe(&f).await;
+    sh(&f.undercloud, "rm -f /var/lib/provision/lab.nodes.json").await;
+    for h in &ev.cloud.hosts {
+        power(&ev, h.bmc.system_id.as_deref().unwrap(), "ForceOff");
+    }
+    for h in &ev.cloud.hosts {
+        wait_ssh(&h.name, false);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone() {
     let _g = serial().await;
     // Every node starts powered off: nothing answers but the undercloud and the BMCs.
-    lab_sh(&["up", "--powered-off"]);
+    power_everything_off().await;
     let runs = tempfile::tempdir().unwrap();
     // The networker's BMC gets a wrong password; lab-novacompute-2 is given an address
     // where nothing will ever answer (its BMC powers on the machine at .14), so it never

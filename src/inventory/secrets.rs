@@ -138,6 +138,18 @@ impl Secrets {
         forms
     }
 
+    /// The names of the secrets whose value (in any form) is in `text`, sorted.
+    pub fn found_in(&self, text: &str) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .values
+            .iter()
+            .filter(|(_, (v, _))| forms_of(&v.0).iter().any(|f| text.contains(f.as_str())))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Replaces every secret value in a text by `(secret)`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
@@ -167,6 +179,8 @@ pub fn forms_of(value: &str) -> Vec<String> {
         percent_encode(value, false),
         percent_encode(value, true),
         json.trim_matches('"').to_string(),
+        // single-quoted for a shell
+        value.replace('\'', "'\\''"),
     ];
     forms.dedup();
     forms

@@ -10,6 +10,7 @@ use super::networks::{resolve_networks, resolve_undercloud};
 use super::nodes::{resolve_nodes, NodeInputs};
 use super::roles::{check_role_counts, resolve_roles};
 use super::*;
+use super::{names, overrides};
 use crate::catalogue::Catalogue;
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::inventory::{Inventory, Secrets};
@@ -75,7 +76,14 @@ fn build_inner(
     diags: &mut Diagnostics,
 ) -> Option<Cloud> {
     let inv = Inventory::load(path, tree, sources, diags)?;
-    let role_names: Vec<String> = inv.roles.iter().map(|(n, _)| n.get_ref().clone()).collect();
+    names::check_inventory(&inv, diags);
+    // A role's name is a file name under roles/: only valid ones are looked up.
+    let role_names: Vec<String> = inv
+        .roles
+        .iter()
+        .map(|(n, _)| n.get_ref().clone())
+        .filter(|n| names::NameRule::Identifier.allows(n))
+        .collect();
     let catalogue = Catalogue::load(
         &inv.resolve(inv.cloud.roles.get_ref()),
         &inv.resolve(inv.cloud.templates.get_ref()),
@@ -107,6 +115,7 @@ fn build_inner(
     );
     check_role_counts(&inv, &hosts, diags);
     check_service_secrets(&inv, &catalogue, &roles, &secrets, &secrets_hint, diags);
+    overrides::check_targets(&inv, &catalogue, diags);
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
     Some(Cloud {
         name: inv.cloud.name.get_ref().clone(),

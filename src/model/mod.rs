@@ -6,8 +6,10 @@ pub mod address;
 mod bmc;
 mod build;
 mod host_addresses;
+pub mod names;
 mod networks;
 mod nodes;
+mod overrides;
 mod roles;
 
 use std::collections::BTreeMap;

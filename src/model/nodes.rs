@@ -166,10 +166,13 @@ fn check_host_name(
     diags: &mut Diagnostics,
 ) {
     let file = &inv.path;
-    if !valid_hostname(name) {
+    if !super::names::NameRule::HostName.allows(name) {
         diags.push(
-            Diagnostic::new(format!("`{name}` is not a valid host name"), loc(file, name_span.clone()))
-                .help("use letters, digits and '-' (at most 63 characters), starting with a letter or digit"),
+            Diagnostic::new(
+                format!("`{}` is not a valid host name", name.escape_debug()),
+                loc(file, name_span.clone()),
+            )
+            .help(super::names::NameRule::HostName.help()),
         );
     }
     if name == inv.undercloud.name.get_ref() {
@@ -196,14 +199,6 @@ fn check_host_name(
     } else {
         seen.insert(name.to_string(), name_span.clone());
     }
-}
-
-fn valid_hostname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
 }
 
 /// The node's MACs, normalized; each must be well formed and no other node's (`seen`).

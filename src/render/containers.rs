@@ -31,6 +31,9 @@ impl Renderer<'_> {
             let (used, shared_mounts) = container_files(hs, svc, host, diags);
             let container = self.container(svc, plane, &used, shared_mounts, &ctx, diags);
             let def_file = self.definition_file(&container, svc, plane);
+            // Its environment is rendered from the manifest: where a secret would come from.
+            let at = Location::file(&svc.file);
+            self.check_secrets(host, svc, &def_file, &at, &at, diags);
             self.insert_file(hs, svc, host, def_file, diags);
             hs.containers.insert(container.name.clone(), container);
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::diagnostics::{Diagnostic, Location};
 use crate::ini_values::{IniScalar, IniValue};
 
 /// A rendered option value.
@@ -47,6 +48,53 @@ pub fn write(header: &str, ini: &RenderedIni) -> String {
         }
     }
     out
+}
+
+/// A section or option name must not change the file's structure: letters, digits and
+/// `_.-` (and `:` in a section), as oslo.config's names are. Else a located error.
+pub fn check_name(what: &str, name: &str, at: &Location) -> Result<(), Diagnostic> {
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c) || (what == "section" && c == ':');
+    if !name.is_empty() && name.chars().all(allowed) {
+        return Ok(());
+    }
+    Err(Diagnostic::new(
+        format!(
+            "INI {what} name `{}` is not valid: it would change the file's structure",
+            name.escape_debug()
+        ),
+        at.clone(),
+    )
+    .help(format!(
+        "an oslo.config {what} name holds letters, digits and `_.-`{} only",
+        if what == "section" { " (and `:`)" } else { "" }
+    )))
+}
+
+/// A value must land on its option's line: no newline, carriage return or other
+/// control character (a tab is kept). Else a located error.
+pub fn check_value(
+    section: &str,
+    key: &str,
+    v: &Rendered,
+    at: &Location,
+) -> Result<(), Diagnostic> {
+    let values: Vec<&String> = match v {
+        Rendered::One(s) => vec![s],
+        Rendered::Many(vs) => vs.iter().collect(),
+    };
+    for s in values {
+        if let Some(c) = s.chars().find(|c| c.is_control() && *c != '\t') {
+            return Err(Diagnostic::new(
+                format!(
+                    "the value of [{section}] {key} holds {c:?}: it would add lines to the INI file",
+                ),
+                at.clone(),
+            )
+            .help("write the value on one line; a list is a TOML array (or `{ multi = [...] }` for a repeated option)"));
+        }
+    }
+    Ok(())
 }
 
 /// Formats a scalar the way oslo.config reads it.

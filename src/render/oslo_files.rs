@@ -11,10 +11,17 @@ use super::ini::{self, Rendered, RenderedIni};
 use super::templates::value_name;
 use super::Renderer;
 use crate::catalogue::OsloDefaults;
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{Diagnostic, Location};
 use crate::ini_values::{ConfigOverrides, IniScalar, IniSections, IniValue};
 use crate::model::Host;
 use crate::state::FileKind;
+
+/// One option of the merged layers: its value, its template name, where it is written.
+struct Merged<'a> {
+    value: &'a IniValue,
+    name: String,
+    at: Location,
+}
 
 impl Renderer<'_> {
     /// The inventory's overrides of INI file `id` on `host`, in order: the cloud's, the
@@ -88,17 +95,21 @@ impl Renderer<'_> {
         ctx: &Value,
     ) -> Result<RenderedIni, Diagnostic> {
         // Merge: later layers win, option by option.
-        let mut merged: BTreeMap<&str, BTreeMap<&str, (&IniValue, String)>> = BTreeMap::new();
+        let mut merged: BTreeMap<&str, BTreeMap<&str, Merged>> = BTreeMap::new();
         for (file, layer) in layers {
             for (section, options) in layer.iter() {
                 let sec = merged.entry(section.as_str()).or_default();
                 for (key, value) in options {
+                    let at = Location::new(file, Some(value.span()));
+                    ini::check_name("section", section, &at)?;
+                    ini::check_name("option", key, &at)?;
                     sec.insert(
                         key.as_str(),
-                        (
-                            value.get_ref(),
-                            value_name(file, section, key, value.span().start),
-                        ),
+                        Merged {
+                            value: value.get_ref(),
+                            name: value_name(file, section, key, value.span().start),
+                            at,
+                        },
                     );
                 }
             }
@@ -106,7 +117,7 @@ impl Renderer<'_> {
         let mut out = RenderedIni::new();
         for (section, options) in merged {
             let sec = out.entry(section.to_string()).or_default();
-            for (key, (value, name)) in options {
+            for (key, Merged { value, name, at }) in options {
                 let rendered = match value {
                     IniValue::String(s) => {
                         let v = self.render_str(&name, s, ctx)?;
@@ -145,6 +156,7 @@ impl Renderer<'_> {
                         None => continue,
                     },
                 };
+                ini::check_value(section, key, &rendered, &at)?;
                 sec.insert(key.to_string(), rendered);
             }
         }

@@ -19,6 +19,8 @@ pub const MANIFEST_FORMAT: u32 = 1;
 pub enum OutputError {
     #[error("{path}: the folder is not empty and holds no previous render ({MANIFEST}); refusing to write into it")]
     NotARenderFolder { path: PathBuf },
+    #[error("refusing to write {what}: it would land outside {dir}")]
+    Outside { dir: PathBuf, what: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -139,6 +141,13 @@ pub fn write(
         let path = path.to_path_buf();
         move |source| OutputError::Io { path, source }
     };
+    // Every path first: nothing is removed or written if one would land outside `dir`.
+    let mut writes = Vec::new();
+    for (host, hs) in &state.hosts {
+        for f in hs.files.values() {
+            writes.push((confined(dir, host, &f.path)?, f));
+        }
+    }
     if dir.exists() {
         let non_empty = std::fs::read_dir(dir).map_err(io(dir))?.next().is_some();
         if non_empty {
@@ -159,15 +168,12 @@ pub fn write(
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut count = 0;
-    for (host, hs) in &state.hosts {
-        for f in hs.files.values() {
-            let p = dir.join(host).join(f.path.trim_start_matches('/'));
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
-            }
-            write_file(&p, f.content.as_bytes(), f.mode).map_err(io(&p))?;
-            count += 1;
+    for (p, f) in writes {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
+        write_file(&p, f.content.as_bytes(), f.mode).map_err(io(&p))?;
+        count += 1;
     }
     let m = manifest(cloud, state, secrets);
     let mut json = serde_json::to_string_pretty(&m).unwrap_or_default();
@@ -175,6 +181,28 @@ pub fn write(
     let p = dir.join(MANIFEST);
     write_file(&p, json.as_bytes(), 0o644).map_err(io(&p))?;
     Ok(count)
+}
+
+/// `dir/<host>/<path>`, if the host is one path component and the path only descends
+/// (validation guarantees both; this holds whatever the input).
+fn confined(dir: &Path, host: &str, path: &str) -> Result<PathBuf, OutputError> {
+    use std::path::Component;
+    let outside = || OutputError::Outside {
+        dir: dir.to_path_buf(),
+        what: format!("{path} of host `{}`", host.escape_debug()),
+    };
+    let one = matches!(
+        Path::new(host).components().collect::<Vec<_>>().as_slice(),
+        [Component::Normal(_)]
+    );
+    if !one || host.contains('/') {
+        return Err(outside());
+    }
+    let rel = Path::new(path.trim_start_matches('/'));
+    if path.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(outside());
+    }
+    Ok(dir.join(host).join(rel))
 }
 
 fn write_file(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {

@@ -151,7 +151,7 @@ impl Renderer<'_> {
                 continue;
             };
             let (content, kind) = content;
-            rendered.push(DesiredFile {
+            let file = DesiredFile {
                 path: f.dest.get_ref().clone(),
                 secret: cloud.secrets.appears_in(&content),
                 content,
@@ -160,9 +160,66 @@ impl Renderer<'_> {
                 group: f.group.clone(),
                 service: svc_name.to_string(),
                 kind,
-            });
+            };
+            let mode_at = Location::new(&svc.file, Some(f.mode.span()));
+            let dest_at = Location::new(&svc.file, Some(f.dest.span()));
+            self.check_secrets(host, svc, &file, &dest_at, &mode_at, diags);
+            rendered.push(file);
         }
         rendered
+    }
+
+    /// A file holds only the secrets its service declares (`secrets = [...]`: a value
+    /// copied into `vars` or an override would land where nothing says it is secret),
+    /// and a file that holds one gives no access to every user of the host.
+    pub(super) fn check_secrets(
+        &self,
+        host: &Host,
+        svc: &Service,
+        f: &DesiredFile,
+        dest_at: &Location,
+        mode_at: &Location,
+        diags: &mut Diagnostics,
+    ) {
+        let found = self.cloud.secrets.found_in(&f.content);
+        let declared: Vec<&str> = svc
+            .manifest
+            .secrets
+            .iter()
+            .map(|s| s.get_ref().as_str())
+            .collect();
+        let undeclared: Vec<&str> = found
+            .iter()
+            .copied()
+            .filter(|n| !declared.contains(n))
+            .collect();
+        if !undeclared.is_empty() {
+            diags.push(
+                Diagnostic::new(
+                    format!(
+                        "{} of service `{}` on `{}` holds the value of secret `{}`, which the service does not declare",
+                        f.path,
+                        svc.name,
+                        host.name,
+                        undeclared.join("`, `")
+                    ),
+                    dest_at.clone(),
+                )
+                .help("a secret's value reaches a file only as `secrets.NAME` of a service that lists it in `secrets`: remove it from the variable or override that carries it, or declare it in the service's manifest"),
+            );
+        }
+        if !found.is_empty() && f.mode & 0o007 != 0 {
+            diags.push(
+                Diagnostic::new(
+                    format!(
+                        "{} of service `{}` holds secrets, but its mode {:04o} lets every user of the host read it",
+                        f.path, svc.name, f.mode
+                    ),
+                    mode_at.clone(),
+                )
+                .help("give a file that holds secrets a mode without access for others, e.g. \"0640\" or \"0600\""),
+            );
+        }
     }
 
     /// Adds `f` to the host's files, unless another service writes the same path.

@@ -160,57 +160,15 @@ impl Session {
         if files.is_empty() {
             return Ok(());
         }
-        if let Some(bad) = files
-            .iter()
-            .find(|f| f.path.contains('\n') || !f.path.starts_with('/'))
-        {
+        if let Some((bad, why)) = files.iter().find_map(|f| unsafe_upload(f).map(|w| (f, w))) {
             return Err(TransportError::Upload {
                 host: self.target.name.clone(),
-                path: bad.path.to_string(),
-                message: "not an absolute path on one line".into(),
+                path: bad.path.escape_debug().to_string(),
+                message: why.into(),
             });
         }
-        let mut stream: Vec<u8> =
-            Vec::with_capacity(files.iter().map(|f| f.content.len() + 128).sum());
-        for f in files {
-            let sha: String = Sha256::digest(f.content)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            stream.extend_from_slice(
-                format!(
-                    "{} {sha} {:o} {} {} {}\n",
-                    f.content.len(),
-                    f.mode,
-                    f.owner,
-                    f.group,
-                    f.path
-                )
-                .as_bytes(),
-            );
-            stream.extend_from_slice(f.content);
-        }
-        // Headers are read with the shell's `read` (a byte at a time) and contents with
-        // `head -c`, which reads no more than it is asked: the stream stays in step.
-        let script = r#"set -e; umask 077; w=$(mktemp -d /tmp/.provision-batch.XXXXXX)
-trap 'while read -r t d; do rm -f "$t"; done < "$w/moves" 2>/dev/null; rm -rf "$w"' EXIT HUP INT TERM PIPE
-: > "$w/moves"; : > "$w/sums"; : > "$w/dirs"; : > "$w/meta"; last=; n=0; set -C
-while IFS=' ' read -r size sha mode owner group dest; do
-  d=${dest%/*}; [ -n "$d" ] || d=/
-  if [ "$d" != "$last" ]; then mkdir -p "$d"; echo "$d" >> "$w/dirs"; last=$d; fi
-  n=$((n + 1)); t="$d/.provision.$$.$n"
-  echo "$t $dest" >> "$w/moves"; echo "$mode $owner $group $t" >> "$w/meta"; echo "$sha  $t" >> "$w/sums"
-  head -c "$size" > "$t"
-done
-set +C
-sha256sum -c --quiet "$w/sums" >&2 || { echo 'a file arrived incomplete or corrupted; nothing was replaced' >&2; exit 71; }
-cut -d' ' -f1-3 "$w/meta" | sort -u | while read -r m o g; do
-  awk -v m="$m" -v o="$o" -v g="$g" '$1 == m && $2 == o && $3 == g { print $4 }' "$w/meta" > "$w/set"
-  xargs chmod "$m" < "$w/set"; xargs chown "$o:$g" < "$w/set"
-done
-cut -d' ' -f1 "$w/moves" | xargs sync
-while read -r t d; do mv -f "$t" "$d"; done < "$w/moves"; : > "$w/moves"
-sort -u "$w/dirs" | xargs sync 2>/dev/null || true"#;
+        let stream = batch_stream(files);
+        let script = BATCH_SCRIPT;
         let mut reader: &[u8] = &stream;
         let out = self.exec(script, Some(&mut reader), timeout).await?;
         if out.success() {
@@ -222,5 +180,206 @@ sort -u "$w/dirs" | xargs sync 2>/dev/null || true"#;
                 message: out.stderr_text().trim().to_string(),
             })
         }
+    }
+}
+
+/// The stream [`BATCH_SCRIPT`] reads: per file, a header (`size sha256 mode owner
+/// group`), the destination on a line of its own (read whole, byte-exact: spaces and
+/// all), then the content.
+fn batch_stream(files: &[UploadFile<'_>]) -> Vec<u8> {
+    let mut stream: Vec<u8> = Vec::with_capacity(files.iter().map(|f| f.content.len() + 128).sum());
+    for f in files {
+        let sha: String = Sha256::digest(f.content)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        stream.extend_from_slice(
+            format!(
+                "{} {sha} {:o} {} {}\n{}\n",
+                f.content.len(),
+                f.mode,
+                f.owner,
+                f.group,
+                f.path
+            )
+            .as_bytes(),
+        );
+        stream.extend_from_slice(f.content);
+    }
+    stream
+}
+
+/// Why a file cannot be uploaded in a batch: its path must be absolute and free of
+/// control characters and backslashes (sha256sum's list escapes those); its owner and
+/// group are user or group names or numbers.
+fn unsafe_upload(f: &UploadFile<'_>) -> Option<&'static str> {
+    if !f.path.starts_with('/') {
+        return Some("not an absolute path");
+    }
+    if f.path.chars().any(|c| c.is_control() || c == '\\') {
+        return Some("a control character or a backslash in the path");
+    }
+    let name = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    };
+    if !name(f.owner) || !name(f.group) {
+        return Some("an owner or group that is not a user or group name or number");
+    }
+    None
+}
+
+/// The batch upload, run by `sh` with the stream on its standard input. Headers are
+/// read with the shell's `read` (a byte at a time) and contents with `head -c`, which
+/// reads no more than it is asked: the stream stays in step. Its own temporary files
+/// are listed one per line in `$w/temps` (beside their destinations, in `$w/dests`, line
+/// for line): the cleanup removes those and nothing else.
+const BATCH_SCRIPT: &str = r#"set -e; umask 077; w=$(mktemp -d /tmp/.provision-batch.XXXXXX)
+trap 'while IFS= read -r t; do rm -f -- "$t"; done < "$w/temps" 2>/dev/null; rm -rf -- "$w"' EXIT HUP INT TERM PIPE
+: > "$w/temps"; : > "$w/dests"; : > "$w/sums"; : > "$w/dirs"; : > "$w/meta"; last=; n=0; set -C
+while IFS=' ' read -r size sha mode owner group && IFS= read -r dest; do
+  d=${dest%/*}; [ -n "$d" ] || d=/
+  if [ "$d" != "$last" ]; then mkdir -p -- "$d"; printf '%s\n' "$d" >> "$w/dirs"; last=$d; fi
+  n=$((n + 1)); t="$d/.provision.$$.$n"
+  printf '%s\n' "$t" >> "$w/temps"; printf '%s\n' "$dest" >> "$w/dests"
+  printf '%s %s %s\n' "$mode" "$owner" "$group" >> "$w/meta"; printf '%s  %s\n' "$sha" "$t" >> "$w/sums"
+  head -c "$size" > "$t"
+done
+set +C
+sha256sum -c --quiet "$w/sums" >&2 || { echo 'a file arrived incomplete or corrupted; nothing was replaced' >&2; exit 71; }
+sort -u "$w/meta" | while read -r m o g; do
+  awk -v k="$m $o $g" 'NR == FNR { key[FNR] = $0; next } key[FNR] == k' "$w/meta" "$w/temps" > "$w/set"
+  xargs -d '\n' chmod "$m" -- < "$w/set"; xargs -d '\n' chown "$o:$g" -- < "$w/set"
+done
+xargs -d '\n' sync -- < "$w/temps"
+exec 3< "$w/temps" 4< "$w/dests"
+while IFS= read -r t <&3 && IFS= read -r d <&4; do mv -f -- "$t" "$d"; done
+: > "$w/temps"
+sort -u "$w/dirs" | xargs -d '\n' sync -- 2>/dev/null || true"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the batch script in a real local `sh` on `stream`.
+    fn run(stream: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(BATCH_SCRIPT)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stream).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn listing(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = walk(dir)
+            .into_iter()
+            .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    #[test]
+    fn destinations_with_spaces_land_byte_exact_and_cleanup_removes_only_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        // An unrelated file `a` beside a folder `a b`: an old cleanup split `a b/...` at
+        // the space and removed `a`.
+        std::fs::write(dir.path().join("a"), "unrelated").unwrap();
+        let (p1, p2) = (format!("{root}/a b/x y.conf"), format!("{root}/a b/c  d "));
+        let me = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let me = if me.is_empty() {
+            "root".to_string()
+        } else {
+            me
+        };
+        let files = [
+            UploadFile {
+                path: &p1,
+                content: b"one\n",
+                mode: 0o640,
+                owner: &me,
+                group: "0",
+            },
+            UploadFile {
+                path: &p2,
+                content: b"two",
+                mode: 0o600,
+                owner: &me,
+                group: "0",
+            },
+        ];
+        assert!(files.iter().all(|f| unsafe_upload(f).is_none()));
+        let out = run(&batch_stream(&files));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&p1).unwrap(), b"one\n");
+        assert_eq!(std::fs::read(&p2).unwrap(), b"two");
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"unrelated");
+        assert_eq!(
+            listing(dir.path()),
+            ["a", "a b", "a b/c  d ", "a b/x y.conf"]
+        );
+
+        // A corrupted stream: nothing is replaced, every temporary file is gone, `a` stays.
+        let mut bad = batch_stream(&[UploadFile {
+            path: &p1,
+            content: b"new!\n",
+            mode: 0o640,
+            owner: &me,
+            group: "0",
+        }]);
+        let n = bad.len();
+        bad[n - 2] = b'?';
+        let out = run(&bad);
+        assert_eq!(
+            out.status.code(),
+            Some(71),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&p1).unwrap(), b"one\n");
+        assert_eq!(
+            listing(dir.path()),
+            ["a", "a b", "a b/c  d ", "a b/x y.conf"]
+        );
+    }
+
+    #[test]
+    fn unsafe_destinations_and_owners_are_refused() {
+        let f = |path, owner| UploadFile {
+            path,
+            content: b"",
+            mode: 0o600,
+            owner,
+            group: "root",
+        };
+        assert!(unsafe_upload(&f("relative", "root")).is_some());
+        assert!(unsafe_upload(&f("/a\nb", "root")).is_some());
+        assert!(unsafe_upload(&f("/a\\b", "root")).is_some());
+        assert!(unsafe_upload(&f("/a b", "root x")).is_some());
+        assert!(unsafe_upload(&f("/a b", "42425")).is_none());
     }
 }
