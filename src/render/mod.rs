@@ -4,6 +4,7 @@
 
 mod containers;
 pub mod context;
+mod escape;
 pub mod ini;
 mod oslo_files;
 pub mod output;
@@ -34,7 +35,15 @@ impl<'c> Renderer<'c> {
     pub fn new(cloud: &'c Cloud, diags: &mut Diagnostics) -> Self {
         let mut r = Renderer {
             cloud,
-            env: templates::environment(),
+            env: templates::environment(
+                cloud
+                    .secrets
+                    .names()
+                    .into_iter()
+                    .filter_map(|n| cloud.secrets.get(n))
+                    .map(|v| v.expose().to_string())
+                    .collect(),
+            ),
             origins: BTreeMap::new(),
             shared: SharedContext::new(cloud),
         };

@@ -27,9 +27,12 @@ pub(super) fn is_template(s: &str) -> bool {
 }
 
 /// An empty environment with the templates' settings: strict undefined variables, no
-/// escaping, sources kept for errors, trailing newlines kept and blocks trimmed.
-pub(super) fn environment() -> Environment<'static> {
+/// automatic escaping but the escaping filters of [`super::escape`] (which never show
+/// one of `secrets` in an error), sources kept for errors, trailing newlines kept and
+/// blocks trimmed.
+pub(super) fn environment(secrets: Vec<String>) -> Environment<'static> {
     let mut env = Environment::new();
+    super::escape::register(&mut env, secrets);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     // Keep template sources for located errors, in release builds too.
@@ -158,7 +161,14 @@ impl Renderer<'_> {
             (minijinja::ErrorKind::UndefinedError, Some(snippet)) => snippet,
             _ => e.detail().map(|d| format!(": {d}")).unwrap_or_default(),
         };
+        let refused = e
+            .detail()
+            .is_some_and(|d| d.starts_with(super::escape::REFUSED));
         let (kind, help) = match e.kind() {
+            _ if refused => (
+                "",
+                "the value cannot be written into this file as data: change it where it is set (the inventory's vars, secrets or names); the template's escaping filters are listed in docs/catalogue.md",
+            ),
             minijinja::ErrorKind::UndefinedError => (
                 "undefined variable",
                 "templates are strict: use a variable from the context (docs/catalogue.md), add a default in templates/_common/vars.toml, or declare the secret in the service's `secrets`",
@@ -187,7 +197,12 @@ impl Renderer<'_> {
                 Some(offset..offset)
             }),
         };
-        Diagnostic::new(format!("{kind}{detail}"), Location::new(&origin.file, span)).help(help)
+        // A refusal's detail is the whole message ("unsafe value for `shell`: ...").
+        let message = match e.detail() {
+            Some(d) if refused => d.to_string(),
+            _ => format!("{kind}{detail}"),
+        };
+        Diagnostic::new(message, Location::new(&origin.file, span)).help(help)
     }
 
     /// Renders the template registered as `name`.
