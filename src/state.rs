@@ -13,6 +13,9 @@ use crate::catalogue::{Healthcheck, NetworkMode};
 /// Where the containers' systemd units are written (`container_units = "systemd"`).
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 
+/// The role name of the undercloud in the desired state, plans and reports.
+pub const UNDERCLOUD_ROLE: &str = "undercloud";
+
 /// Where provision keeps its own records on the undercloud: the apply lock, the record
 /// of the last apply, the record of provisioned nodes.
 pub const STATE_DIR: &str = "/var/lib/provision";
@@ -32,7 +35,7 @@ pub enum Plane {
 impl Plane {
     /// The plane of a host of this role.
     pub fn of_role(role: &str) -> Plane {
-        if role == crate::model::UNDERCLOUD_ROLE {
+        if role == UNDERCLOUD_ROLE {
             Plane::Undercloud
         } else {
             Plane::Overcloud
@@ -328,6 +331,11 @@ impl DesiredState {
     }
 }
 
+/// Lower-case hexadecimal of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,9 +375,4 @@ mod tests {
             "{e}"
         );
     }
-}
-
-/// Lower-case hexadecimal of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

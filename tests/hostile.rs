@@ -126,7 +126,7 @@ fn a_service_folder_that_is_not_a_name_is_refused() {
     tree.insert("templates/mem cached/service.toml", manifest);
     let (_, report) = errors(&tree, LAB);
     assert!(
-        report.contains("service name `mem cached` (its folder's name) is not valid")
+        report.contains("service name `mem cached` is not valid")
             && report.contains("--> templates/mem cached/service.toml"),
         "{report}"
     );

@@ -12,7 +12,6 @@ use toml::de::DeValue;
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::ini_values::{IniSections, IniValue};
 use crate::source::{normalize, SourceMap, SourceTree};
-use crate::state::{check_host_path, PathUse, Plane};
 use crate::tomlfile;
 pub use role::{Requirements, RoleDef};
 pub use service::{DirSpec, FileSpec, Healthcheck, NetworkMode, ServiceManifest, SharedFile};
@@ -271,21 +270,7 @@ impl Catalogue {
         let text = read(&file, tree, sources)?;
         let doc = tomlfile::parse(&file, &text, diags)?;
         let manifest = tomlfile::de_table::<ServiceManifest>(&file, &doc, diags)?;
-        if !crate::model::names::NameRule::Identifier.allows(name) {
-            diags.push(
-                Diagnostic::new(
-                    format!(
-                        "service name `{}` (its folder's name) is not valid",
-                        name.escape_debug()
-                    ),
-                    Location::file(&file),
-                )
-                .help(crate::model::names::NameRule::Identifier.help()),
-            );
-            return None;
-        }
         self.check_manifest(dir, &file, &manifest, diags);
-        check_paths(dir, &file, &manifest, diags);
         Some(Service {
             name: name.to_string(),
             dir: dir.to_string(),
@@ -448,40 +433,6 @@ impl Catalogue {
             None
         } else {
             Some(s)
-        }
-    }
-}
-
-/// Every host path of a manifest stays where its plane's services may write
-/// ([`check_host_path`]): its files, the files it shares from another service, its
-/// directories.
-fn check_paths(dir: &str, file: &Path, m: &ServiceManifest, diags: &mut Diagnostics) {
-    let plane = if dir.starts_with(&format!("{UNDERCLOUD_DIR}/")) {
-        Plane::Undercloud
-    } else {
-        Plane::Overcloud
-    };
-    let files = m.files.iter().map(|f| (&f.dest, PathUse::File, "file"));
-    let shared = m
-        .shared_files
-        .iter()
-        .map(|f| (&f.dest, PathUse::File, "shared file"));
-    let dirs = m
-        .directories
-        .iter()
-        .map(|d| (&d.path, PathUse::Directory, "directory"));
-    for (path, use_, what) in files.chain(shared).chain(dirs) {
-        if let Err(why) = check_host_path(path.get_ref(), plane, use_) {
-            diags.push(
-                Diagnostic::new(
-                    format!("{what} `{}` {why}", path.get_ref().escape_debug()),
-                    Location::new(file, Some(path.span())),
-                )
-                .help(format!(
-                    "write it under the service's own folder, {}/<service>/ (or a drop-in folder docs/catalogue.md lists)",
-                    plane.config_root()
-                )),
-            );
         }
     }
 }

@@ -92,6 +92,7 @@ fn build_inner(
         sources,
         diags,
     );
+    names::check_catalogue(&catalogue, diags);
     let (secrets, secrets_hint) = load_secrets(&inv, tree, opts, sources, diags);
     let ssh = ssh_settings(&inv, diags);
     let networks = resolve_networks(&inv, diags);

@@ -76,8 +76,7 @@ pub struct Undercloud {
     pub services: Vec<String>,
 }
 
-/// The role name of the undercloud in the desired state, plans and reports.
-pub const UNDERCLOUD_ROLE: &str = "undercloud";
+pub use crate::state::UNDERCLOUD_ROLE;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Network {
