@@ -20,12 +20,51 @@ pub enum Change {
     WriteFile { path: String, fix: FileFix },
     /// A container unit written: systemd reads the units again and enables it.
     EnableUnit { unit: String, container: String },
+    /// A one-shot task to run, in its deploy step, before the step's containers.
+    Task {
+        task: String,
+        step: u8,
+        order: u16,
+        why: TaskWhy,
+    },
     /// A container to create, recreate or start, in its deploy step.
     Container {
         container: String,
         step: u8,
         op: ContainerOp,
     },
+}
+
+/// Why a task runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "because", rename_all = "snake_case")]
+pub enum TaskWhy {
+    /// It never succeeded on this host.
+    NeverRun,
+    /// Its command, user, environment or mounts changed.
+    DefinitionChanged,
+    /// A file it mounts changed.
+    FilesChanged,
+    /// Its image (tag) changed: an upgrade runs it again.
+    ImageChanged { from: String, to: String },
+}
+
+impl fmt::Display for TaskWhy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskWhy::NeverRun => f.write_str("never run"),
+            TaskWhy::DefinitionChanged => f.write_str("its definition changed"),
+            TaskWhy::FilesChanged => f.write_str("a file it mounts changed"),
+            TaskWhy::ImageChanged { from, to } => {
+                let tag = |s: &str| {
+                    s.rsplit_once(':')
+                        .map(|(_, t)| t.to_string())
+                        .unwrap_or_else(|| s.to_string())
+                };
+                write!(f, "image tag changed ({} -> {})", tag(from), tag(to))
+            }
+        }
+    }
 }
 
 /// What is wrong with a file.
@@ -97,7 +136,7 @@ impl Change {
     /// steps: removals, directories, files, units).
     pub fn step(&self) -> Option<u8> {
         match self {
-            Change::Container { step, .. } => Some(*step),
+            Change::Container { step, .. } | Change::Task { step, .. } => Some(*step),
             _ => None,
         }
     }
@@ -108,6 +147,7 @@ impl Change {
             Change::RemoveContainer { container } => container,
             Change::Directory { path, .. } | Change::WriteFile { path, .. } => path,
             Change::EnableUnit { unit, .. } => unit,
+            Change::Task { task, .. } => task,
             Change::Container { container, .. } => container,
         }
     }
@@ -119,6 +159,8 @@ pub struct Counts {
     pub nodes_provisioned: usize,
     pub files_written: usize,
     pub directories_fixed: usize,
+    #[serde(default)]
+    pub tasks_run: usize,
     pub containers_created: usize,
     pub containers_recreated: usize,
     pub containers_started: usize,
@@ -153,6 +195,7 @@ impl Counts {
             Change::Directory { .. } => self.directories_fixed += 1,
             Change::WriteFile { .. } => self.files_written += 1,
             Change::EnableUnit { .. } => self.units_enabled += 1,
+            Change::Task { .. } => self.tasks_run += 1,
             Change::Container { op, .. } => match op {
                 ContainerOp::Create => self.containers_created += 1,
                 ContainerOp::Recreate { .. } => self.containers_recreated += 1,
@@ -166,6 +209,7 @@ impl Counts {
         self.nodes_provisioned += other.nodes_provisioned;
         self.files_written += other.files_written;
         self.directories_fixed += other.directories_fixed;
+        self.tasks_run += other.tasks_run;
         self.containers_created += other.containers_created;
         self.containers_recreated += other.containers_recreated;
         self.containers_started += other.containers_started;
@@ -178,6 +222,7 @@ impl Counts {
         self.nodes_provisioned
             + self.files_written
             + self.directories_fixed
+            + self.tasks_run
             + self.containers_created
             + self.containers_recreated
             + self.containers_started
@@ -222,6 +267,9 @@ impl Counts {
         }
         if files_always || self.directories_fixed > 0 {
             parts.push(item(self.directories_fixed, "directory", "to fix", "fixed"));
+        }
+        if self.tasks_run > 0 {
+            parts.push(item(self.tasks_run, "task", "to run", "run"));
         }
         // Containers: the first kind said carries the noun, the others only the verb.
         let mut noun = true;

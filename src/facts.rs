@@ -54,6 +54,20 @@ pub struct ActualHost {
     /// Whether the containers were read from the stamp apply left (every stamped
     /// container still running under the same id) rather than from `podman ps`.
     pub from_stamp: bool,
+    /// The tasks that succeeded on the host, by id, with the inputs they ran with
+    /// (recorded on the undercloud; filled in by the survey).
+    pub tasks: BTreeMap<String, TaskRun>,
+}
+
+/// A task's last success on a host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskRun {
+    pub image: String,
+    pub definition_hash: String,
+    pub files_hash: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub run_id: String,
 }
 
 /// The command that writes the running stamp of a host of `plane` from podman.
@@ -90,6 +104,15 @@ impl ActualHost {
         }
         for (n, c) in &self.containers {
             h.update(format!("C {n} {} {}\n", c.state, c.config_hash).as_bytes());
+        }
+        for (id, t) in &self.tasks {
+            h.update(
+                format!(
+                    "T {id} {} {} {}\n",
+                    t.image, t.definition_hash, t.files_hash
+                )
+                .as_bytes(),
+            );
         }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }

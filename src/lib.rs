@@ -21,6 +21,7 @@ pub mod host;
 pub mod ini_values;
 pub mod inventory;
 pub mod model;
+pub mod names;
 pub mod plan;
 pub mod render;
 pub mod report;

@@ -289,6 +289,46 @@ pub struct HostState {
     pub files: BTreeMap<String, DesiredFile>,
     /// By name, in no particular order; `step` orders them.
     pub containers: BTreeMap<String, ContainerDef>,
+    /// One-shot tasks, by id (`<service>/<task>`); `step` and `order` order them.
+    pub tasks: BTreeMap<String, TaskDef>,
+}
+
+/// A one-shot task: a container of the service's (or another) image, run to completion
+/// before the long-running containers of its deploy step (a schema sync, a database
+/// created). It runs when it never succeeded on its host or its inputs changed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskDef {
+    /// `<service>/<task>`.
+    pub id: String,
+    pub service: String,
+    pub name: String,
+    pub step: u8,
+    /// Within its step, ascending.
+    pub order: u16,
+    pub image: String,
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Host path of its environment file (a desired file of the host, 0600): podman reads
+    /// it (`--env-file`), so no value is on a command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<String>,
+    pub volumes: Vec<String>,
+    pub timeout_secs: u64,
+    /// Whether a new image (tag) runs it again (a schema sync: yes; a bootstrap that only
+    /// creates what is missing: no).
+    pub rerun_on_image_change: bool,
+    /// Digest of its definition (everything above but the image).
+    pub definition_hash: String,
+    /// Digest of the files it mounts (path, mode, owner, content).
+    pub files_hash: String,
+}
+
+impl TaskDef {
+    /// A name safe as a container name: `provision-task-<service>-<task>`.
+    pub fn container_name(&self) -> String {
+        format!("provision-task-{}-{}", self.service, self.name)
+    }
 }
 
 impl HostState {
@@ -301,6 +341,15 @@ impl HostState {
         }
         for d in &self.directories {
             h.update(format!("D {} {} {}:{}\n", d.path, d.mode, d.owner, d.group).as_bytes());
+        }
+        for (id, t) in &self.tasks {
+            h.update(
+                format!(
+                    "T {id} {} {} {}\n",
+                    t.image, t.definition_hash, t.files_hash
+                )
+                .as_bytes(),
+            );
         }
         for (n, c) in &self.containers {
             let hash = c

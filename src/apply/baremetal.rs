@@ -16,6 +16,7 @@ use crate::report::{Event, Outcome, Reporter, Stage};
 use crate::state::DesiredState;
 
 use super::outcome::{Failure, Phase, RunOutcome};
+use super::record::TasksRecord;
 use super::survey::{self, SurveyOptions};
 use super::Run;
 
@@ -26,6 +27,7 @@ pub async fn provision(
     fleet: &mut dyn Fleet,
     plan: &mut Plan,
     nodes: &mut NodesRecord,
+    tasks: &TasksRecord,
     how: &BringUp,
     out: &mut RunOutcome,
 ) {
@@ -76,7 +78,7 @@ pub async fn provision(
             ));
         }
     }
-    redecide(run, fleet, plan, &up, out).await;
+    redecide(run, fleet, plan, &up, tasks, out).await;
 }
 
 /// Reads what the nodes brought up hold and decides their plans again.
@@ -85,6 +87,7 @@ async fn redecide(
     fleet: &dyn Fleet,
     plan: &mut Plan,
     up: &[String],
+    tasks: &TasksRecord,
     out: &mut RunOutcome,
 ) {
     let (ev, opts, reporter) = (run.ev, run.opts, run.reporter);
@@ -106,7 +109,10 @@ async fn redecide(
         timeout: opts.timeout,
         power_off_removed: opts.power_off_removed,
     };
-    let (facts, unreachable) = survey::read_all(&new_state, fleet, &[], &read).await;
+    let (mut facts, unreachable) = survey::read_all(&new_state, fleet, &[], &read).await;
+    for (host, f) in facts.iter_mut() {
+        f.tasks = tasks.hosts.get(host).cloned().unwrap_or_default();
+    }
     for u in unreachable {
         if let Some(h) = out.hosts.get_mut(&u.host) {
             h.failure = Some(Failure {

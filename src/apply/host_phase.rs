@@ -131,7 +131,7 @@ pub async fn prepare(
             }
             Change::WriteFile { path, .. } => files.extend(work.desired.files.get(path)),
             Change::EnableUnit { unit, .. } => units.push(unit.clone()),
-            Change::Container { .. } => {}
+            Change::Container { .. } | Change::Task { .. } => {}
         }
     }
     if !removals.is_empty() {
@@ -262,20 +262,82 @@ async fn write_files(
     Ok(files.len())
 }
 
-/// Deploy step `step` on one host: its containers, then their healthchecks. The
-/// containers (re)started are counted in `done`, even when one of them fails.
+/// The tasks of `step`, in order; the first that fails is the step's failure, with
+/// its last output lines.
+async fn run_tasks(
+    r: &Report<'_>,
+    step: u8,
+    opts: &Options,
+    done: &mut Counts,
+    tasks_ran: &mut Vec<String>,
+) -> Result<(), Failure> {
+    for c in &r.work.plan.changes {
+        let Change::Task {
+            task: id,
+            step: s,
+            why,
+            ..
+        } = c
+        else {
+            continue;
+        };
+        let Some(task) = r.work.desired.tasks.get(id).filter(|_| *s == step) else {
+            continue;
+        };
+        let t = r.doing(&format!("step {step}: task {id}"));
+        let cmd = Command::RunTask { task };
+        let timeout = Duration::from_secs(task.timeout_secs + 60).max(opts.timeout);
+        let out = r
+            .work
+            .host
+            .run(&cmd, timeout)
+            .await
+            .map_err(|e| r.fail(&format!("task {id}"), Some(id), e.to_string()))?;
+        let rep = parse_report(&out.stdout_text())
+            .remove(id)
+            .unwrap_or_default();
+        if !rep.ok() || rep.actions.is_empty() {
+            let lines = if rep.errors.is_empty() {
+                out.stderr_text().trim().to_string()
+            } else {
+                rep.errors.join("\n")
+            };
+            return Err(r.fail(
+                &format!("task {id}"),
+                Some(id),
+                format!("it failed; its last output lines:\n{lines}"),
+            ));
+        }
+        done.tasks_run += 1;
+        tasks_ran.push(id.clone());
+        r.changed(
+            "run task",
+            id,
+            t.elapsed(),
+            format!("{} ({why})", task.image),
+        );
+    }
+    Ok(())
+}
+
+/// Deploy step `step` on one host: its tasks, one after the other in order (the first
+/// that fails fails the step), then its containers and their healthchecks. What was
+/// done is counted in `done`, even when something fails; the tasks that succeeded are
+/// in `tasks_ran`.
 pub async fn step(
     work: &HostWork<'_>,
     step: u8,
     opts: &Options,
     reporter: &Reporter,
     done: &mut Counts,
+    tasks_ran: &mut Vec<String>,
 ) -> Result<(), Failure> {
     let r = Report {
         work,
         phase: Phase::Step(step),
         reporter,
     };
+    run_tasks(&r, step, opts, done, tasks_ran).await?;
     let containers: Vec<StepContainer> = work
         .plan
         .changes

@@ -179,6 +179,7 @@ impl<'a> Apply<'a> {
             self.write_stamps(&out).await;
         }
         out.seconds = started.elapsed().as_secs_f64();
+        self.record_tasks(&out, info, &reporter).await;
         if let Err(e) = record::save(self.fleet.undercloud().as_ref(), self.ev, &out, info).await {
             reporter.progress().println(&format!(
                 "warning: cannot record this apply on the undercloud ({}): {e}",
@@ -187,6 +188,23 @@ impl<'a> Apply<'a> {
         }
         self.release().await;
         out
+    }
+
+    /// Adds the tasks that succeeded to the tasks record on the undercloud.
+    async fn record_tasks(&self, out: &RunOutcome, info: &RunInfo, reporter: &Reporter) {
+        if out.hosts.values().all(|h| h.tasks_ran.is_empty()) {
+            return;
+        }
+        let rec = record::with_tasks(self.survey.tasks.clone(), out, &self.ev.state, info);
+        let path = record::tasks_path(&self.ev.cloud.name);
+        let uc = self.fleet.undercloud();
+        if let Err(e) = record::write_json(uc.as_ref(), &path, &rec, &self.ev.cloud.ssh.user).await
+        {
+            reporter.progress().println(&format!(
+                "warning: cannot record the tasks that ran in {path} on {}: {e}; they run again next time",
+                uc.name()
+            ));
+        }
     }
 
     /// Every host of the run, the unreachable ones failed already.
@@ -241,7 +259,17 @@ impl<'a> Apply<'a> {
             opts: &self.opts,
             reporter,
         };
-        baremetal::provision(&run, &mut *self.fleet, &mut plan, &mut nodes, &how, out).await;
+        let tasks = self.survey.tasks.clone();
+        baremetal::provision(
+            &run,
+            &mut *self.fleet,
+            &mut plan,
+            &mut nodes,
+            &tasks,
+            &how,
+            out,
+        )
+        .await;
         self.survey.plan = plan;
         if let Some(why) = outcome::over_tolerance(out, roles, Plane::Overcloud) {
             let stop = format!("{why}; stopped after the bare-metal stage");

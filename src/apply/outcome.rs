@@ -63,6 +63,8 @@ pub struct HostOutcome {
     /// The changes made, counted as the plan counts them (a node brought up in this run
     /// counts one `nodes_provisioned`).
     pub done: Counts,
+    /// The tasks that succeeded on it, by id (recorded on the undercloud).
+    pub tasks_ran: Vec<String>,
     pub seconds: f64,
     pub failure: Option<Failure>,
 }

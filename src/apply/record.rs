@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{RunInfo, RunOutcome};
 use crate::evaluate::Evaluation;
+use crate::facts::TaskRun;
 use crate::host::{Command, Host};
 use crate::report::events::rfc3339_millis;
 use crate::state::{DesiredState, HostState, STATE_DIR};
@@ -50,6 +51,70 @@ pub struct HostRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub desired_sha256: String,
+}
+
+/// The tasks that succeeded, per host, with the inputs they ran with
+/// (`/var/lib/provision/<cloud>.tasks.json`): a task runs again when its inputs change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TasksRecord {
+    pub format: u32,
+    pub hosts: BTreeMap<String, BTreeMap<String, TaskRun>>,
+}
+
+/// The tasks record's path on the undercloud.
+pub fn tasks_path(cloud: &str) -> String {
+    format!("{STATE_DIR}/{cloud}.tasks.json")
+}
+
+/// Reads the tasks record (empty when there is none yet).
+pub async fn read_tasks(undercloud: &dyn Host, cloud: &str) -> Result<TasksRecord, String> {
+    let path = tasks_path(cloud);
+    let out = undercloud
+        .run(&Command::ReadFile { path: &path }, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.stdout.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(TasksRecord {
+            format: FORMAT,
+            ..Default::default()
+        });
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "{path} on {} is not a tasks record ({e}); move it away to run every task again",
+            undercloud.name()
+        )
+    })
+}
+
+/// `previous` with the tasks this run ran added (with their inputs now).
+pub fn with_tasks(
+    mut previous: TasksRecord,
+    run: &RunOutcome,
+    state: &DesiredState,
+    info: &RunInfo,
+) -> TasksRecord {
+    previous.format = FORMAT;
+    for (host, h) in &run.hosts {
+        let Some(hs) = state.hosts.get(host) else {
+            continue;
+        };
+        for id in &h.tasks_ran {
+            if let Some(t) = hs.tasks.get(id) {
+                previous.hosts.entry(host.clone()).or_default().insert(
+                    id.clone(),
+                    TaskRun {
+                        image: t.image.clone(),
+                        definition_hash: t.definition_hash.clone(),
+                        files_hash: t.files_hash.clone(),
+                        time: info.time.clone(),
+                        run_id: info.run_id.clone(),
+                    },
+                );
+            }
+        }
+    }
+    previous
 }
 
 /// The record's path on the undercloud.

@@ -90,19 +90,23 @@ async fn run_phase(
             let _permit = limit.acquire_owned().await;
             let t = Instant::now();
             let mut done = Counts::default();
+            let mut tasks = Vec::new();
             let r = match phase {
-                Phase::Step(s) => host_phase::step(w, s, opts, reporter, &mut done).await,
+                Phase::Step(s) => {
+                    host_phase::step(w, s, opts, reporter, &mut done, &mut tasks).await
+                }
                 _ => host_phase::prepare(w, opts, reporter, &mut done).await,
             };
-            (w.plan.host.clone(), done, r, t.elapsed())
+            (w.plan.host.clone(), done, tasks, r, t.elapsed())
         }
     });
-    for (name, done, r, took) in join_all(runs.collect()).await {
+    for (name, done, tasks, r, took) in join_all(runs.collect()).await {
         let Some(h) = out.hosts.get_mut(&name) else {
             continue;
         };
         h.seconds += took.as_secs_f64();
         h.done.merge(&done);
+        h.tasks_ran.extend(tasks);
         match r {
             Ok(()) => {
                 let summary = done.brief(crate::change::Tense::Done);

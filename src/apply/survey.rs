@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::record::TasksRecord;
 use crate::baremetal::record::{self, NodesRecord};
 use crate::evaluate::Evaluation;
 use crate::facts::{ActualHost, ReadFacts};
@@ -44,6 +45,8 @@ pub struct Survey {
     pub facts: BTreeMap<String, ActualHost>,
     /// The record of provisioned nodes, as read.
     pub nodes: NodesRecord,
+    /// The record of tasks that succeeded, as read (in `facts` too, per host).
+    pub tasks: TasksRecord,
     /// Hosts that could not be connected to or read: not in the plan.
     pub unreachable: Vec<Unreachable>,
 }
@@ -66,7 +69,15 @@ pub async fn survey(
         .cloned()
         .collect();
     fleet.connect(&connect, opts.parallel).await;
-    let (facts, unreachable) = read_all(&ev.state, fleet, &pending, opts).await;
+    let tasks = super::record::read_tasks(fleet.undercloud().as_ref(), &cloud.name).await?;
+    let (mut facts, unreachable) = read_all(&ev.state, fleet, &pending, opts).await;
+    let empty = ActualHost::default();
+    for n in &pending {
+        facts.insert(n.clone(), empty.clone());
+    }
+    for (host, f) in facts.iter_mut() {
+        f.tasks = tasks.hosts.get(host).cloned().unwrap_or_default();
+    }
     let mut node_plans: Vec<NodePlan> = pending
         .iter()
         .map(|n| NodePlan {
@@ -92,10 +103,14 @@ pub async fn survey(
         });
     }
     let plan = Plan::decide(&ev.state, &facts, node_plans);
+    for n in &pending {
+        facts.remove(n);
+    }
     Ok(Survey {
         plan,
         facts,
         nodes,
+        tasks,
         unreachable,
     })
 }

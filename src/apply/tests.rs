@@ -453,3 +453,120 @@ async fn an_unreachable_host_fails_and_a_node_that_cannot_come_up_fails_alone() 
         .containers
         .is_empty());
 }
+
+#[tokio::test]
+async fn tasks_run_once_before_their_steps_containers_and_again_only_when_their_inputs_change() {
+    let mut ev = lab();
+    let mut f = fleet(&ev);
+    let (plan, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?}", out.failed());
+    let ctl = "lab-controller-0";
+    let tasks = &ev.state.hosts[ctl].tasks;
+    assert!(tasks.contains_key("keystone/db_sync") && tasks.contains_key("keystone/bootstrap"));
+    assert_eq!(out.counts().tasks_run, plan.counts().tasks_run);
+    assert_eq!(out.hosts[ctl].tasks_ran.len(), tasks.len());
+    // In step 2: the database, then the schema, then the bootstrap, then keystone's
+    // container; every task of a step before that step's containers.
+    let j = f.take_journal();
+    let at = |what: &str| {
+        j.iter()
+            .position(|e| e.host == ctl && e.what == what)
+            .unwrap_or_else(|| panic!("{what} not in {j:?}"))
+    };
+    let order = [
+        "step 2: task keystone/database",
+        "step 2: task keystone/db_sync",
+        "step 2: task keystone/bootstrap",
+        "step 2: create keystone",
+    ];
+    let idx: Vec<usize> = order.iter().map(|w| at(w)).collect();
+    assert!(idx.windows(2).all(|w| w[0] < w[1]), "{idx:?}");
+    assert!(at("step 3: task glance_api/register") < at("step 3: create glance_api"));
+    // Recorded on the undercloud: a second apply runs none.
+    let rec: record::TasksRecord = serde_json::from_slice(
+        &f.undercloud.snapshot().files["/var/lib/provision/lab.tasks.json"].content,
+    )
+    .unwrap();
+    assert_eq!(rec.hosts[ctl].len(), tasks.len());
+    let plan = replan(&ev, &mut f).await;
+    assert_eq!(plan.counts().tasks_run, 0, "{:#?}", plan.counts());
+
+    // A new keystone image: its schema sync runs again (the bootstrap does not: an image
+    // upgrade does not re-run it), and its container is recreated.
+    let hs = ev.state.hosts.get_mut(ctl).unwrap();
+    for t in hs.tasks.values_mut().filter(|t| t.service == "keystone") {
+        t.image = t.image.replace(":latest", ":v2");
+    }
+    let c = hs.containers.get_mut("keystone").unwrap();
+    c.labels
+        .insert("provision.config_hash".into(), "a-new-hash".into());
+    let plan = replan(&ev, &mut f).await;
+    let changes: Vec<&Change> = plan.hosts.values().flat_map(|h| h.changes.iter()).collect();
+    assert_eq!(changes.len(), 2, "{changes:#?}");
+    assert!(
+        matches!(changes[0], Change::Task { task, why: crate::plan::TaskWhy::ImageChanged { .. }, .. } if task == "keystone/db_sync")
+    );
+    assert!(matches!(changes[1], Change::Container { container, .. } if container == "keystone"));
+    let (plan, out) = apply(&ev, &mut f).await;
+    assert_eq!(out.counts(), plan.counts());
+    assert!(!replan(&ev, &mut f).await.has_changes());
+}
+
+#[tokio::test]
+async fn a_failed_task_fails_its_hosts_step_with_its_output_and_a_rerun_converges() {
+    let ev = lab();
+    let mut f = fleet(&ev);
+    let ctl = "lab-controller-0";
+    f.machine(ctl).set_faults(|x| {
+        x.task.insert(
+            "keystone/database".into(),
+            "ERROR 1045 (28000): Access denied for user 'root'@'127.0.11.11'".into(),
+        );
+    });
+    let (_, out) = apply(&ev, &mut f).await;
+    let fail = out.hosts[ctl].failure.clone().unwrap();
+    assert_eq!(
+        (fail.phase, fail.action.as_str()),
+        (Phase::Step(2), "task keystone/database")
+    );
+    assert!(
+        fail.message.contains("Access denied for user 'root'"),
+        "{}",
+        fail.message
+    );
+    // Controllers tolerate no failure: nothing after step 2 anywhere, keystone never started.
+    assert!(out
+        .stopped
+        .as_deref()
+        .unwrap()
+        .ends_with("stopped after step 2"));
+    assert!(!f
+        .machine(ctl)
+        .snapshot()
+        .containers
+        .contains_key("keystone"));
+    let j = f.take_journal();
+    assert!(!j.iter().any(|e| e.what.starts_with("step 3:")));
+    assert!(
+        !j.iter().any(|e| e.what == "step 2: task keystone/db_sync"),
+        "no task after the one that failed"
+    );
+    // Fixed: the rerun runs what is left; the tasks that succeeded before do not run again.
+    f.machine(ctl).set_faults(|x| x.task.clear());
+    let before = out.hosts[ctl].tasks_ran.clone();
+    let (plan, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?}", out.failed());
+    let planned: Vec<&str> = plan.hosts[ctl]
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Task { task, .. } => Some(task.as_str()),
+            _ => None,
+        })
+        .collect();
+    for done in &before {
+        assert!(!planned.contains(&done.as_str()), "{done} ran again");
+    }
+    assert!(planned.contains(&"keystone/database"));
+    assert_eq!(out.counts(), plan.counts());
+}

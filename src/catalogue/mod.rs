@@ -8,13 +8,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use toml::de::DeValue;
+use toml::Spanned;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::ini_values::{IniSections, IniValue};
 use crate::source::{normalize, SourceMap, SourceTree};
 use crate::tomlfile;
 pub use role::{Requirements, RoleDef};
-pub use service::{DirSpec, FileSpec, Healthcheck, NetworkMode, ServiceManifest, SharedFile};
+pub use service::{
+    DatabaseSpec, DirSpec, FileSpec, Healthcheck, KeystoneSpec, NetworkMode, RunOn,
+    ServiceManifest, SharedFile, TaskSpec, TOOLBOX_IMAGE,
+};
 
 /// Shared folder of the catalogue.
 pub const COMMON_DIR: &str = "_common";
@@ -269,7 +273,14 @@ impl Catalogue {
         }
         let text = read(&file, tree, sources)?;
         let doc = tomlfile::parse(&file, &text, diags)?;
-        let manifest = tomlfile::de_table::<ServiceManifest>(&file, &doc, diags)?;
+        let mut manifest = tomlfile::de_table::<ServiceManifest>(&file, &doc, diags)?;
+        manifest.expand_bootstrap();
+        for t in &mut manifest.tasks {
+            for f in &mut t.files {
+                let dest = f.dest.get_ref().replace("{service}", name);
+                f.dest = Spanned::new(f.dest.span(), dest);
+            }
+        }
         self.check_manifest(dir, &file, &manifest, diags);
         Some(Service {
             name: name.to_string(),
@@ -365,7 +376,12 @@ impl Catalogue {
                 );
             }
         }
-        for f in &m.files {
+        check_tasks(file, m, diags);
+        for f in m
+            .files
+            .iter()
+            .chain(m.tasks.iter().flat_map(|t| t.files.iter()))
+        {
             let dest = f.dest.get_ref();
             if !dest.starts_with('/') {
                 diags.push(
@@ -433,6 +449,52 @@ impl Catalogue {
             None
         } else {
             Some(s)
+        }
+    }
+}
+
+/// A service's `[[tasks]]`: a unique identifier each, a command, an image (the
+/// service's or its own), files that are templates mounted into it.
+fn check_tasks(file: &Path, m: &ServiceManifest, diags: &mut Diagnostics) {
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &m.tasks {
+        let at = Location::new(file, Some(t.name.span()));
+        let name = t.name.get_ref();
+        let rule = crate::names::NameRule::Identifier;
+        if let Some(d) = crate::names::check("task name", name, rule, file, Some(t.name.span())) {
+            diags.push(d);
+        }
+        if !seen.insert(name.clone()) {
+            diags.push(
+                Diagnostic::new(format!("two tasks named `{name}`"), at.clone())
+                    .help("give each task of the service its own name"),
+            );
+        }
+        if t.command.is_empty() {
+            diags.push(
+                Diagnostic::new(format!("task `{name}` has no `command`"), at.clone())
+                    .help("add `command = [...]`: what its container runs to completion"),
+            );
+        }
+        if t.image.is_none() && m.image.is_none() {
+            diags.push(
+                Diagnostic::new(
+                    format!("task `{name}` has no image, and the service has none"),
+                    at.clone(),
+                )
+                .help("add `image = \"<name>\"` to the task"),
+            );
+        }
+        for f in &t.files {
+            if f.oslo.is_some() || f.container_path.is_none() {
+                diags.push(
+                    Diagnostic::new(
+                        format!("file {} of task `{name}` must be a template (`src`) with a `container_path`", f.dest.get_ref()),
+                        Location::new(file, Some(f.dest.span())),
+                    )
+                    .help("a task's own files are templates mounted into its container"),
+                );
+            }
         }
     }
 }

@@ -223,6 +223,12 @@ pub fn text(r: &Report) -> String {
             }
         }
     }
+    if !r.tasks.is_empty() {
+        let _ = writeln!(out, "\nTasks (before their step's containers):");
+        for t in &r.tasks {
+            let _ = writeln!(out, "  > run {} {} ({})", t.task, on_hosts(&t.hosts), t.why);
+        }
+    }
     if !r.units.is_empty() {
         let _ = writeln!(out, "\nUnits:");
         for u in &r.units {

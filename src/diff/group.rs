@@ -9,7 +9,7 @@ use similar::{ChangeTag, TextDiff};
 
 use super::{
     natural_key, ContainerAction, ContainerChange, DirChange, FileAction, FileChange, HostGroup,
-    Summary, UnitChange,
+    Summary, TaskChange, UnitChange,
 };
 
 /// One change to one file on one host.
@@ -52,6 +52,7 @@ pub struct Grouped {
     pub directories: Vec<DirChange>,
     pub containers: Vec<ContainerChange>,
     pub units: Vec<UnitChange>,
+    pub tasks: Vec<TaskChange>,
     pub host_groups: Vec<HostGroup>,
     pub summary: Summary,
 }
@@ -63,6 +64,7 @@ pub struct Grouper {
     containers: BTreeMap<(String, ContainerAction), Vec<String>>,
     dirs: BTreeMap<DirKey, Vec<String>>,
     units: BTreeMap<String, Vec<String>>,
+    tasks: BTreeMap<(String, String), Vec<String>>,
     per_host: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
     summary: Summary,
 }
@@ -178,6 +180,20 @@ impl Grouper {
         self.per_host.entry(host.to_string()).or_default();
     }
 
+    /// A task to run, and why.
+    pub fn task(&mut self, host: &str, task: &str, why: &str) {
+        self.summary.tasks_to_run += 1;
+        self.tasks
+            .entry((task.to_string(), why.to_string()))
+            .or_default()
+            .push(host.to_string());
+        self.per_host
+            .entry(host.to_string())
+            .or_default()
+            .1
+            .insert(format!(">{task}"));
+    }
+
     /// Groups what was collected.
     pub fn finish(self) -> Grouped {
         let mut summary = self.summary;
@@ -224,6 +240,14 @@ impl Grouper {
                 UnitChange { unit, hosts }
             })
             .collect();
+        let tasks = self
+            .tasks
+            .into_iter()
+            .map(|((task, why), mut hosts)| {
+                sort_hosts(&mut hosts);
+                TaskChange { task, why, hosts }
+            })
+            .collect();
         let mut by_set: BTreeMap<(Vec<String>, Vec<String>), Vec<String>> = BTreeMap::new();
         for (host, (paths, restarts)) in self.per_host {
             by_set
@@ -248,6 +272,7 @@ impl Grouper {
             directories,
             containers,
             units,
+            tasks,
             host_groups,
             summary,
         }

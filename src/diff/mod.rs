@@ -102,6 +102,16 @@ pub struct UnitChange {
     pub hosts: Vec<String>,
 }
 
+/// A task to run, for the same reason on every host listed (plans only).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskChange {
+    /// `<service>/<task>`.
+    pub task: String,
+    /// Why it runs: `never run`, `image tag changed (a -> b)`, ...
+    pub why: String,
+    pub hosts: Vec<String>,
+}
+
 /// One change to a managed directory, the same on every host listed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DirChange {
@@ -141,6 +151,9 @@ pub struct Summary {
     /// Container units to enable (plans only), counted per host.
     #[serde(default)]
     pub units_enabled: usize,
+    /// Tasks to run (plans only), counted per host.
+    #[serde(default)]
+    pub tasks_to_run: usize,
     pub containers_created: usize,
     pub containers_removed: usize,
     /// Nodes the bare-metal stage would bring up (plan only).
@@ -188,6 +201,8 @@ pub struct Report {
     pub containers: Vec<ContainerChange>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<UnitChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskChange>,
     pub host_groups: Vec<HostGroup>,
     /// Nodes to provision first (plan only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -215,6 +230,7 @@ impl Report {
             && self.directories.is_empty()
             && self.containers.is_empty()
             && self.units.is_empty()
+            && self.tasks.is_empty()
             && self.nodes.is_empty())
     }
 }
@@ -286,6 +302,7 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
         directories: g.directories,
         containers: g.containers,
         units: g.units,
+        tasks: g.tasks,
         host_groups: g.host_groups,
         nodes: Vec::new(),
         summary: g.summary,

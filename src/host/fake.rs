@@ -71,6 +71,8 @@ pub struct Faults {
     pub unhealthy: BTreeSet<String>,
     /// The bare-metal stage cannot bring it up (the message).
     pub bring_up: Option<String>,
+    /// These tasks fail, with these output lines.
+    pub task: BTreeMap<String, String>,
 }
 
 /// One entry of the journal: the host and what it ran.
@@ -231,6 +233,19 @@ impl FakeHost {
             Command::RunStep {
                 step, containers, ..
             } => stdout = self.run_step(*step, containers),
+            Command::RunTask { task } => {
+                self.note(format!("step {}: task {}", task.step, task.id));
+                match lock(&self.faults).task.get(&task.id) {
+                    Some(msg) => {
+                        stdout = format!("A\t{}\ttask\t1\t1\n", task.id);
+                        for l in msg.lines() {
+                            stdout.push_str(&format!("E\t{}\t{l}\n", task.id));
+                        }
+                        out.status = Some(1);
+                    }
+                    None => stdout = format!("A\t{}\ttask\t0\t1\n", task.id),
+                }
+            }
             Command::WriteStamp { .. } => {
                 self.note("stamp".into());
                 lock(&self.state).stamp = true;

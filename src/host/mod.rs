@@ -23,7 +23,7 @@ use crate::change::ContainerOp;
 use crate::facts::{ActualHost, ReadFacts};
 use crate::model::Bmc;
 use crate::report::Reporter;
-use crate::state::{ContainerDef, DesiredDir, HostState, Plane};
+use crate::state::{ContainerDef, DesiredDir, HostState, Plane, TaskDef};
 use crate::transport::{ExecOutput, TransportError, UploadFile};
 use lock::LockError;
 
@@ -55,6 +55,9 @@ pub enum Command<'a> {
         containers: &'a [StepContainer<'a>],
         health_timeout: Duration,
     },
+    /// A one-shot task: its container run to completion (removed after), its output's
+    /// last lines reported if it fails.
+    RunTask { task: &'a TaskDef },
     /// Records the running containers (name, id, config hash) for the next read.
     WriteStamp { plane: Plane },
     /// Prints a file (nothing when it is missing).
@@ -76,6 +79,7 @@ impl Command<'_> {
             Command::FixDirectories { .. } => "creating directories".into(),
             Command::EnableUnits { .. } => "enabling container units".into(),
             Command::RunStep { .. } => "running the step's containers".into(),
+            Command::RunTask { task } => format!("running task {}", task.id),
             Command::WriteStamp { .. } => "recording the running containers".into(),
             Command::ReadFile { path } => format!("reading {path}"),
             Command::CheckUndercloud { .. } => "checking the undercloud".into(),

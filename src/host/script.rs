@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use super::{Command, StepContainer};
 use crate::change::ContainerOp;
-use crate::state::{safe_container_name, unit_name, ContainerDef, DesiredDir, Plane, UNIT_DIR};
+use crate::state::{
+    safe_container_name, unit_name, ContainerDef, DesiredDir, Plane, TaskDef, UNIT_DIR,
+};
 use crate::transport::shell_quote;
 
 impl Command<'_> {
@@ -34,6 +36,7 @@ impl Command<'_> {
                 health_timeout,
                 ..
             } => step_script(containers, *health_timeout),
+            Command::RunTask { task } => task_script(task),
             Command::WriteStamp { plane } => crate::facts::stamp_command(*plane),
             Command::ReadFile { path } => {
                 format!("cat {} 2>/dev/null || true", shell_quote(path))
@@ -106,7 +109,7 @@ act() {
   n=$1; o=$2; shift 2; t=$(ms)
   out=$("$@" 2>&1); rc=$?
   printf 'A\t%s\t%s\t%s\t%s\n' "$n" "$o" "$rc" "$(( $(ms) - t ))"
-  [ "$rc" = 0 ] || printf '%s\n' "$out" | tail -n 20 | sed "s/^/E	$n	/"
+  [ "$rc" = 0 ] || printf '%s\n' "$out" | tail -n 20 | sed "s|^|E	$n	|"
   return $rc
 }
 "#;
@@ -193,6 +196,59 @@ done
         ));
     }
     s.push_str("true\n");
+    s
+}
+
+/// `podman run` arguments of a task (after `podman`): removed when it ends, killed by
+/// conmon after its timeout, labelled with its id (not `managed_by`: it is no
+/// long-running container of the host).
+pub fn task_args(t: &TaskDef) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "run".into(),
+        "--rm".into(),
+        "--name".into(),
+        t.container_name(),
+        "--label".into(),
+        format!("provision.task={}", t.id),
+        "--network=host".into(),
+        format!("--timeout={}", t.timeout_secs.max(1)),
+    ];
+    if let Some(user) = &t.user {
+        a.push(format!("--user={user}"));
+    }
+    if let Some(env) = &t.env_file {
+        a.push(format!("--env-file={env}"));
+    }
+    for v in &t.volumes {
+        a.push("--volume".into());
+        a.push(v.clone());
+    }
+    a.push(t.image.clone());
+    a.extend(t.command.iter().cloned());
+    a
+}
+
+/// The script of one task: a leftover container of the same name (a killed run) is
+/// removed first; the run reports `A<TAB>id<TAB>task<TAB>status<TAB>ms`, and on failure
+/// its last 20 output lines as `E` lines.
+pub fn task_script(t: &TaskDef) -> String {
+    let mut s = String::from(PRELUDE);
+    let n = shell_quote(&t.container_name());
+    s.push_str(&format!(
+        "podman rm --force --ignore {n} >/dev/null 2>&1
+"
+    ));
+    s.push_str(&format!(
+        "act {} task timeout {} podman {}
+",
+        shell_quote(&t.id),
+        t.timeout_secs.max(1) + 30,
+        quote_all(&task_args(t))
+    ));
+    s.push_str(&format!(
+        "rc=$?; podman rm --force --ignore {n} >/dev/null 2>&1; exit $rc
+"
+    ));
     s
 }
 

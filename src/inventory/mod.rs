@@ -188,6 +188,7 @@ impl Inventory {
                 roles: placeholder("../roles"),
                 registry: String::new(),
                 tag: String::new(),
+                tags: Default::default(),
                 container_units: Default::default(),
             }),
             ssh: ssh.unwrap_or_else(|| SshSpec {

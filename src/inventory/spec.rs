@@ -24,6 +24,10 @@ pub struct CloudSpec {
     pub registry: String,
     /// Tag of the overcloud images, e.g. `2025.1-rocky-9`.
     pub tag: String,
+    /// Another tag for some images, by image name (an upgrade of one service, say:
+    /// `tags = { keystone = "2025.1-rocky-9-p1" }`).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
     /// How containers come back after a reboot: `systemd` (a unit per container,
     /// enabled, ordered by deploy step) or `none` (hosts without systemd: podman's
     /// restart policy only; see docs/apply.md).
@@ -102,6 +106,14 @@ pub struct LabSpec {
     /// Per service, another healthcheck (a test breaks one service with `"false"`).
     #[serde(default)]
     pub healthchecks: BTreeMap<String, String>,
+    /// The command every task runs instead of its own (reads its files, exits 0).
+    #[serde(default)]
+    pub stand_in_task_command: Vec<String>,
+    /// Images that hold the real service (lab/images.sh builds them from Debian's
+    /// packages): containers and tasks of these images run their own command and
+    /// healthcheck; the others run the stand-ins.
+    #[serde(default)]
+    pub real_images: Vec<String>,
 }
 
 /// `[undercloud]`: the machine the operator prepares.

@@ -82,7 +82,7 @@ fn build_inner(
         .roles
         .iter()
         .map(|(n, _)| n.get_ref().clone())
-        .filter(|n| names::NameRule::Identifier.allows(n))
+        .filter(|n| crate::names::NameRule::Identifier.allows(n))
         .collect();
     let catalogue = Catalogue::load(
         &inv.resolve(inv.cloud.roles.get_ref()),
@@ -123,6 +123,7 @@ fn build_inner(
         domain: inv.cloud.domain.get_ref().clone(),
         registry: inv.cloud.registry.clone(),
         tag: inv.cloud.tag.clone(),
+        tags: inv.cloud.tags.clone(),
         container_units: inv.cloud.container_units,
         ssh,
         undercloud,

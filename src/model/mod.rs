@@ -6,7 +6,7 @@ pub mod address;
 mod bmc;
 mod build;
 mod host_addresses;
-pub mod names;
+mod names;
 mod networks;
 mod nodes;
 mod overrides;
@@ -32,6 +32,8 @@ pub struct Cloud {
     pub domain: String,
     pub registry: String,
     pub tag: String,
+    /// Per image name, another tag than `tag`.
+    pub tags: BTreeMap<String, String>,
     /// Whether every container gets a systemd unit (`[cloud] container_units`).
     pub container_units: crate::inventory::spec::ContainerUnits,
     pub ssh: SshSettings,
@@ -172,6 +174,28 @@ pub fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
 impl Cloud {
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The full reference of image `name`: `<registry>/<name>:<tag>` (its own tag if
+    /// `[cloud] tags` gives one).
+    pub fn image_ref(&self, name: &str) -> String {
+        let tag = self.tags.get(name).unwrap_or(&self.tag);
+        format!("{}/{name}:{tag}", self.registry.trim_end_matches('/'))
+    }
+
+    /// The first host (by name) that runs `service`: its tasks that run once run there.
+    pub fn bootstrap_host(&self, service: &str) -> Option<&Host> {
+        self.hosts
+            .iter()
+            .find(|h| h.services.iter().any(|s| s == service))
+    }
+
+    /// Whether containers and tasks of `image` run the lab's stand-ins.
+    pub fn stand_in(&self, image: &str) -> bool {
+        match &self.inventory.lab {
+            Some(lab) => !lab.real_images.iter().any(|i| i == image),
+            None => false,
+        }
     }
 
     /// The undercloud as the host its own services are rendered for: role

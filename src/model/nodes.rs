@@ -166,13 +166,13 @@ fn check_host_name(
     diags: &mut Diagnostics,
 ) {
     let file = &inv.path;
-    if !super::names::NameRule::HostName.allows(name) {
+    if !crate::names::NameRule::HostName.allows(name) {
         diags.push(
             Diagnostic::new(
                 format!("`{}` is not a valid host name", name.escape_debug()),
                 loc(file, name_span.clone()),
             )
-            .help(super::names::NameRule::HostName.help()),
+            .help(crate::names::NameRule::HostName.help()),
         );
     }
     if name == inv.undercloud.name.get_ref() {

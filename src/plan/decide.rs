@@ -5,7 +5,7 @@
 use crate::facts::{ActualHost, ActualPath};
 use crate::state::{safe_container_name, DesiredDir, DesiredFile, FileKind, HostState};
 
-use crate::change::{Change, ContainerOp, DirFix, FileFix};
+use crate::change::{Change, ContainerOp, DirFix, FileFix, TaskWhy};
 
 /// Every change that makes the host of `facts` match `desired`, in the order apply
 /// makes them: containers no longer desired removed, directories, files, units, then
@@ -47,6 +47,7 @@ pub fn decide(desired: &HostState, facts: &ActualHost) -> Vec<Change> {
         }
     }
     changes.extend(units);
+    changes.extend(tasks(desired, facts));
     let mut containers: Vec<(u8, &String, ContainerOp)> = Vec::new();
     for (name, def) in &desired.containers {
         let want = def.labels.get("provision.config_hash");
@@ -73,6 +74,34 @@ pub fn decide(desired: &HostState, facts: &ActualHost) -> Vec<Change> {
             }),
     );
     changes
+}
+
+/// The tasks to run, by step, order and id: those that never succeeded on the host,
+/// and those whose definition, files or (if it counts) image changed since.
+fn tasks(desired: &HostState, facts: &ActualHost) -> Vec<Change> {
+    let mut out: Vec<(u8, u16, &String, TaskWhy)> = Vec::new();
+    for (id, t) in &desired.tasks {
+        let why = match facts.tasks.get(id) {
+            None => TaskWhy::NeverRun,
+            Some(r) if r.definition_hash != t.definition_hash => TaskWhy::DefinitionChanged,
+            Some(r) if r.files_hash != t.files_hash => TaskWhy::FilesChanged,
+            Some(r) if t.rerun_on_image_change && r.image != t.image => TaskWhy::ImageChanged {
+                from: r.image.clone(),
+                to: t.image.clone(),
+            },
+            Some(_) => continue,
+        };
+        out.push((t.step, t.order, id, why));
+    }
+    out.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    out.into_iter()
+        .map(|(step, order, id, why)| Change::Task {
+            task: id.clone(),
+            step,
+            order,
+            why,
+        })
+        .collect()
 }
 
 /// What must change about a file, if anything.

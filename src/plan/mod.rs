@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use crate::change::{Change, ContainerOp, Counts, DirFix, FileFix, Tense};
+pub use crate::change::{Change, ContainerOp, Counts, DirFix, FileFix, TaskWhy, Tense};
 pub use decide::decide;
 
 use crate::facts::ActualHost;
@@ -49,9 +49,9 @@ impl HostPlan {
 
     /// The deploy steps with containers to act on, in order.
     pub fn steps(&self) -> Vec<u8> {
-        let mut s: Vec<u8> = self.changes.iter().filter_map(Change::step).collect();
-        s.dedup();
-        s
+        let s: std::collections::BTreeSet<u8> =
+            self.changes.iter().filter_map(Change::step).collect();
+        s.into_iter().collect()
     }
 }
 

@@ -47,6 +47,7 @@ pub fn report(
                     grouper.dir(name, path, action, before, after);
                 }
                 Change::EnableUnit { unit, .. } => grouper.unit(name, unit),
+                Change::Task { task, why, .. } => grouper.task(name, task, &why.to_string()),
                 Change::RemoveContainer { container } => {
                     grouper.container(name, container, ContainerAction::Remove)
                 }
@@ -88,6 +89,7 @@ pub fn report(
         directories: g.directories,
         containers: g.containers,
         units: g.units,
+        tasks: g.tasks,
         host_groups: g.host_groups,
         nodes: plan.nodes.iter().map(node_change).collect(),
         summary: g.summary,

@@ -107,14 +107,11 @@ impl Renderer<'_> {
             name: svc.name.clone(),
             service: svc.name.clone(),
             step: *m.step.get_ref(),
-            image: format!(
-                "{}/{}:{}",
-                cloud.registry.trim_end_matches('/'),
+            image: cloud.image_ref(
                 m.image
                     .as_ref()
                     .map(|i| i.get_ref().as_str())
                     .unwrap_or_default(),
-                cloud.tag
             ),
             command: m.command.clone(),
             user: m.user.clone(),
@@ -128,8 +125,19 @@ impl Renderer<'_> {
             healthcheck: m.healthcheck.clone(),
             labels: BTreeMap::new(),
         };
-        // The lab runs a stand-in in every container (its images hold busybox only).
-        if let Some(lab) = &cloud.inventory.lab {
+        // The lab runs a stand-in in every container whose image does not hold the real
+        // service (lab/README.md).
+        let image_name = m
+            .image
+            .as_ref()
+            .map(|i| i.get_ref().as_str())
+            .unwrap_or_default();
+        if let Some(lab) = cloud
+            .inventory
+            .lab
+            .as_ref()
+            .filter(|_| cloud.stand_in(image_name))
+        {
             if !lab.stand_in_command.is_empty() {
                 def.command = lab.stand_in_command.clone();
             }

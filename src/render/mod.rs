@@ -9,6 +9,7 @@ pub mod ini;
 mod oslo_files;
 pub mod output;
 mod services;
+mod tasks;
 mod templates;
 
 use std::collections::BTreeMap;

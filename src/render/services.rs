@@ -44,6 +44,7 @@ impl Renderer<'_> {
             for f in rendered {
                 self.insert_file(&mut hs, svc, host, f, diags);
             }
+            self.render_tasks(&mut hs, host, svc, plane, &ctx, diags);
             if svc.manifest.image.is_some() {
                 pending.push((svc, ctx));
             }

@@ -56,9 +56,29 @@ pub(super) fn templated_values(cloud: &Cloud) -> Vec<(String, String, Origin)> {
     for d in cloud.catalogue.oslo.values() {
         collect_ini(&d.file, &d.sections, &mut values);
     }
-    for s in cloud.catalogue.services.values() {
+    let services = cloud.catalogue.services.values();
+    for s in services.chain(cloud.catalogue.undercloud_services.values()) {
         for f in &s.manifest.files {
             collect_ini(&s.file, &f.ini, &mut values);
+        }
+        // Tasks' environments (their names as render/tasks.rs gives them).
+        for t in &s.manifest.tasks {
+            for (k, v) in &t.environment {
+                if is_template(v) {
+                    values.push((
+                        format!(
+                            "{}#tasks.{}.environment:{k}",
+                            s.file.display(),
+                            t.name.get_ref()
+                        ),
+                        v.clone(),
+                        Origin {
+                            file: s.file.clone(),
+                            span: Some(t.name.span()),
+                        },
+                    ));
+                }
+            }
         }
         for v in s.manifest.environment.values() {
             if is_template(v) {
