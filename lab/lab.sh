@@ -304,6 +304,35 @@ echo "stand-in-healthcheck: not ready (no /tmp/stand-in/ready)" >&2
 exit 1
 EOF
 
+# The stand-in for a bootstrap task (a container run to completion): it reads every file
+# mounted under /etc, as the service's stand-in does, and exits 0 (1 if one cannot be
+# read), so a task's files and user are checked without the service's real program.
+IFS= read -r -d '' STAND_IN_TASK <<'EOF' || true
+#!/bin/sh
+# stand-in-task: the lab's stand-in for a bootstrap task (lab/lab.sh, build_image).
+echo "stand-in-task: started as uid $(id -u) gid $(id -g)${1:+, in place of: $*}"
+skip=" /etc/hosts /etc/hostname /etc/resolv.conf /etc/passwd /etc/group "
+files=$(
+    while read -r _id _parent _dev _root mp opts _rest; do
+        case $mp in /etc/*) ;; *) continue ;; esac
+        case $skip in *" $mp "*) continue ;; esac
+        if [ -f "$mp" ]; then
+            echo "$mp"
+        elif [ -d "$mp" ]; then
+            case ",$opts," in *,ro,*) find "$mp" -type f 2>/dev/null ;; esac
+        fi
+    done < /proc/self/mountinfo | sort -u
+)
+for f in $files; do
+    if ! bytes=$(wc -c < "$f" 2>&1); then
+        echo "stand-in-task: cannot read $f: $bytes" >&2
+        exit 1
+    fi
+    echo "stand-in-task: read $f ($bytes bytes)"
+done
+echo "stand-in-task: done"
+EOF
+
 image_users() { # "NAME UID" of each service user of the catalogue: `user` + `log_owner`
     local f
     for f in "$REPO"/templates/*/service.toml "$REPO"/templates/undercloud/*/service.toml; do
@@ -319,7 +348,7 @@ build_image() { # the base image from busybox-static, in the shared read-only st
     names="$("$PY" "$LIB" image-names "$REPO")"
     users="$(image_users)"
     want="$( (dpkg-query -W -f='${Version}' busybox-static; podman --version; echo "$names"
-        echo "$users"; printf '%s\n' "$STAND_IN" "$STAND_IN_HEALTHCHECK") | sha256sum | cut -d' ' -f1)"
+        echo "$users"; printf '%s\n' "$STAND_IN" "$STAND_IN_HEALTHCHECK" "$STAND_IN_TASK") | sha256sum | cut -d' ' -f1)"
     stamp="$store/.lab-image.sha256"
     if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
         return 0
@@ -349,7 +378,9 @@ build_image() { # the base image from busybox-static, in the shared read-only st
     mkdir -p "$r/usr/local/bin"
     printf '%s' "$STAND_IN" > "$r/usr/local/bin/stand-in"
     printf '%s' "$STAND_IN_HEALTHCHECK" > "$r/usr/local/bin/stand-in-healthcheck"
-    chmod 755 "$r/usr/local/bin/stand-in" "$r/usr/local/bin/stand-in-healthcheck"
+    printf '%s' "$STAND_IN_TASK" > "$r/usr/local/bin/stand-in-task"
+    chmod 755 "$r/usr/local/bin/stand-in" "$r/usr/local/bin/stand-in-healthcheck" \
+        "$r/usr/local/bin/stand-in-task"
     tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$b/rootfs.tar" .
     cat > "$b/containers.conf" <<EOF
 [engine]

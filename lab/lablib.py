@@ -641,11 +641,19 @@ def cmd_image_names(a):
             continue
         with open(p, "rb") as f:
             try:
-                img = tomllib.load(f).get("image")
+                manifest = tomllib.load(f)
             except tomllib.TOMLDecodeError:
                 continue
+        img = manifest.get("image")
         if isinstance(img, str) and re.fullmatch(r"[a-z0-9][a-z0-9._-]*", img):
             names.add(img)
+        # bootstrap tasks: their own image, or the toolbox for [database] and [keystone]
+        if "database" in manifest or "keystone" in manifest:
+            names.add("kolla-toolbox")
+        for t in manifest.get("tasks", []):
+            img = t.get("image") if isinstance(t, dict) else None
+            if isinstance(img, str) and re.fullmatch(r"[a-z0-9][a-z0-9._-]*", img):
+                names.add(img)
     print("\n".join(sorted(names)))
 
 

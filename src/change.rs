@@ -18,6 +18,9 @@ pub enum Change {
     Directory { path: String, fix: DirFix },
     /// A file to write (create, or replace its content, mode or owner).
     WriteFile { path: String, fix: FileFix },
+    /// A file in a folder that holds only its desired files, no longer desired there
+    /// (a retired key).
+    RemoveFile { path: String },
     /// A container unit written: systemd reads the units again and enables it.
     EnableUnit { unit: String, container: String },
     /// A one-shot task to run, in its deploy step, before the step's containers.
@@ -145,7 +148,9 @@ impl Change {
     pub fn target(&self) -> &str {
         match self {
             Change::RemoveContainer { container } => container,
-            Change::Directory { path, .. } | Change::WriteFile { path, .. } => path,
+            Change::Directory { path, .. }
+            | Change::WriteFile { path, .. }
+            | Change::RemoveFile { path } => path,
             Change::EnableUnit { unit, .. } => unit,
             Change::Task { task, .. } => task,
             Change::Container { container, .. } => container,
@@ -158,6 +163,8 @@ impl Change {
 pub struct Counts {
     pub nodes_provisioned: usize,
     pub files_written: usize,
+    #[serde(default)]
+    pub files_removed: usize,
     pub directories_fixed: usize,
     #[serde(default)]
     pub tasks_run: usize,
@@ -194,6 +201,7 @@ impl Counts {
             Change::RemoveContainer { .. } => self.containers_removed += 1,
             Change::Directory { .. } => self.directories_fixed += 1,
             Change::WriteFile { .. } => self.files_written += 1,
+            Change::RemoveFile { .. } => self.files_removed += 1,
             Change::EnableUnit { .. } => self.units_enabled += 1,
             Change::Task { .. } => self.tasks_run += 1,
             Change::Container { op, .. } => match op {
@@ -208,6 +216,7 @@ impl Counts {
     pub fn merge(&mut self, other: &Counts) {
         self.nodes_provisioned += other.nodes_provisioned;
         self.files_written += other.files_written;
+        self.files_removed += other.files_removed;
         self.directories_fixed += other.directories_fixed;
         self.tasks_run += other.tasks_run;
         self.containers_created += other.containers_created;
@@ -221,6 +230,7 @@ impl Counts {
     pub fn total(&self) -> usize {
         self.nodes_provisioned
             + self.files_written
+            + self.files_removed
             + self.directories_fixed
             + self.tasks_run
             + self.containers_created
@@ -264,6 +274,9 @@ impl Counts {
         }
         if files_always || self.files_written > 0 {
             parts.push(item(self.files_written, "file", "to write", "written"));
+        }
+        if self.files_removed > 0 {
+            parts.push(item(self.files_removed, "file", "to remove", "removed"));
         }
         if files_always || self.directories_fixed > 0 {
             parts.push(item(self.directories_fixed, "directory", "to fix", "fixed"));

@@ -11,6 +11,7 @@ use crate::source::{SourceMap, SourceTree};
 use crate::state::DesiredState;
 
 /// A successful evaluation.
+#[derive(Clone)]
 pub struct Evaluation {
     pub cloud: Cloud,
     pub state: DesiredState,
@@ -58,11 +59,13 @@ pub fn evaluate(
     drop(renderer);
     diags.sort();
     if diags.is_empty() {
-        Ok(Evaluation {
+        let mut ev = Evaluation {
             cloud,
             state,
             sources: loaded.sources,
-        })
+        };
+        crate::keys::declare(&mut ev);
+        Ok(ev)
     } else {
         Err(Failure {
             diags,

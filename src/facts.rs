@@ -57,6 +57,9 @@ pub struct ActualHost {
     /// The tasks that succeeded on the host, by id, with the inputs they ran with
     /// (recorded on the undercloud; filled in by the survey).
     pub tasks: BTreeMap<String, TaskRun>,
+    /// The files found in the folders that hold only their desired files
+    /// ([`HostState::exact_dirs`]).
+    pub listed: Vec<String>,
 }
 
 /// A task's last success on a host.
@@ -199,7 +202,17 @@ pub fn host_command(desired: &HostState, trust_stamp: bool) -> String {
         .iter()
         .map(|d| d.path.as_str())
         .collect();
-    gather_command(&files, &dirs, trust_stamp, desired.plane)
+    let gather = gather_command(&files, &dirs, trust_stamp, desired.plane);
+    if desired.exact_dirs.is_empty() {
+        return gather;
+    }
+    // Every file of the folders that hold only their desired files (names on one line
+    // each; a name with a newline is listed as `?` and removed by no one).
+    let exact: Vec<String> = desired.exact_dirs.iter().map(|d| shell_quote(d)).collect();
+    format!(
+        "{gather}; find {} -mindepth 1 -maxdepth 1 ! -type d -printf 'X\\t%p\\n' 2>/dev/null; true",
+        exact.join(" ")
+    )
 }
 
 /// Parses the output of [`gather_command`].
@@ -248,6 +261,7 @@ fn parse_paths(mut host: ActualHost, out: &str) -> ActualHost {
                     },
                 );
             }
+            ["X", path] => host.listed.push(path.to_string()),
             [one] => {
                 // sha256sum: "<64 hex>  <path>"
                 if let Some((sha, path)) = one.split_once("  ") {

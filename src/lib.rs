@@ -20,6 +20,7 @@ pub mod git;
 pub mod host;
 pub mod ini_values;
 pub mod inventory;
+pub mod keys;
 pub mod model;
 pub mod names;
 pub mod plan;

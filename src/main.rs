@@ -111,6 +111,20 @@ enum Command {
         #[arg(long)]
         run_dir: Option<PathBuf>,
     },
+    /// Print a clouds.yaml for the cloud's admin (auth on the public VIP) to stdout: the
+    /// only command that shows the admin password.
+    Credentials {
+        /// The inventory TOML file.
+        inventory: PathBuf,
+    },
+    /// The cloud's generated keys (keystone's Fernet and credential keys), kept on the
+    /// undercloud.
+    Keys {
+        /// The inventory TOML file.
+        inventory: PathBuf,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Power operations on the nodes, through their BMCs from the undercloud.
     Nodes {
         /// The inventory TOML file.
@@ -156,6 +170,20 @@ enum NodesCommand {
         /// Only these hosts or roles (comma-separated names).
         #[arg(long)]
         limit: Option<String>,
+        /// Record the undercloud's key if it is not yet in known_hosts (first contact).
+        #[arg(long)]
+        accept_new_host_keys: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Rotate a key repository (keystone's staged-key scheme: the staged key becomes
+    /// the primary, a new key is staged, the oldest beyond max_active is retired); the
+    /// next `provision apply` writes it to every host of the service.
+    Rotate {
+        /// The repository: `keystone/fernet` or `keystone/credential`.
+        repository: String,
         /// Record the undercloud's key if it is not yet in known_hosts (first contact).
         #[arg(long)]
         accept_new_host_keys: bool,
@@ -225,6 +253,21 @@ fn main() -> ExitCode {
             power_off_removed,
             run_dir,
         }),
+        Command::Credentials { inventory } => match cli::load(&inventory) {
+            Ok(ev) => cli::credentials::print(&ev),
+            Err(code) => code,
+        },
+        Command::Keys {
+            inventory,
+            command:
+                KeysCommand::Rotate {
+                    repository,
+                    accept_new_host_keys,
+                },
+        } => match cli::load(&inventory) {
+            Ok(ev) => cli::credentials::rotate(&ev, &repository, accept_new_host_keys),
+            Err(code) => code,
+        },
         Command::Nodes {
             inventory,
             command:

@@ -186,6 +186,11 @@ pub enum FileKind {
     Unit {
         container: String,
     },
+    /// Generated key material ([`crate::keys`]): a key of a repository, or the store of
+    /// every key on the undercloud. Its content is made by provision, not rendered.
+    Key {
+        repository: String,
+    },
 }
 
 /// A file as it must be on a host.
@@ -291,6 +296,9 @@ pub struct HostState {
     pub containers: BTreeMap<String, ContainerDef>,
     /// One-shot tasks, by id (`<service>/<task>`); `step` and `order` order them.
     pub tasks: BTreeMap<String, TaskDef>,
+    /// Folders that hold exactly their desired files: any other file in them is removed
+    /// (key repositories: a retired key must not stay).
+    pub exact_dirs: Vec<String>,
 }
 
 /// A one-shot task: a container of the service's (or another) image, run to completion
@@ -337,7 +345,13 @@ impl HostState {
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
         for f in self.files.values() {
-            h.update(format!("F {}\n", f.identity()).as_bytes());
+            match &f.kind {
+                // Not the inventory's: generated on the undercloud (anew until stored) and
+                // added to the desired state when a run reads the store, so a plan saved
+                // before the keys exist holds when apply generates them.
+                FileKind::Key { .. } => {}
+                _ => h.update(format!("F {}\n", f.identity()).as_bytes()),
+            }
         }
         for d in &self.directories {
             h.update(format!("D {} {} {}:{}\n", d.path, d.mode, d.owner, d.group).as_bytes());

@@ -81,10 +81,19 @@ fn refusal(tree: &MemoryTree, inventory: &str) -> String {
 }
 
 /// Every file rendered from a template whose name ends with `suffix`, with its host.
-fn rendered<'a>(ev: &'a Evaluation, suffix: &str) -> Vec<(&'a str, &'a DesiredFile)> {
+/// The rendered files of a template (`TEMPLATE`, or `TEMPLATE@SERVICE`: only those the
+/// service owns, for a template every service renders, as the bootstrap tasks').
+fn rendered<'a>(ev: &'a Evaluation, template: &str) -> Vec<(&'a str, &'a DesiredFile)> {
+    let (suffix, service) = match template.split_once('@') {
+        Some((t, s)) => (t, Some(s)),
+        None => (template, None),
+    };
     let mut out = Vec::new();
     for (host, hs) in &ev.state.hosts {
         for f in hs.files.values() {
+            if service.is_some_and(|s| f.service != s) {
+                continue;
+            }
             if matches!(&f.kind, FileKind::Template { template } if template.ends_with(suffix)) {
                 out.push((host.as_str(), f));
             }
@@ -775,6 +784,20 @@ fn cases() -> Vec<Case> {
             Some(r#"IDENTIFIED BY 'a #;!{}[]$(x) \'q\' "d" \\ @(exec://id) %n y';"#),
         ),
         case(
+            Secret("mariadb_root_password"),
+            "_common/tasks/client.cnf.j2",
+            Escapes,
+            Some(r#"password = "a #;!{}[]$(x) 'q' \"d\" \\ @(exec://id) %n y""#),
+        ),
+        case(
+            Secret("keystone_db_password"),
+            "_common/tasks/database.sql.j2@keystone/database",
+            Escapes,
+            Some(
+                r#"ALTER USER 'keystone'@'%' IDENTIFIED BY 'a #;!{}[]$(x) \'q\' "d" \\ @(exec://id) %n y';"#,
+            ),
+        ),
+        case(
             Var("rsyslog_queue_max_disk_space"),
             "rsyslog/rsyslog.conf.j2",
             Quotes,
@@ -1070,6 +1093,38 @@ fn provision_validate_reports_a_refused_value() {
 
 /// Every template of the catalogue renders at least once in the tests above, or is
 /// listed here with why no inventory value reaches it as a free string.
+/// A task's environment file (`KEY=value` lines podman reads): a value is kept byte
+/// for byte on its line; a line feed is refused, located in the service's manifest.
+#[test]
+fn task_environment_keeps_a_value_on_its_line_or_refuses_it() {
+    let env_file = "/etc/overcloud/keystone/tasks/bootstrap.env";
+    let ev = render(&with_input(Input::Var("keystone_region"), ODD), LAB);
+    let hs = ev
+        .state
+        .hosts
+        .values()
+        .find(|hs| hs.files.contains_key(env_file))
+        .expect("keystone's bootstrap environment is rendered");
+    let text = &hs.files[env_file].content;
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("OS_BOOTSTRAP_REGION_ID="))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![format!("OS_BOOTSTRAP_REGION_ID={ODD}")],
+        "{text}"
+    );
+    assert_eq!(hs.files[env_file].mode, 0o600);
+
+    let errors = refusal(&with_input(Input::Var("keystone_region"), NEWLINE), LAB);
+    assert!(
+        errors.contains("environment `OS_BOOTSTRAP_REGION_ID` of task `bootstrap` cannot be one line of an environment file")
+            && errors.contains("templates/keystone/service.toml:"),
+        "{errors}"
+    );
+}
+
 #[test]
 fn every_template_is_covered() {
     let covered: BTreeMap<&str, &str> = [
@@ -1118,6 +1173,10 @@ fn every_template_is_covered() {
         ),
         ("rabbitmq/enabled_plugins.j2", "constant"),
         (
+            "_common/tasks/ks_register.py.j2",
+            "no inventory string: service.name in comments (names); values from the environment",
+        ),
+        (
             "undercloud/dnsmasq/hosts.j2",
             "names only (word): hostile_names_are_refused",
         ),
@@ -1141,7 +1200,12 @@ fn every_template_is_covered() {
     assert!(templates.len() >= 35, "{templates:?}");
     for t in &templates {
         assert!(
-            covered.contains_key(t.as_str()) || cases.iter().any(|c| c.template == t.as_str()),
+            covered.contains_key(t.as_str())
+                // task_environment_keeps_a_value_on_its_line_or_refuses_it
+                || t.contains("#tasks.") && t.ends_with(".environment")
+                || cases
+                    .iter()
+                    .any(|c| c.template.split('@').next() == Some(t.as_str())),
             "{t}: no hostile-value case"
         );
     }

@@ -53,7 +53,7 @@ async fn plan_one(ev: &Evaluation, host: &str) -> (Report, Sessions) {
         timeout: Duration::from_secs(30),
         power_off_removed: false,
     };
-    let (survey, report) =
+    let (survey, report, _) =
         provision::apply::survey::plan(&one, &mut fleet, &read, "inventories/lab.toml")
             .await
             .unwrap();

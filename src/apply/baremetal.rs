@@ -16,7 +16,6 @@ use crate::report::{Event, Outcome, Reporter, Stage};
 use crate::state::DesiredState;
 
 use super::outcome::{Failure, Phase, RunOutcome};
-use super::record::TasksRecord;
 use super::survey::{self, SurveyOptions};
 use super::Run;
 
@@ -27,7 +26,6 @@ pub async fn provision(
     fleet: &mut dyn Fleet,
     plan: &mut Plan,
     nodes: &mut NodesRecord,
-    tasks: &TasksRecord,
     how: &BringUp,
     out: &mut RunOutcome,
 ) {
@@ -78,7 +76,7 @@ pub async fn provision(
             ));
         }
     }
-    redecide(run, fleet, plan, &up, tasks, out).await;
+    redecide(run, fleet, plan, &up, out).await;
 }
 
 /// Reads what the nodes brought up hold and decides their plans again.
@@ -87,7 +85,6 @@ async fn redecide(
     fleet: &dyn Fleet,
     plan: &mut Plan,
     up: &[String],
-    tasks: &TasksRecord,
     out: &mut RunOutcome,
 ) {
     let (ev, opts, reporter) = (run.ev, run.opts, run.reporter);
@@ -109,10 +106,8 @@ async fn redecide(
         timeout: opts.timeout,
         power_off_removed: opts.power_off_removed,
     };
-    let (mut facts, unreachable) = survey::read_all(&new_state, fleet, &[], &read).await;
-    for (host, f) in facts.iter_mut() {
-        f.tasks = tasks.hosts.get(host).cloned().unwrap_or_default();
-    }
+    // Installed anew: none of their tasks has run (their records are of an earlier life).
+    let (facts, unreachable) = survey::read_all(&new_state, fleet, &[], &read).await;
     for u in unreachable {
         if let Some(h) = out.hosts.get_mut(&u.host) {
             h.failure = Some(Failure {

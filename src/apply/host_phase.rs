@@ -123,6 +123,7 @@ pub async fn prepare(
         reporter,
     };
     let (mut removals, mut dirs, mut files, mut units) = (vec![], vec![], vec![], vec![]);
+    let mut stray: Vec<String> = Vec::new();
     for c in &work.plan.changes {
         match c {
             Change::RemoveContainer { container } => removals.push(container.clone()),
@@ -130,6 +131,7 @@ pub async fn prepare(
                 dirs.extend(work.desired.directories.iter().find(|d| &d.path == path))
             }
             Change::WriteFile { path, .. } => files.extend(work.desired.files.get(path)),
+            Change::RemoveFile { path } => stray.push(path.clone()),
             Change::EnableUnit { unit, .. } => units.push(unit.clone()),
             Change::Container { .. } | Change::Task { .. } => {}
         }
@@ -142,6 +144,24 @@ pub async fn prepare(
     }
     if !files.is_empty() {
         done.files_written = write_files(&r, &files, opts).await?;
+    }
+    if !stray.is_empty() {
+        let t = r.doing(&format!("removing {} files", stray.len()));
+        r.checked(
+            &Command::RemoveFiles { paths: &stray },
+            opts,
+            "removing files",
+        )
+        .await?;
+        for p in &stray {
+            r.changed(
+                "remove file",
+                p,
+                t.elapsed(),
+                "no longer desired in its folder".into(),
+            );
+        }
+        done.files_removed = stray.len();
     }
     if !units.is_empty() {
         let t = r.doing(&format!("enabling {} units", units.len()));

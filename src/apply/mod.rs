@@ -21,6 +21,7 @@ pub mod baremetal;
 pub mod host_phase;
 pub mod outcome;
 pub mod record;
+pub mod rotate;
 pub mod stage;
 pub mod survey;
 pub mod undercloud;
@@ -111,7 +112,8 @@ pub enum BeginError {
 
 /// An apply that holds the lock and has its plan, ready to execute.
 pub struct Apply<'a> {
-    ev: &'a Evaluation,
+    /// The evaluation of this run: the inventory's, with the cloud's keys.
+    ev: Evaluation,
     fleet: &'a mut dyn Fleet,
     lock: Option<Box<dyn HeldLock>>,
     opts: Options,
@@ -142,7 +144,14 @@ impl<'a> Apply<'a> {
             held.release().await;
             return Err(e);
         }
-        match survey::survey(ev, fleet, &opts.survey()).await {
+        let ev = match survey::with_keys(ev, &*fleet).await {
+            Ok(ev) => ev,
+            Err(e) => {
+                held.release().await;
+                return Err(BeginError::Survey(e));
+            }
+        };
+        match survey::survey(&ev, fleet, &opts.survey()).await {
             Ok(survey) => Ok(Apply {
                 ev,
                 fleet,
@@ -155,6 +164,12 @@ impl<'a> Apply<'a> {
                 Err(BeginError::Survey(e))
             }
         }
+    }
+
+    /// The evaluation this run applies: the inventory's, with the cloud's keys (their
+    /// values are among its secrets: redact with them).
+    pub fn evaluation(&self) -> &Evaluation {
+        &self.ev
     }
 
     /// What the survey found and the plan it decided.
@@ -180,7 +195,7 @@ impl<'a> Apply<'a> {
         }
         out.seconds = started.elapsed().as_secs_f64();
         self.record_tasks(&out, info, &reporter).await;
-        if let Err(e) = record::save(self.fleet.undercloud().as_ref(), self.ev, &out, info).await {
+        if let Err(e) = record::save(self.fleet.undercloud().as_ref(), &self.ev, &out, info).await {
             reporter.progress().println(&format!(
                 "warning: cannot record this apply on the undercloud ({}): {e}",
                 record::record_path(&self.ev.cloud.name)
@@ -192,7 +207,11 @@ impl<'a> Apply<'a> {
 
     /// Adds the tasks that succeeded to the tasks record on the undercloud.
     async fn record_tasks(&self, out: &RunOutcome, info: &RunInfo, reporter: &Reporter) {
-        if out.hosts.values().all(|h| h.tasks_ran.is_empty()) {
+        if out
+            .hosts
+            .values()
+            .all(|h| h.tasks_ran.is_empty() && h.done.nodes_provisioned == 0)
+        {
             return;
         }
         let rec = record::with_tasks(self.survey.tasks.clone(), out, &self.ev.state, info);
@@ -255,21 +274,11 @@ impl<'a> Apply<'a> {
         let mut plan = std::mem::take(&mut self.survey.plan);
         let mut nodes = std::mem::take(&mut self.survey.nodes);
         let run = Run {
-            ev: self.ev,
+            ev: &self.ev,
             opts: &self.opts,
             reporter,
         };
-        let tasks = self.survey.tasks.clone();
-        baremetal::provision(
-            &run,
-            &mut *self.fleet,
-            &mut plan,
-            &mut nodes,
-            &tasks,
-            &how,
-            out,
-        )
-        .await;
+        baremetal::provision(&run, &mut *self.fleet, &mut plan, &mut nodes, &how, out).await;
         self.survey.plan = plan;
         if let Some(why) = outcome::over_tolerance(out, roles, Plane::Overcloud) {
             let stop = format!("{why}; stopped after the bare-metal stage");
@@ -282,7 +291,7 @@ impl<'a> Apply<'a> {
         let finished = self.run_plane(Plane::Overcloud, reporter, out).await;
         if finished {
             baremetal::power_off_removed(
-                self.ev,
+                &self.ev,
                 &*self.fleet,
                 &self.survey.plan,
                 &mut nodes,

@@ -96,6 +96,10 @@ pub fn with_tasks(
 ) -> TasksRecord {
     previous.format = FORMAT;
     for (host, h) in &run.hosts {
+        // A node installed anew in this run: its earlier records are of another life.
+        if h.done.nodes_provisioned > 0 {
+            previous.hosts.remove(host);
+        }
         let Some(hs) = state.hosts.get(host) else {
             continue;
         };

@@ -14,7 +14,8 @@ use crate::baremetal::record::{self, NodesRecord};
 use crate::evaluate::Evaluation;
 use crate::facts::{ActualHost, ReadFacts};
 use crate::host::join_all;
-use crate::host::Fleet;
+use crate::host::{Command, Fleet};
+use crate::keys;
 use crate::plan::{NodeAction, NodePlan, Plan};
 use crate::state::DesiredState;
 
@@ -75,7 +76,9 @@ pub async fn survey(
     for n in &pending {
         facts.insert(n.clone(), empty.clone());
     }
-    for (host, f) in facts.iter_mut() {
+    // A node to provision is planned as an empty machine: none of its tasks has run
+    // (a PXE boot installs it anew: its earlier life's records do not count).
+    for (host, f) in facts.iter_mut().filter(|(h, _)| !pending.contains(h)) {
         f.tasks = tasks.hosts.get(host).cloned().unwrap_or_default();
     }
     let mut node_plans: Vec<NodePlan> = pending
@@ -162,6 +165,29 @@ pub async fn read_all(
     (facts, unreachable)
 }
 
+/// The evaluation of a run: `ev` with the cloud's keys, read from the undercloud's key
+/// store, and generated where a repository is missing (stored by apply, with the
+/// undercloud's files: see [`crate::keys`]).
+pub async fn with_keys(ev: &Evaluation, fleet: &dyn Fleet) -> Result<Evaluation, String> {
+    let repos = keys::repositories(ev);
+    let mut run = ev.clone();
+    if repos.is_empty() {
+        return Ok(run);
+    }
+    let path = keys::store_path(&ev.cloud.name);
+    let out = fleet
+        .undercloud()
+        .run(&Command::ReadFile { path: &path }, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut store = keys::parse(&path, &out.stdout)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    keys::ensure(&mut store, &repos).map_err(|e| e.to_string())?;
+    keys::add_to(&mut run, &store);
+    Ok(run)
+}
+
 /// `provision plan`: the survey, and its plan as a report (`label` names the inventory
 /// in it). The plan command and the tests of plans go through here.
 pub async fn plan(
@@ -169,9 +195,10 @@ pub async fn plan(
     fleet: &mut dyn Fleet,
     opts: &SurveyOptions,
     label: &str,
-) -> Result<(Survey, crate::diff::Report), String> {
-    let s = survey(ev, fleet, opts).await?;
+) -> Result<(Survey, crate::diff::Report, Evaluation), String> {
+    let ev = with_keys(ev, &*fleet).await?;
+    let s = survey(&ev, fleet, opts).await?;
     let report =
         crate::plan::report::report(label, &s.plan, &ev.state, &s.facts, &ev.cloud.secrets);
-    Ok((s, report))
+    Ok((s, report, ev))
 }

@@ -66,10 +66,11 @@ async fn apply(ev: &Evaluation, f: &mut FakeFleet) -> (Plan, RunOutcome) {
     (plan, out)
 }
 
-/// The plan a new survey decides now.
+/// The plan a new survey decides now (with the cloud's keys, as apply's).
 async fn replan(ev: &Evaluation, f: &mut FakeFleet) -> Plan {
     f.disconnect();
-    survey::survey(ev, f, &options().survey())
+    let ev = survey::with_keys(ev, f).await.unwrap();
+    survey::survey(&ev, f, &options().survey())
         .await
         .unwrap()
         .plan
@@ -131,8 +132,10 @@ async fn a_cold_apply_does_what_its_plan_says_step_by_step_and_a_second_does_not
     assert!(plan.hosts.values().filter(|h| h.assumed_empty).count() == 6);
     // Exactly what the plan counted was done.
     assert_eq!(out.counts(), plan.counts());
+    // Every rendered file, the keys (two repositories of two keys on the controller)
+    // and their store on the undercloud.
     let files: usize = ev.state.hosts.values().map(|h| h.files.len()).sum();
-    assert_eq!(out.counts().files_written, files);
+    assert_eq!(out.counts().files_written, files + 4 + 1);
     let all: Vec<&str> = ev.state.hosts.keys().map(String::as_str).collect();
     assert_converged(&ev, &f, &all);
 
@@ -513,6 +516,32 @@ async fn tasks_run_once_before_their_steps_containers_and_again_only_when_their_
 }
 
 #[tokio::test]
+async fn a_node_provisioned_anew_runs_its_tasks_again() {
+    let ev = lab();
+    let mut f = fleet(&ev);
+    let (_, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?}", out.failed());
+    let ctl = "lab-controller-0";
+    let n = ev.state.hosts[ctl].tasks.len();
+    assert!(n > 0);
+    assert_eq!(replan(&ev, &mut f).await.counts().tasks_run, 0);
+    // Powered off and out of the record of provisioned nodes (as a node to install
+    // anew): the plan provisions it as an empty machine, every task included.
+    f.powered.lock().unwrap().remove(ctl);
+    f.undercloud.alter(|s| {
+        let path = "/var/lib/provision/lab.nodes.json";
+        let mut rec: serde_json::Value = serde_json::from_slice(&s.files[path].content).unwrap();
+        rec["nodes"].as_object_mut().unwrap().remove(ctl).unwrap();
+        s.files.get_mut(path).unwrap().content = rec.to_string().into_bytes();
+    });
+    let (plan, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?}", out.failed());
+    assert_eq!(plan.counts().tasks_run, n, "{:#?}", plan.counts());
+    assert_eq!(out.hosts[ctl].tasks_ran.len(), n);
+    assert_eq!(replan(&ev, &mut f).await.counts().tasks_run, 0);
+}
+
+#[tokio::test]
 async fn a_failed_task_fails_its_hosts_step_with_its_output_and_a_rerun_converges() {
     let ev = lab();
     let mut f = fleet(&ev);
@@ -569,4 +598,62 @@ async fn a_failed_task_fails_its_hosts_step_with_its_output_and_a_rerun_converge
     }
     assert!(planned.contains(&"keystone/database"));
     assert_eq!(out.counts(), plan.counts());
+}
+
+#[tokio::test]
+async fn keys_are_generated_once_kept_on_the_undercloud_and_rotated_with_retired_keys_removed() {
+    let ev = lab();
+    let mut f = fleet(&ev);
+    let (_, out) = apply(&ev, &mut f).await;
+    assert!(out.ok());
+    let ctl = "lab-controller-0";
+    let store_path = "/var/lib/provision/lab.keys.json";
+    let uc = f.undercloud.snapshot();
+    let stored = &uc.files[store_path];
+    assert_eq!((stored.mode, stored.owner.as_str()), (0o600, "root"));
+    let store: crate::keys::KeyStore = serde_json::from_slice(&stored.content).unwrap();
+    let fernet = &store.repositories["keystone/fernet"];
+    let node = f.machine(ctl).snapshot();
+    for (i, k) in fernet {
+        let file = &node.files[&format!("/var/lib/overcloud/keystone/fernet-keys/{i}")];
+        assert_eq!(
+            (file.content.as_slice(), file.mode, file.owner.as_str()),
+            (k.as_bytes(), 0o600, "42425")
+        );
+    }
+    // A second apply keeps them: nothing to write.
+    let (plan, _) = apply(&ev, &mut f).await;
+    assert_eq!(plan.counts().total(), 0, "{:?}", plan.counts());
+    assert_eq!(
+        f.undercloud.snapshot().files[store_path].content,
+        stored.content
+    );
+
+    // Rotation (what `provision keys rotate` does to the store), twice: the next applies
+    // write the new staged key and primary, and remove the retired key from the hosts.
+    for _ in 0..2 {
+        let mut s: crate::keys::KeyStore =
+            serde_json::from_slice(&f.undercloud.snapshot().files[store_path].content).unwrap();
+        crate::keys::rotate(&mut s, "keystone/fernet", 3).unwrap();
+        f.undercloud.alter(|st| {
+            st.files.get_mut(store_path).unwrap().content = serde_json::to_vec_pretty(&s).unwrap();
+        });
+        let (plan, out) = apply(&ev, &mut f).await;
+        assert!(out.ok());
+        assert_eq!(out.counts(), plan.counts());
+    }
+    let s: crate::keys::KeyStore =
+        serde_json::from_slice(&f.undercloud.snapshot().files[store_path].content).unwrap();
+    let node = f.machine(ctl).snapshot();
+    let on_host: Vec<String> = node
+        .files
+        .keys()
+        .filter_map(|p| p.strip_prefix("/var/lib/overcloud/keystone/fernet-keys/"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(on_host, vec!["0", "2", "3"], "key 1 retired");
+    assert_eq!(
+        node.files["/var/lib/overcloud/keystone/fernet-keys/3"].content,
+        s.repositories["keystone/fernet"][&3].as_bytes()
+    );
 }

@@ -16,7 +16,7 @@ use crate::source::{normalize, SourceMap, SourceTree};
 use crate::tomlfile;
 pub use role::{Requirements, RoleDef};
 pub use service::{
-    DatabaseSpec, DirSpec, FileSpec, Healthcheck, KeystoneSpec, NetworkMode, RunOn,
+    DatabaseSpec, DirSpec, FileSpec, Healthcheck, KeysSpec, KeystoneSpec, NetworkMode, RunOn,
     ServiceManifest, SharedFile, TaskSpec, TOOLBOX_IMAGE,
 };
 

@@ -102,7 +102,7 @@ impl Run<'_> {
             };
         let info = RunInfo {
             run_id: events::new_run_id(),
-            operator: format!("{}@{}", operator_name(), events::local_hostname()),
+            operator: format!("{}@{}", super::operator_name(), events::local_hostname()),
             inventory: self.inventory.display().to_string(),
             time: events::rfc3339_millis(SystemTime::now()),
         };
@@ -124,7 +124,7 @@ impl Run<'_> {
             applying.release().await;
             return code;
         }
-        let reporter = self.reporter(&info.run_id);
+        let reporter = self.reporter(&info.run_id, applying.evaluation());
         let outcome = applying.execute(&info, reporter.clone()).await;
         print_outcome(&outcome, started);
         if let Some(p) = reporter.log_path() {
@@ -141,7 +141,8 @@ impl Run<'_> {
     /// checked for drift instead of shown; no changes (and every host read) ends the
     /// run successfully.
     fn review(&self, applying: &Apply<'_>, started: Instant) -> Result<(), ExitCode> {
-        let ev = self.ev;
+        // With the cloud's keys (their values are secrets to redact).
+        let ev = applying.evaluation();
         let s = applying.survey();
         if let Some(p) = self.saved {
             if let Err(e) = p.check_actual(&s.facts) {
@@ -188,7 +189,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn reporter(&self, run_id: &str) -> Arc<Reporter> {
+    fn reporter(&self, run_id: &str, ev: &Evaluation) -> Arc<Reporter> {
         let run_dir = self
             .a
             .run_dir
@@ -204,7 +205,7 @@ impl Run<'_> {
                 None
             }
         };
-        let secrets = self.ev.cloud.secrets.clone();
+        let secrets = ev.cloud.secrets.clone();
         Arc::new(Reporter::new(
             Progress::new(std::io::stderr().is_terminal()),
             log,
@@ -275,18 +276,4 @@ fn print_outcome(o: &RunOutcome, started: Instant) {
     if o.undercloud_failed {
         println!("\nThe undercloud stage failed: the bare-metal and overcloud stages did not run.");
     }
-}
-
-/// Who runs this: $USER or $LOGNAME, else the uid.
-fn operator_name() -> String {
-    use std::os::unix::fs::MetadataExt;
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| {
-            std::fs::metadata("/proc/self")
-                .map(|m| format!("uid {}", m.uid()))
-                .unwrap_or_else(|_| "unknown".into())
-        })
 }

@@ -3,6 +3,7 @@
 //! is the library's: [`provision::apply`], [`provision::plan`], [`provision::diff`].
 
 pub mod apply;
+pub mod credentials;
 pub mod nodes;
 pub mod offline;
 pub mod ping;
@@ -96,5 +97,19 @@ pub async fn open_fleet<'c>(
         .map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        })
+}
+
+/// Who runs this: $USER or $LOGNAME, else the uid.
+pub fn operator_name() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            std::fs::metadata("/proc/self")
+                .map(|m| format!("uid {}", m.uid()))
+                .unwrap_or_else(|_| "unknown".into())
         })
 }

@@ -47,7 +47,7 @@ pub fn plan(a: PlanArgs<'_>) -> ExitCode {
             power_off_removed: a.power_off_removed,
         };
         let label = a.inventory.display().to_string();
-        let (s, report) = match survey::plan(&ev, &mut fleet, &opts, &label).await {
+        let (s, report, run_ev) = match survey::plan(&ev, &mut fleet, &opts, &label).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -79,7 +79,7 @@ pub fn plan(a: PlanArgs<'_>) -> ExitCode {
                 a.power_off_removed,
                 events::rfc3339_millis(SystemTime::now()),
                 &s.plan,
-                &ev.state,
+                &run_ev.state,
                 &s.facts,
             );
             let text = serde_json::to_string_pretty(&saved).unwrap_or_default() + "\n";

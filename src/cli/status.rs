@@ -67,7 +67,15 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
             Ok(f) => f,
             Err(code) => return code,
         };
-        let (rec, hosts) = read_status(ev, &fleet, parallel).await;
+        // The keys as the undercloud keeps them: a key file is compared like any other.
+        let ev = match provision::apply::survey::with_keys(ev, &fleet).await {
+            Ok(ev) => ev,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (rec, hosts) = read_status(&ev, &fleet, parallel).await;
         let healthy = hosts.iter().all(|h| {
             h.reachable
                 && h.files_differing == 0
@@ -90,7 +98,7 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
             });
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else {
-            print_text(ev, rec.as_ref(), &hosts, healthy);
+            print_text(&ev, rec.as_ref(), &hosts, healthy);
         }
         if healthy {
             ExitCode::SUCCESS

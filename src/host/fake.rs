@@ -189,6 +189,16 @@ impl FakeHost {
             );
         }
         a.from_stamp = how.trust_stamp && st.stamp;
+        for d in &desired.exact_dirs {
+            for p in st.files.keys() {
+                if p.strip_prefix(d.as_str())
+                    .map(|r| r.starts_with('/'))
+                    .unwrap_or(false)
+                {
+                    a.listed.push(p.clone());
+                }
+            }
+        }
         a
     }
 
@@ -222,6 +232,13 @@ impl FakeHost {
                     let mode = u32::from_str_radix(&d.mode, 8).unwrap_or(0o755);
                     st.dirs
                         .insert(d.path.clone(), (mode, d.owner.clone(), d.group.clone()));
+                }
+            }
+            Command::RemoveFiles { paths } => {
+                self.note(format!("rm {}", paths.len()));
+                let mut st = lock(&self.state);
+                for p in paths.iter() {
+                    st.files.remove(p);
                 }
             }
             Command::EnableUnits { units } => {

@@ -46,6 +46,8 @@ pub enum Command<'a> {
     RemoveContainers { names: &'a [String], plane: Plane },
     /// Creates directories or fixes their mode and owner, stopping at the first failure.
     FixDirectories { dirs: &'a [&'a DesiredDir] },
+    /// Removes files (of folders that hold only their desired files).
+    RemoveFiles { paths: &'a [String] },
     /// `systemctl daemon-reload`, then enables these units.
     EnableUnits { units: &'a [String] },
     /// A deploy step's containers, all at once, then their healthchecks polled until
@@ -78,6 +80,9 @@ impl Command<'_> {
             }
             Command::FixDirectories { .. } => "creating directories".into(),
             Command::EnableUnits { .. } => "enabling container units".into(),
+            Command::RemoveFiles { paths } => {
+                format!("removing {}", crate::change::plural(paths.len(), "file"))
+            }
             Command::RunStep { .. } => "running the step's containers".into(),
             Command::RunTask { task } => format!("running task {}", task.id),
             Command::WriteStamp { .. } => "recording the running containers".into(),

@@ -37,6 +37,14 @@ impl Command<'_> {
                 ..
             } => step_script(containers, *health_timeout),
             Command::RunTask { task } => task_script(task),
+            Command::RemoveFiles { paths } => format!(
+                "rm -f -- {}",
+                paths
+                    .iter()
+                    .map(|p| shell_quote(p))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
             Command::WriteStamp { plane } => crate::facts::stamp_command(*plane),
             Command::ReadFile { path } => {
                 format!("cat {} 2>/dev/null || true", shell_quote(path))

@@ -99,12 +99,21 @@ fn check_paths(file: &Path, m: &ServiceManifest, plane: Plane, diags: &mut Diagn
         .directories
         .iter()
         .map(|d| (&d.path, PathUse::Directory, "directory"));
+    let keys = m
+        .keys
+        .iter()
+        .map(|k| (&k.dir, PathUse::Directory, "key folder"));
     let task_files = m
         .tasks
         .iter()
         .flat_map(|t| t.files.iter())
         .map(|f| (&f.dest, PathUse::File, "task file"));
-    for (path, use_, what) in files.chain(shared).chain(dirs).chain(task_files) {
+    for (path, use_, what) in files
+        .chain(shared)
+        .chain(dirs)
+        .chain(keys)
+        .chain(task_files)
+    {
         if let Err(why) = check_host_path(path.get_ref(), plane, use_) {
             diags.push(
                 Diagnostic::new(

@@ -47,6 +47,16 @@ pub fn decide(desired: &HostState, facts: &ActualHost) -> Vec<Change> {
         }
     }
     changes.extend(units);
+    for path in &facts.listed {
+        let in_exact = desired.exact_dirs.iter().any(|d| {
+            path.strip_prefix(d.as_str())
+                .map(|r| r.starts_with('/') && !r[1..].contains('/'))
+                .unwrap_or(false)
+        });
+        if in_exact && !desired.files.contains_key(path) {
+            changes.push(Change::RemoveFile { path: path.clone() });
+        }
+    }
     changes.extend(tasks(desired, facts));
     let mut containers: Vec<(u8, &String, ContainerOp)> = Vec::new();
     for (name, def) in &desired.containers {

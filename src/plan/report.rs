@@ -46,6 +46,18 @@ pub fn report(
                     let (action, before) = dir_before(fix, found.paths.get(path));
                     grouper.dir(name, path, action, before, after);
                 }
+                Change::RemoveFile { path } => grouper.file(FileItem {
+                    host: name.clone(),
+                    path: path.clone(),
+                    service: "(no longer desired here)".into(),
+                    action: FileAction::Delete,
+                    before: "(its content is not shown)\n".into(),
+                    after: String::new(),
+                    secret_changed: false,
+                    mode: None,
+                    owner: None,
+                    note: Some("no longer desired in its folder: removed".into()),
+                }),
                 Change::EnableUnit { unit, .. } => grouper.unit(name, unit),
                 Change::Task { task, why, .. } => grouper.task(name, task, &why.to_string()),
                 Change::RemoveContainer { container } => {

@@ -92,6 +92,7 @@ pub fn manifest<'a>(cloud: &'a str, state: &'a DesiredState, secrets: &Secrets) 
                         FileKind::Oslo { .. } => "oslo",
                         FileKind::Container { .. } => "container",
                         FileKind::Unit { .. } => "unit",
+                        FileKind::Key { .. } => "key",
                     },
                     template: match &f.kind {
                         FileKind::Template { template } => Some(template),
