@@ -8,6 +8,8 @@ use provision::evaluate::{evaluate, Evaluation, Failure};
 use provision::model::LoadOptions;
 use provision::source::MemoryTree;
 
+pub mod lab;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
