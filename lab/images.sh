@@ -192,7 +192,6 @@ while read -r name id deb; do
     else
         groupadd -g "$id" "$name"
     fi
-    [[ $name == kolla ]] && continue
     if getent passwd "$deb" > /dev/null; then
         old=$(id -u "$deb")
         [[ $deb == "$name" ]] || usermod -l "$name" "$deb"
@@ -201,7 +200,7 @@ while read -r name id deb; do
     else
         useradd -M -l -u "$id" -g "$id" -d "$home" -s /usr/sbin/nologin "$name"
     fi
-    usermod -a -G kolla "$name"
+    [[ $name == kolla ]] || usermod -a -G kolla "$name"
     mkdir -p "$home"
     chown "$id:$id" "$home"
 done <<< "$USERS"
@@ -366,10 +365,12 @@ IFS= read -r -d '' HC_CURL <<'EOF' || true
 # within HEALTHCHECK_CURL_MAX_TIME seconds (10); prints the status, the peer and the
 # time; else 1. kolla's semantics and variables (lab image): TLS unchecked (-k), no
 # URL globbing (-g), no ~/.curlrc (-q).
-: "${HEALTHCHECK_CURL_MAX_TIME:=10}"
-: "${HEALTHCHECK_CURL_USER_AGENT:=curl-healthcheck}"
-: "${HEALTHCHECK_CURL_WRITE_OUT:=$'\n%{http_code} %{remote_ip}:%{remote_port} %{time_total} seconds\n'}"
-: "${HEALTHCHECK_CURL_OUTPUT:=/dev/null}"
+# (kolla's defaults; curl expands the \n of the write-out format itself)
+[[ -n ${HEALTHCHECK_CURL_MAX_TIME:-} ]] || HEALTHCHECK_CURL_MAX_TIME=10
+[[ -n ${HEALTHCHECK_CURL_USER_AGENT:-} ]] || HEALTHCHECK_CURL_USER_AGENT=curl-healthcheck
+[[ -n ${HEALTHCHECK_CURL_WRITE_OUT:-} ]] ||
+    HEALTHCHECK_CURL_WRITE_OUT='\n%{http_code} %{remote_ip}:%{remote_port} %{time_total} seconds\n'
+[[ -n ${HEALTHCHECK_CURL_OUTPUT:-} ]] || HEALTHCHECK_CURL_OUTPUT=/dev/null
 export NSS_SDB_USE_CACHE=no
 curl -q -g -k -s -S --fail -o "$HEALTHCHECK_CURL_OUTPUT" \
     --max-time "$HEALTHCHECK_CURL_MAX_TIME" \
@@ -399,6 +400,31 @@ echo "healthcheck_filemod: $1 modified ${age} s ago (limit $2 s)" >&2
 exit 1
 EOF
 
+# haproxy in the lab: the catalogue's haproxy.cfg sets maxconn 40000, for which haproxy
+# raises its open-files limit to about 80000 and, failing (strict-limits, haproxy's
+# default), exits. kolla's containers get 1048576 (docker's and podman's default); the
+# lab's machines have a hard limit of 20000 that no container can raise (setrlimit is
+# refused: hence default_ulimits = []). So below 1048576 the lab image's haproxy (first
+# in PATH: the catalogue runs `haproxy`) adds a configuration file holding only
+# `no strict-limits`: haproxy warns and runs with the limit it has. The rendered
+# haproxy.cfg is used unchanged.
+IFS= read -r -d '' LAB_HAPROXY <<'EOF' || true
+#!/bin/sh
+# haproxy (provision lab image, lab/images.sh): /usr/sbin/haproxy, with `no strict-limits`
+# when the open-files limit is below what kolla's containers get (1048576).
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt 1048576 ]; then
+    exec /usr/sbin/haproxy -f /usr/local/etc/haproxy/lab-limits.cfg "$@"
+fi
+exec /usr/sbin/haproxy "$@"
+EOF
+IFS= read -r -d '' LAB_HAPROXY_LIMITS <<'EOF' || true
+# provision lab image (lab/images.sh): read before the catalogue's haproxy.cfg when the
+# container's open-files limit is below 1048576, which haproxy cannot raise here.
+global
+    no strict-limits
+EOF
+
 # The common image on top of the root filesystem: kolla's environment (PATH with
 # kolla's venv first: horizon-start's /var/lib/kolla/venv/bin/python), Debian's uwsgi
 # plugins for kolla's uwsgi configuration (kolla's pip-built uwsgi has http and python
@@ -408,6 +434,8 @@ common_containerfile() { # ROOTFS_REF
     cat <<EOF
 FROM $1
 COPY bin/ /usr/local/bin/
+COPY sbin/ /usr/local/sbin/
+COPY etc/ /usr/local/etc/
 ENV PATH=/var/lib/kolla/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     LANG=C.UTF-8 \\
     KOLLA_BASE_DISTRO=debian \\
@@ -483,17 +511,48 @@ users_lines() { # "name uid debian-name" for the customize script: kolla's + the
 
 check_tables() { # every catalogue image has a recipe, and its user exists
     local names n e found u users
-    names="$(catalogue_images)"
+    names="$CATALOGUE_IMAGES"
     for n in $names; do
         found=""
         for e in "${IMAGES[@]}"; do [[ ${e%% *} == "$n" ]] && found=1 && break; done
         [[ -n $found ]] || die "catalogue image '$n' has no entry in IMAGES (lab/images.sh): add its kolla USER"
     done
-    users=" $(users_lines | cut -d' ' -f1 | tr '\n' ' ') "
+    users=" $(cut -d' ' -f1 <<< "$USERS_LINES" | tr '\n' ' ') "
     for e in "${IMAGES[@]}"; do
         read -r n u _ <<< "$e"
         [[ $u == root || $users == *" $u "* ]] || die "image $n: user $u is not in KOLLA_USERS (lab/images.sh)"
     done
+}
+
+# A digest of every input of a build, from their bytes alone (no program is asked):
+# this script, lab.sh (the stand-ins, image_users), lablib.py (image-names), every
+# service.toml, apt's sources and the keyring (the mirror), the versions of mmdebstrap
+# and podman, the store. Unchanged, the stamp's images are what a build would make.
+quick_key() { # STORE
+    {
+        echo "quick v1 $1 ${LAB_IMAGES_MIRROR:-}"
+        dpkg-query -W -f='${Package} ${Version}\n' mmdebstrap podman 2> /dev/null || true
+        cat "${BASH_SOURCE[0]}" "$LAB/lab.sh" "$LAB/lablib.py" "$KEYRING" \
+            /etc/apt/sources.list.d/debian.sources \
+            "$REPO"/templates/*/service.toml "$REPO"/templates/undercloud/*/service.toml 2> /dev/null || true
+    } | sha
+}
+
+# The stamp: the full digest (root filesystem key, the layer on top, the names), the
+# quick one, "rootfs KEY", then one image reference a line.
+write_stamp() { # FILE WANT QUICK KEY NAME...
+    local f=$1 want=$2 quick=$3 key=$4 n
+    shift 4
+    { echo "$want"; echo "$quick"; echo "rootfs $key"; for n in "$@"; do echo "$IMAGE_REPO/$n:latest"; done; } > "$f.tmp"
+    mv "$f.tmp" "$f"
+}
+
+store_has() { # STORE REF...: the store's image list (containers/storage) names them all
+    local f="$1/overlay-images/images.json" all r
+    shift
+    [[ -s $f ]] || return 1
+    all="$(< "$f")"
+    for r in "$@"; do [[ $all == *"\"$r\""* ]] || return 1; done
 }
 
 pid_alive_as() { # PID MARKER
@@ -534,7 +593,7 @@ rootfs_recipe() { # everything the root filesystem tar is built from (its cache 
     printf 'package %s\n' "${PACKAGES[@]}"
     printf 'dpkg %s\n' "${DPKG_EXCLUDES[@]}"
     printf 'user %s\n' "${KOLLA_USERS[@]}"
-    users_lines | sed 's/^/remap /'
+    sed 's/^/remap /' <<< "$USERS_LINES"
     printf '%s' "$CUSTOMIZE"
 }
 
@@ -544,7 +603,7 @@ build_rootfs() { # MIRROR KEY TAR: mmdebstrap, in a PID namespace of its own
     debs="$CACHE/debs"
     mkdir -p "$debs"
     printf '%s' "$CUSTOMIZE" > "$b/customize"
-    users_lines > "$b/users"
+    printf '%s\n' "$USERS_LINES" > "$b/users"
     # host-side hook: run the recipe in the chroot, record the versions, keep in the
     # .deb cache only what this build installed (the cache stays one build's size)
     cat > "$b/hook" <<EOF
@@ -629,17 +688,28 @@ cmd_build() {
     store="$(cd "$store" && pwd)"
     local t0 t
     t0="$(now)"
+    local stamp="$store/$STAMP_NAME" quick
+    # the fast path (nothing changed: well under a second): the stamp's second line is a
+    # digest of every input's bytes, and the store still holds every image it lists
+    quick="$(quick_key "$store")"
+    if [[ -z $rebuild && -f $stamp && "$(sed -n 2p "$stamp")" == "$quick" ]] &&
+        store_has "$store" $(sed -n '4,$p' "$stamp"); then
+        log "up to date in $store (rootfs $(sed -n 's/^rootfs //p' "$stamp" | head -n 1); $(($(wc -l < "$stamp") - 3)) images; $(since "$t0") s)"
+        return 0
+    fi
+    USERS_LINES="$(users_lines)" || die "the catalogue's users"
+    CATALOGUE_IMAGES="$(catalogue_images)" || die "lab/lablib.py image-names failed"
     check_tables
     mkdir -p "$CACHE"
     exec 8> "$CACHE/.lock"
     flock -w 3000 8 || die "another lab/images.sh build holds $CACHE/.lock"
 
     # the store's stamp: the root filesystem key + everything on top of it
-    local mirror key tar names overlay want stamp="$store/$STAMP_NAME"
+    local mirror key tar names overlay want
     mirror="$(mirror_uri)"
     key="$(rootfs_recipe "$mirror" | sha | cut -c1-16)"
     tar="$CACHE/rootfs-$key.tar"
-    names="$(catalogue_images | tr '\n' ' ')"
+    names="$(tr '\n' ' ' <<< "$CATALOGUE_IMAGES")"
     SB="$(mktemp -d "${TMPDIR:-/tmp}/lab-images-ctx.XXXXXX")"
     trap 'rm -rf "$SB"' EXIT
     local sb=$SB
@@ -649,6 +719,10 @@ cmd_build() {
     printf '%s' "$HC_CURL" > "$sb/ctx/bin/healthcheck_curl"
     printf '%s' "$HC_SOCKET" > "$sb/ctx/bin/healthcheck_socket"
     printf '%s' "$HC_FILEMOD" > "$sb/ctx/bin/healthcheck_filemod"
+    mkdir -p "$sb/ctx/sbin" "$sb/ctx/etc/haproxy"
+    printf '%s' "$LAB_HAPROXY" > "$sb/ctx/sbin/haproxy"
+    chmod 755 "$sb/ctx/sbin/haproxy"
+    printf '%s' "$LAB_HAPROXY_LIMITS" > "$sb/ctx/etc/haproxy/lab-limits.cfg"
     # the lab's stand-in, so that the lab's stand-in containers also run on these images
     "$LAB/lab.sh" _stand-in "$sb/ctx/bin"
     chmod 755 "$sb/ctx/bin"/*
@@ -656,12 +730,13 @@ cmd_build() {
         common_containerfile "$ROOTFS_IMAGE:$key"
         for e in "${IMAGES[@]}"; do read -r n u ep inst <<< "$e"; image_containerfile "$n" "$u" "$ep" "$inst"; done)"
     want="$( (echo "rootfs $key"; echo "$overlay"; echo "$names"; podman --version) | sha)"
-    if [[ -z $rebuild && -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+    if [[ -z $rebuild && -f $stamp && "$(head -n 1 "$stamp")" == "$want" ]]; then
         pm_env "$store" "$sb"
         local have missing=()
         have=" $("${PM[@]}" images --noheading --format '{{.Repository}}:{{.Tag}}' | tr '\n' ' ') "
         for n in $names; do [[ $have == *" $IMAGE_REPO/$n:latest "* ]] || missing+=("$n"); done
         if ((${#missing[@]} == 0)); then
+            write_stamp "$stamp" "$want" "$quick" "$key" $names
             log "up to date in $store (rootfs $key, $(wc -w <<< "$names") images; $(since "$t0") s)"
             return 0
         fi
@@ -719,7 +794,7 @@ cmd_build() {
         "${PM[@]}" rmi "$ref" > /dev/null 2>&1 && log "removed $ref" || log "kept $ref (still used)"
     done
     "${PM[@]}" image prune --force > /dev/null 2>&1 || true
-    echo "$want" > "$stamp"
+    write_stamp "$stamp" "$want" "$quick" "$key" $names
     # lab.sh's busybox images are no longer what this store's catalogue names point to:
     # lab.sh up (without --real-images) sees this stamp and rebuilds its own.
     log "ready in $store: $count images on rootfs $key ($(since "$t0") s)"
