@@ -4,11 +4,14 @@
 # writes, a Redfish BMC per node (sushy-tools, fake driver) that powers the node's sshd on
 # and off, and real podman on every host. See lab/README.md.
 #
-#   lab/lab.sh up [--nodes N] [--powered-off]   build and start (N default 6)
+#   lab/lab.sh up [--nodes N] [--powered-off] [--real-images]
+#                                               build and start (N default 6)
 #   lab/lab.sh down [--purge]                   stop what up started (by recorded PID)
 #   lab/lab.sh status                           hosts, sshd, SSH, BMC
 #   lab/lab.sh ssh HOST [COMMAND...]            ssh to a lab host (name or address)
 #
+# --real-images (or LAB_REAL_IMAGES=1): the catalogue's images are the real OpenStack
+# services of lab/images.sh (Debian 13 packages) instead of busybox stand-in images.
 # Runs as root on Debian 12. Installs what it needs (apt-get, pip into .cache/lab-venv).
 set -euo pipefail
 umask 022
@@ -343,14 +346,17 @@ image_users() { # "NAME UID" of each service user of the catalogue: `user` + `lo
     done | sort -u | awk '{ if (seen[$1]++) { print "lab: error: user " $1 " has two uids in templates/" > "/dev/stderr"; exit 1 } print }'
 }
 
-build_image() { # the base image from busybox-static, in the shared read-only store
-    local store="$STATE/images" b="$STATE/image-build" names users stamp want
+build_image() { # [real]: the base image from busybox-static, in the shared read-only store
+    local real=${1:-} store="$STATE/images" b="$STATE/image-build" names users stamp want
     names="$("$PY" "$LIB" image-names "$REPO")"
     users="$(image_users)"
     want="$( (dpkg-query -W -f='${Version}' busybox-static; podman --version; echo "$names"
         echo "$users"; printf '%s\n' "$STAND_IN" "$STAND_IN_HEALTHCHECK" "$STAND_IN_TASK") | sha256sum | cut -d' ' -f1)"
     stamp="$store/.lab-image.sha256"
-    if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+    # lab/images.sh leaves its own stamp when it put the real service images under the
+    # catalogue's names: only an `up --real-images` keeps them
+    if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]] &&
+        [[ -n $real || ! -f $store/.lab-real-images.sha256 ]]; then
         return 0
     fi
     log "building $BASE_IMAGE from busybox-static"
@@ -453,13 +459,15 @@ lab_running() { # any recorded process still alive?
 }
 
 cmd_up() {
-    local nodes=6 powered_off=""
+    local nodes=6 powered_off="" real_images=""
+    [[ ${LAB_REAL_IMAGES:-} == 1 ]] && real_images=1
     while (($#)); do
         case $1 in
+            --real-images) real_images=1; shift ;;
             --nodes) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--nodes N"; nodes=$2; shift 2 ;;
             --nodes=*) nodes=${1#--nodes=}; [[ $nodes =~ ^[0-9]+$ ]] || die "--nodes N"; shift ;;
             --powered-off) powered_off=--powered-off; shift ;;
-            *) die "up: unknown argument $1 (up [--nodes N] [--powered-off])" ;;
+            *) die "up: unknown argument $1 (up [--nodes N] [--powered-off] [--real-images])" ;;
         esac
     done
     ((nodes >= 1 && nodes <= 189)) || die "--nodes: 1 to 189 (addresses 127.0.10.11 to .199)"
@@ -525,8 +533,13 @@ cmd_up() {
     log "configuration for $(hosts_table | wc -l) hosts ($(since "$t") s)"
 
     t="$(now)"
-    build_image
+    build_image ${real_images:+real}
     log "image $BASE_IMAGE ready ($(since "$t") s)"
+    if [[ -n $real_images ]]; then
+        t="$(now)"
+        "$LAB/images.sh" build --store "$STATE/images" || die "lab/images.sh build failed"
+        log "real service images ready ($(since "$t") s)"
+    fi
 
     t="$(now)"
     mkdir -p "$STATE/bmc/sushy-state"
@@ -592,6 +605,18 @@ cmd_ssh() {
     exec ssh -F "$STATE/ssh_config" "$@"
 }
 
+# internal, for lab/images.sh: `_stand-in DIR` writes the stand-in scripts there;
+# `_image-users` prints image_users (the catalogue's service users and their uids)
+cmd_stand_in() {
+    local d=${1:-}
+    [[ -n $d ]] || die "_stand-in DIR"
+    mkdir -p "$d"
+    printf '%s' "$STAND_IN" > "$d/stand-in"
+    printf '%s' "$STAND_IN_HEALTHCHECK" > "$d/stand-in-healthcheck"
+    printf '%s' "$STAND_IN_TASK" > "$d/stand-in-task"
+    chmod 755 "$d/stand-in" "$d/stand-in-healthcheck" "$d/stand-in-task"
+}
+
 cmd_host() { # internal, for the power notifier: _host start|stop NAME
     need_root
     case ${1:-} in
@@ -607,5 +632,7 @@ case ${1:-} in
     status) shift; cmd_status "$@" ;;
     ssh) shift; cmd_ssh "$@" ;;
     _host) shift; cmd_host "$@" ;;
-    *) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    _stand-in) shift; cmd_stand_in "$@" ;;
+    _image-users) shift; image_users ;;
+    *) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
