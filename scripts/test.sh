@@ -5,9 +5,12 @@
 #
 # 1. installs what the tests need: Debian packages (apt-get), the OpenStack projects
 #    whose option definitions validate rendered configs (pip, into a venv under .cache/);
-# 2. starts the local lab (lab/lab.sh up: real sshd hosts on 127.0.10.x, sushy-tools
-#    Redfish BMCs, podman) unless it is running, builds provision and runs every Rust
-#    test (unit, integration against the lab, CLI), then stops the lab it started;
+# 2. starts the local lab (lab/lab.sh up --real-images: real sshd hosts on 127.0.10.x,
+#    sushy-tools Redfish BMCs, podman, and OpenStack 2025.1 images built from Debian 13
+#    packages, cached under .cache/lab-images) unless it is running, installs the
+#    openstack client (lab/client.sh: python-openstackclient into .cache/client-venv),
+#    builds provision and runs every Rust test (unit, integration against the lab, the
+#    real cloud of tests/cloud.rs, CLI), then stops the lab it started;
 # 3. renders every inventory in inventories/ and checks every oslo.config file with
 #    oslo-config-validator against the projects' current release, haproxy.cfg,
 #    rsyslog.conf (the forwarder and the undercloud's receiver), the undercloud's
@@ -59,13 +62,19 @@ for inv in inventories/*.toml; do
     tests/config-check/check_native.sh "$out/$name" || status=1
 done
 
-log "the local lab (real sshd hosts, Redfish BMCs, podman): lab/lab.sh up"
+log "the local lab (real sshd hosts, Redfish BMCs, podman, real images): lab/lab.sh up --real-images"
 lab_started=""
 trap '[[ -n $lab_started ]] && lab/lab.sh down >/dev/null 2>&1 || true' EXIT
 if ! lab/lab.sh status >/dev/null 2>&1; then
     lab_started=1   # before up: a failed start is torn down too
-    lab/lab.sh up
+    lab/lab.sh up --real-images
+elif [[ ! -f lab/state/images/.lab-real-images.sha256 ]]; then
+    echo "test.sh: the running lab has the busybox images only; tests/cloud.rs needs" \
+        "the real ones: lab/lab.sh down && lab/lab.sh up --real-images" >&2
 fi
+
+log "the openstack client: lab/client.sh"
+lab/client.sh >/dev/null
 
 log "Rust tests"
 cargo test --release --locked || status=1

@@ -255,6 +255,12 @@ pub struct ContainerDef {
     pub volumes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// Names the container resolves (`--add-host`, in its own /etc/hosts): every host of
+    /// the cloud, short name and FQDN, on its internal_api address (its ctlplane one
+    /// without), as kolla-ansible's /etc/hosts does: rabbitmq's node names
+    /// (`rabbit@<host>`) and nova's host names must resolve to the right address.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, String>,
     /// Includes `provision.config_hash`: changes whenever the container's files, image
     /// or definition change.
     pub labels: BTreeMap<String, String>,
@@ -278,6 +284,7 @@ impl ContainerDef {
             environment: BTreeMap::new(),
             volumes: Vec::new(),
             healthcheck: None,
+            hosts: BTreeMap::new(),
             labels: BTreeMap::new(),
         }
     }

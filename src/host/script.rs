@@ -82,6 +82,9 @@ pub fn run_args(def: &ContainerDef) -> Vec<String> {
     if !def.restart.is_empty() {
         a.push(format!("--restart={}", def.restart));
     }
+    for (name, addr) in &def.hosts {
+        a.push(format!("--add-host={name}:{addr}"));
+    }
     for (k, v) in &def.environment {
         a.push("--env".into());
         a.push(format!("{k}={v}"));

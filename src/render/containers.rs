@@ -123,6 +123,7 @@ impl Renderer<'_> {
             environment,
             volumes,
             healthcheck: m.healthcheck.clone(),
+            hosts: cloud_hosts(cloud),
             labels: BTreeMap::new(),
         };
         // The lab runs a stand-in in every container whose image does not hold the real
@@ -287,4 +288,23 @@ fn container_unit(
         },
         secret: false,
     }
+}
+
+/// Every host of the cloud (the nodes), short name and FQDN, on its internal_api address
+/// (its ctlplane one without): the names a container resolves.
+fn cloud_hosts(cloud: &crate::model::Cloud) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for h in &cloud.hosts {
+        let addr = h
+            .addresses
+            .get("internal_api")
+            .copied()
+            .unwrap_or(h.ctlplane_ip)
+            .to_string();
+        out.insert(h.name.clone(), addr.clone());
+        if !h.fqdn.is_empty() && h.fqdn != h.name {
+            out.insert(h.fqdn.clone(), addr);
+        }
+    }
+    out
 }

@@ -123,6 +123,12 @@ impl Renderer<'_> {
                 m.log_dir
             ));
         }
+        // A task in the service's own image runs the service's program (keystone-manage):
+        // it sees the service's host folders too (its key repositories); a task in
+        // another image (the toolbox) only its files.
+        if t.image.is_none() {
+            mounts.extend(m.volumes.iter().filter(|v| v.starts_with('/')).cloned());
+        }
         mounts.extend(t.volumes.iter().cloned());
         let image_name = t
             .image

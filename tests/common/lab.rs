@@ -251,6 +251,13 @@ pub fn wait_ssh(host: &str, up: bool) {
 pub async fn power_everything_off() {
     let base = LabCopy::new("");
     let ev = load(&base.inventory());
+    // Every node on first (a failed test may have left some off), to empty it.
+    for h in &ev.cloud.hosts {
+        power(&ev, h.bmc.system_id.as_deref().unwrap(), "On");
+    }
+    for h in &ev.cloud.hosts {
+        wait_ssh(&h.name, true);
+    }
     let f = fleet(&ev).await;
     wipe(&f).await;
     sh(&f.undercloud, "rm -f /var/lib/provision/lab.nodes.json").await;

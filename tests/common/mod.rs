@@ -89,10 +89,11 @@ pub fn at_nth(tree: &MemoryTree, path: &str, needle: &str, nth: usize) -> String
 }
 
 /// The shell command that empties a lab node of everything provision manages: its
-/// managed containers, /etc|/var/lib|/var/log/overcloud, the registries and logrotate
-/// drop-ins.
+/// managed containers and their volumes (mariadb's data), /etc|/var/lib|/var/log/overcloud,
+/// the registries and logrotate drop-ins.
 pub const EMPTY_NODE: &str =
     "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
+     podman volume rm --all --force >/dev/null; \
      rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/lib/overcloud/.provision-running /var/log/overcloud/* \
             /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision";
 

@@ -1,0 +1,374 @@
+//! The real cloud, end to end (one scenario: the suite's one real-cloud run). The lab
+//! runs real OpenStack 2025.1 from Debian 13 packages (`lab/lab.sh up --real-images`,
+//! lab/images.sh) for the services of `[lab] real_images` in inventories/lab.toml:
+//! mariadb (Galera), rabbitmq, memcached, haproxy, keystone and the toolbox the bootstrap
+//! tasks run in; the other services stay the lab's stand-ins (their APIs come in part 2).
+//!
+//! From a lab with every node powered off, one apply brings the identity plane up; the
+//! admin's clouds.yaml from `provision credentials` issues a token on the public VIP
+//! (python-openstackclient, lab/client.sh), and the catalogue holds identity and every
+//! enabled service's endpoints; a second apply runs no task and recreates nothing, and
+//! the token still validates; a wrong database root password fails its task with the
+//! task's own error and a re-run converges; a new keystone image tag re-runs only the
+//! schema sync and recreates only keystone; no secret in any output or event log; the
+//! key files are 0600 everywhere.
+
+mod common;
+use common::lab::*;
+use common::repo;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use provision::evaluate::Evaluation;
+
+/// What every run printed and logged, for the secrets check at the end.
+#[derive(Default)]
+struct Seen {
+    texts: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn add(&mut self, what: &str, text: &str) {
+        self.texts.push((what.to_string(), text.to_string()));
+    }
+    fn add_run(&mut self, what: &str, out: &str, err: &str, run: &Path) {
+        self.add(&format!("{what}: stdout"), out);
+        self.add(&format!("{what}: stderr"), err);
+        let log = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
+        self.add(&format!("{what}: events.jsonl"), &log);
+    }
+}
+
+fn apply_run(inv: &str, run: &Path) -> (bool, String, String) {
+    let (o, out, err) = provision(&[
+        "apply",
+        inv,
+        "--yes",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--health-timeout",
+        "180",
+    ]);
+    // The figures of docs/performance.md (cargo test --test cloud -- --nocapture).
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("Apply ") || l.starts_with("No changes."))
+        .unwrap_or("(no summary)");
+    eprintln!("{}: {summary}", run.file_name().unwrap().to_string_lossy());
+    (o.status.success(), out, err)
+}
+
+/// The openstack client (python-openstackclient from PyPI into .cache/client-venv).
+fn client() -> PathBuf {
+    let o = Command::new(repo().join("lab/client.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "lab/client.sh failed");
+    PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
+}
+
+/// `openstack --os-cloud lab ARGS -f json` with the clouds.yaml at `clouds`.
+fn openstack(clouds: &Path, args: &[&str]) -> Result<serde_json::Value, String> {
+    let o = Command::new(client())
+        .arg("--os-cloud")
+        .arg("lab")
+        .args(args)
+        .args(["-f", "json"])
+        .env("OS_CLIENT_CONFIG_FILE", clouds)
+        .env_remove("OS_CLOUD")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    if !o.status.success() {
+        return Err(format!("openstack {}: {err}{out}", args.join(" ")));
+    }
+    serde_json::from_str(&out).map_err(|e| format!("openstack {}: {e}: {out}", args.join(" ")))
+}
+
+/// Whether keystone on `url` validates `subject` (GET /v3/auth/tokens with an admin
+/// token): the tokens go to curl on its standard input, never on a command line.
+fn validates(url: &str, admin: &str, subject: &str) -> u16 {
+    use std::io::Write as _;
+    let mut child = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-"])
+        .arg(format!("{url}/v3/auth/tokens"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "header = \"X-Auth-Token: {admin}\"\nheader = \"X-Subject-Token: {subject}\"\nmax-time = 20\n"
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn vip(ev: &Evaluation, network: &str) -> String {
+    ev.cloud.networks[network]
+        .vip
+        .unwrap_or_else(|| panic!("no vip on {network}"))
+        .to_string()
+}
+
+/// The closing line of a plan (`Plan: ...`), as counts.
+fn plan_counts(plan_out: &str) -> BTreeMap<String, i64> {
+    let line = plan_out
+        .lines()
+        .find(|l| l.starts_with("Plan: "))
+        .unwrap_or_else(|| panic!("no closing line in\n{plan_out}"));
+    let phrase = line
+        .trim_start_matches("Plan: ")
+        .trim_end_matches('.')
+        .to_string();
+    counts(&phrase)
+}
+
+/// Each service type keystone must list, with the services that declare it.
+fn registered_types(ev: &Evaluation) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, svc) in &ev.cloud.catalogue.services {
+        let Some(k) = &svc.manifest.keystone else {
+            continue;
+        };
+        if ev.cloud.hosts.iter().any(|h| h.services.contains(name)) {
+            out.insert(k.service_type.clone(), name.clone());
+        }
+    }
+    out
+}
+
+/// The interfaces of each service type in `openstack catalog list -f json`.
+fn catalog(v: &serde_json::Value) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for s in v.as_array().expect("a list") {
+        let ty = s["Type"].as_str().unwrap_or_default().to_string();
+        let mut interfaces: Vec<String> = match &s["Endpoints"] {
+            serde_json::Value::Array(eps) => eps
+                .iter()
+                .filter_map(|e| e["interface"].as_str().map(str::to_string))
+                .collect(),
+            // older clients print "RegionOne\n  public: http://..."
+            serde_json::Value::String(text) => text
+                .lines()
+                .filter_map(|l| l.trim().split_once(':').map(|(i, _)| i.to_string()))
+                .filter(|i| ["public", "internal", "admin"].contains(&i.as_str()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        interfaces.sort();
+        out.insert(ty, interfaces);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_what_changed() {
+    let _g = serial().await;
+    assert!(
+        repo().join("lab/state/images/.lab-real-images.sha256").is_file(),
+        "the lab's images are the busybox stand-ins: start it with lab/lab.sh up --real-images (scripts/test.sh does)"
+    );
+    let client = client();
+    assert!(client.is_file(), "{}", client.display());
+    power_everything_off().await;
+    let lab = LabCopy::real("");
+    let inv = lab.inv();
+    let runs = tempfile::tempdir().unwrap();
+    let run = |name: &str| runs.path().join(name);
+    let mut seen = Seen::default();
+
+    // 1. From power-off: the plan lists the tasks; one apply does what it says.
+    let (o, planned, err) = provision(&["plan", &inv]);
+    assert!(o.status.success(), "{planned}\n{err}");
+    seen.add("plan 1", &format!("{planned}\n{err}"));
+    for t in [
+        "keystone/database",
+        "keystone/db_sync",
+        "keystone/bootstrap",
+        "glance_api/register",
+    ] {
+        assert!(
+            planned.contains(&format!(
+                "> run {t} on 1 host: lab-controller-0 (never run)"
+            )),
+            "{t} not planned:\n{planned}"
+        );
+    }
+    let (ok, out, err) = apply_run(&inv, &run("cold"));
+    seen.add_run("cold apply", &out, &err, &run("cold"));
+    assert!(ok, "{out}\n{err}");
+    assert_plan_is_apply(&planned, &out);
+
+    // 2. The admin's clouds.yaml issues a token on the public VIP; the catalogue has
+    // identity and every enabled service, each with public and internal endpoints.
+    let (o, clouds_yaml, err) = provision(&["credentials", &inv]);
+    assert!(o.status.success(), "{err}");
+    let ev = load(&lab.inventory());
+    let public = format!("http://{}:5000", vip(&ev, "external"));
+    assert!(
+        clouds_yaml.contains(&format!("auth_url: \"{public}/v3\"")),
+        "{clouds_yaml}"
+    );
+    let clouds = runs.path().join("clouds.yaml");
+    std::fs::write(&clouds, &clouds_yaml).unwrap();
+    let token = openstack(&clouds, &["token", "issue"]).unwrap();
+    let first = token["id"].as_str().unwrap().to_string();
+    assert!(
+        token["project_id"].as_str().is_some_and(|p| !p.is_empty()),
+        "{token}"
+    );
+    let listed = catalog(&openstack(&clouds, &["catalog", "list"]).unwrap());
+    assert_eq!(
+        listed.get("identity").map(Vec::as_slice),
+        Some(&["admin".to_string(), "internal".into(), "public".into()][..]),
+        "{listed:?}"
+    );
+    let types = registered_types(&ev);
+    assert!(types.len() >= 5, "{types:?}");
+    for (ty, svc) in &types {
+        assert_eq!(
+            listed.get(ty).map(Vec::as_slice),
+            Some(&["internal".to_string(), "public".into()][..]),
+            "{svc} ({ty}) in the catalogue: {listed:?}"
+        );
+    }
+
+    // 3. Again: no task, no container recreated; the token still validates.
+    let f = fleet(&ev).await;
+    let ctl = node(&f, "lab-controller-0");
+    let ids_before = sh(ctl, "podman ps -q --no-trunc | sort").await;
+    let (ok, out, err) = apply_run(&inv, &run("again"));
+    seen.add_run("second apply", &out, &err, &run("again"));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("No changes."), "{out}");
+    assert_eq!(sh(ctl, "podman ps -q --no-trunc | sort").await, ids_before);
+    let admin = openstack(&clouds, &["token", "issue"]).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(validates(&public, &admin, &first), 200);
+    assert_eq!(validates(&public, &admin, "not-a-token"), 404);
+
+    // 4. A wrong database root password (a test copy of the secrets): the database task
+    // fails its host's step with its own error lines; the summary names it; a re-run
+    // with the right password converges.
+    let wrong = LabCopy::real("");
+    let secrets = std::fs::read_to_string(repo().join("inventories/lab.secrets.toml")).unwrap();
+    let line = secrets
+        .lines()
+        .find(|l| l.starts_with("mariadb_root_password"))
+        .expect("mariadb_root_password in lab.secrets.toml");
+    wrong.edit_file(
+        "inventories/lab.secrets.toml",
+        line,
+        "mariadb_root_password = \"wrong-9c1e5d7b2a\"",
+    );
+    let (ok, out, err) = apply_run(&wrong.inv(), &run("wrong"));
+    seen.add_run("wrong password", &out, &err, &run("wrong"));
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        out.contains("task keystone/database") && out.contains("Access denied for user 'root'"),
+        "{out}\n{err}"
+    );
+    assert!(
+        !out.contains("wrong-9c1e5d7b2a") && !err.contains("wrong-9c1e5d7b2a"),
+        "the wrong password is shown"
+    );
+    let (ok, out, err) = apply_run(&inv, &run("fixed"));
+    seen.add_run("right password", &out, &err, &run("fixed"));
+    assert!(ok, "{out}\n{err}");
+    let (o, planned, err) = provision(&["plan", &inv]);
+    assert!(o.status.success(), "{err}");
+    assert!(planned.contains("No changes."), "{planned}");
+
+    // 5. A new keystone image tag: the plan runs keystone's schema sync and recreates
+    // keystone (its definition file holds the image), nothing else; apply does that.
+    sh(
+        ctl,
+        "podman tag localhost/provision-lab/keystone:latest localhost/provision-lab/keystone:v2",
+    )
+    .await;
+    let tagged = LabCopy::real("");
+    tagged.edit("[cloud]\n", "[cloud]\ntags = { keystone = \"v2\" }\n");
+    let (o, planned, err) = provision(&["plan", &tagged.inv()]);
+    assert!(o.status.success(), "{planned}\n{err}");
+    seen.add("plan v2", &format!("{planned}\n{err}"));
+    let tasks: Vec<&str> = planned
+        .lines()
+        .filter(|l| l.starts_with("  > run "))
+        .collect();
+    assert_eq!(
+        tasks,
+        vec!["  > run keystone/db_sync on 1 host: lab-controller-0 (image tag changed (latest -> v2))"],
+        "{planned}"
+    );
+    let c = plan_counts(&planned);
+    assert_eq!(
+        (c["run"], c["recreated"], c["written"], c["fixed"]),
+        (1, 1, 1, 0),
+        "{planned}"
+    );
+    assert!(!c.contains_key("created"), "{planned}");
+    let (ok, out, err) = apply_run(&tagged.inv(), &run("v2"));
+    seen.add_run("image tag", &out, &err, &run("v2"));
+    assert!(ok, "{out}\n{err}");
+    assert_plan_is_apply(&planned, &out);
+    assert!(sh(ctl, "podman inspect keystone --format '{{.ImageName}}'")
+        .await
+        .contains("keystone:v2"));
+    assert_eq!(
+        validates(&public, &admin, &first),
+        200,
+        "after keystone's upgrade"
+    );
+
+    // 6. No secret in any output or event log (every value of the secrets file and every
+    // generated key, raw and encoded); the key files 0600 on the undercloud and on the
+    // node, their folders 0700.
+    let keyed = with_keys(&ev, &f).await;
+    for (what, text) in &seen.texts {
+        let found = keyed.cloud.secrets.found_in(text);
+        assert!(found.is_empty(), "{what} shows the secrets {found:?}");
+        assert!(
+            !text.contains("wrong-9c1e5d7b2a"),
+            "{what} shows the wrong password"
+        );
+    }
+    assert_eq!(
+        sh(
+            &f.undercloud,
+            "stat -c '%a' /var/lib/provision/lab.keys.json"
+        )
+        .await
+        .trim(),
+        "600"
+    );
+    let modes = sh(
+        ctl,
+        "stat -c '%n %a %u' /var/lib/overcloud/keystone/fernet-keys /var/lib/overcloud/keystone/fernet-keys/* /var/lib/overcloud/keystone/credential-keys /var/lib/overcloud/keystone/credential-keys/*",
+    )
+    .await;
+    let lines: Vec<&str> = modes.lines().collect();
+    assert_eq!(lines.len(), 6, "{modes}");
+    for l in lines {
+        let want = if l.contains("-keys ") {
+            "700 42425"
+        } else {
+            "600 42425"
+        };
+        assert!(l.ends_with(want), "{l}: want {want}");
+    }
+
+    // The real services stop with the scenario: the next tests start from empty hosts.
+    wipe(&f).await;
+}
