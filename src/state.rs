@@ -255,10 +255,9 @@ pub struct ContainerDef {
     pub volumes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
-    /// Names the container resolves (`--add-host`, in its own /etc/hosts): every host of
-    /// the cloud, short name and FQDN, on its internal_api address (its ctlplane one
-    /// without), as kolla-ansible's /etc/hosts does: rabbitmq's node names
-    /// (`rabbit@<host>`) and nova's host names must resolve to the right address.
+    /// Names the container resolves (`--add-host`, in its own /etc/hosts): with the
+    /// manifest's `resolve_peers`, the hosts that run the service, short name and FQDN,
+    /// on their internal_api address (rabbitmq's node names `rabbit@<host>`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub hosts: BTreeMap<String, String>,
     /// Includes `provision.config_hash`: changes whenever the container's files, image

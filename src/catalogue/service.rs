@@ -26,6 +26,12 @@ pub struct ServiceManifest {
     pub network: NetworkMode,
     #[serde(default)]
     pub privileged: bool,
+    /// Its container resolves the names of the hosts that run the service (their
+    /// internal_api addresses, `--add-host`), as kolla's /etc/hosts gives every
+    /// container: rabbitmq's node names (`rabbit@<host>`). Only its peers: a host added
+    /// elsewhere in the cloud does not touch its definition.
+    #[serde(default)]
+    pub resolve_peers: bool,
     pub pid: Option<String>,
     /// `"host"` to share the host's cgroup namespace (libvirt needs it).
     pub cgroupns: Option<String>,

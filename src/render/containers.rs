@@ -123,7 +123,11 @@ impl Renderer<'_> {
             environment,
             volumes,
             healthcheck: m.healthcheck.clone(),
-            hosts: cloud_hosts(cloud),
+            hosts: if m.resolve_peers {
+                peers(cloud, &svc.name)
+            } else {
+                BTreeMap::new()
+            },
             labels: BTreeMap::new(),
         };
         // The lab runs a stand-in in every container whose image does not hold the real
@@ -290,11 +294,11 @@ fn container_unit(
     }
 }
 
-/// Every host of the cloud (the nodes), short name and FQDN, on its internal_api address
-/// (its ctlplane one without): the names a container resolves.
-fn cloud_hosts(cloud: &crate::model::Cloud) -> BTreeMap<String, String> {
+/// The hosts that run `service`, short name and FQDN, on their internal_api address
+/// (their ctlplane one without): the names its container resolves.
+fn peers(cloud: &crate::model::Cloud, service: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for h in &cloud.hosts {
+    for h in cloud.hosts.iter().filter(|h| h.services.iter().any(|s| s == service)) {
         let addr = h
             .addresses
             .get("internal_api")
