@@ -17,9 +17,10 @@
 # 1.9 GB; one per service would hold those libraries ~20 times over (a keystone-only
 # root filesystem alone is 630 MB, see /work/shared/LAB-NOTES.md). So:
 #   - disk: one 1.9 GB layer in the store instead of ~20 x 0.6-1 GB;
-#   - build time: one mmdebstrap run (about 4 minutes from nothing, ~2 with the .deb
-#     cache) instead of one per service, each downloading and unpacking the same packages;
-#   - import time: one `podman import` (about 30 s) instead of ~20;
+#   - build time: one mmdebstrap run (189-205 s from nothing on this 2-core machine;
+#     217 s again with the .deb cache: unpacking and configuring dominate, not the
+#     download) instead of one per service, each downloading and unpacking the same packages;
+#   - import time: one `podman import` (37-75 s for the 1.8 GB tar) instead of ~20;
 #   - cache invalidation: any change of the package list or of the root filesystem
 #     recipe rebuilds the one tar (a per-service split would rebuild only one image,
 #     but a change to a shared library touches them all anyway); the cheap parts (the
@@ -705,7 +706,7 @@ cmd_build() {
     flock -w 3000 8 || die "another lab/images.sh build holds $CACHE/.lock"
 
     # the store's stamp: the root filesystem key + everything on top of it
-    local mirror key tar names overlay want
+    local mirror key tar names overlay want fresh=""
     mirror="$(mirror_uri)"
     key="$(rootfs_recipe "$mirror" | sha | cut -c1-16)"
     tar="$CACHE/rootfs-$key.tar"
@@ -752,6 +753,7 @@ cmd_build() {
         t="$(now)"
         rootfs_recipe "$mirror" > "$CACHE/recipe-$key"
         build_rootfs "$mirror" "$key" "$tar"
+        fresh=1
         log "built $tar ($(du -m "$tar" | cut -f1) MB, $(wc -l < "$CACHE/packages-$key") packages) in $(since "$t") s"
         # one root filesystem in the cache: the older ones go
         local old
@@ -765,7 +767,9 @@ cmd_build() {
     # into the store: the root filesystem (unless it is there), then the images on top
     rm -f "$stamp"
     pm_env "$store" "$sb"
-    if ! "${PM[@]}" image exists "$ROOTFS_IMAGE:$key"; then
+    # (a tar built just now, e.g. --rebuild for Debian's updates, replaces the store's
+    # import of the same key: the old one goes with the prune below)
+    if [[ -n $fresh ]] || ! "${PM[@]}" image exists "$ROOTFS_IMAGE:$key"; then
         t="$(now)"
         timeout 900 "${PM[@]}" import --quiet "$tar" "$ROOTFS_IMAGE:$key" > /dev/null ||
             die "podman import $tar failed"
