@@ -298,7 +298,11 @@ fn container_unit(
 /// (their ctlplane one without): the names its container resolves.
 fn peers(cloud: &crate::model::Cloud, service: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for h in cloud.hosts.iter().filter(|h| h.services.iter().any(|s| s == service)) {
+    for h in cloud
+        .hosts
+        .iter()
+        .filter(|h| h.services.iter().any(|s| s == service))
+    {
         let addr = h
             .addresses
             .get("internal_api")
