@@ -64,7 +64,7 @@ pub fn evaluate(
             state,
             sources: loaded.sources,
         };
-        crate::keys::declare(&mut ev);
+        crate::keys::declare(&ev.cloud, &mut ev.state);
         Ok(ev)
     } else {
         Err(Failure {

@@ -16,8 +16,8 @@ use std::io::Read;
 use base64ct::{Base64Url, Encoding};
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::Evaluation;
-use crate::state::{DesiredDir, DesiredFile, FileKind, STATE_DIR};
+use crate::model::Cloud;
+use crate::state::{DesiredDir, DesiredFile, DesiredState, FileKind, STATE_DIR};
 
 /// The store's format version.
 pub const FORMAT: u32 = 1;
@@ -67,9 +67,9 @@ pub fn new_key() -> Result<String, KeyError> {
 }
 
 /// The repositories the catalogue's services declare.
-pub fn repositories(ev: &Evaluation) -> Vec<Repository> {
+pub fn repositories(cloud: &Cloud) -> Vec<Repository> {
     let mut out = Vec::new();
-    for (name, svc) in &ev.cloud.catalogue.services {
+    for (name, svc) in &cloud.catalogue.services {
         for k in &svc.manifest.keys {
             out.push(Repository {
                 id: format!("{name}/{}", k.name.get_ref()),
@@ -145,10 +145,9 @@ pub fn rotate(store: &mut KeyStore, id: &str, max_active: usize) -> Result<(), K
 /// The key repositories' folders in the evaluation's desired state, before any key is
 /// known (so a render, a diff and a plan agree on them): on every host of a service
 /// that declares a repository, its folder, 0700.
-pub fn declare(ev: &mut Evaluation) {
-    let repos = repositories(ev);
-    let cloud = &ev.cloud;
-    for hs in ev.state.hosts.values_mut() {
+pub fn declare(cloud: &Cloud, state: &mut DesiredState) {
+    let repos = repositories(cloud);
+    for hs in state.hosts.values_mut() {
         let Some(host) = cloud.host(&hs.name) else {
             continue;
         };
@@ -169,17 +168,17 @@ pub fn declare(ev: &mut Evaluation) {
 /// in its folder; on the
 /// undercloud, the store itself (0600, owned by the SSH user). Every key becomes a
 /// secret of the run (redacted everywhere).
-pub fn add_to(ev: &mut Evaluation, store: &KeyStore) {
-    let repos = repositories(ev);
+pub fn add_to(cloud: &mut Cloud, state: &mut DesiredState, store: &KeyStore) {
+    let repos = repositories(cloud);
     let mut generated = BTreeMap::new();
     for (id, keys) in &store.repositories {
         for (i, k) in keys {
             generated.insert(format!("key:{id}:{i}"), k.clone());
         }
     }
-    ev.cloud.secrets = ev.cloud.secrets.with_generated(&generated);
-    let cloud = &ev.cloud;
-    for hs in ev.state.hosts.values_mut() {
+    cloud.secrets = cloud.secrets.with_generated(&generated);
+    let cloud = &*cloud;
+    for hs in state.hosts.values_mut() {
         let Some(host) = cloud.host(&hs.name) else {
             continue;
         };
@@ -209,10 +208,10 @@ pub fn add_to(ev: &mut Evaluation, store: &KeyStore) {
             }
         }
     }
-    let uc = ev.cloud.undercloud.name.clone();
-    let user = ev.cloud.ssh.user.clone();
-    if let (Some(hs), false) = (ev.state.hosts.get_mut(&uc), store.repositories.is_empty()) {
-        let path = store_path(&ev.cloud.name);
+    let uc = cloud.undercloud.name.clone();
+    let user = cloud.ssh.user.clone();
+    if let (Some(hs), false) = (state.hosts.get_mut(&uc), store.repositories.is_empty()) {
+        let path = store_path(&cloud.name);
         hs.files.insert(
             path.clone(),
             DesiredFile {

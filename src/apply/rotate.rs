@@ -25,7 +25,7 @@ pub async fn rotate(
     repository: &str,
     holder: &str,
 ) -> Result<Rotated, String> {
-    let repos = keys::repositories(ev);
+    let repos = keys::repositories(&ev.cloud);
     let Some(repo) = repos.iter().find(|r| r.id == repository) else {
         let known: Vec<&str> = repos.iter().map(|r| r.id.as_str()).collect();
         return Err(format!(

@@ -169,7 +169,7 @@ pub async fn read_all(
 /// store, and generated where a repository is missing (stored by apply, with the
 /// undercloud's files: see [`crate::keys`]).
 pub async fn with_keys(ev: &Evaluation, fleet: &dyn Fleet) -> Result<Evaluation, String> {
-    let repos = keys::repositories(ev);
+    let repos = keys::repositories(&ev.cloud);
     let mut run = ev.clone();
     if repos.is_empty() {
         return Ok(run);
@@ -184,7 +184,7 @@ pub async fn with_keys(ev: &Evaluation, fleet: &dyn Fleet) -> Result<Evaluation,
         .map_err(|e| e.to_string())?
         .unwrap_or_default();
     keys::ensure(&mut store, &repos).map_err(|e| e.to_string())?;
-    keys::add_to(&mut run, &store);
+    keys::add_to(&mut run.cloud, &mut run.state, &store);
     Ok(run)
 }
 

@@ -155,7 +155,7 @@ pub async fn with_keys(ev: &Evaluation, f: &Sessions) -> Evaluation {
         .unwrap()
         .expect("apply stored the keys");
     let mut ev = ev.clone();
-    provision::keys::add_to(&mut ev, &store);
+    provision::keys::add_to(&mut ev.cloud, &mut ev.state, &store);
     ev
 }
 
