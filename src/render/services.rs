@@ -9,7 +9,7 @@ use minijinja::Value;
 
 use super::context::{host_value, ser};
 use super::Renderer;
-use crate::catalogue::{parse_mode, Service, ServiceManifest};
+use crate::catalogue::{parse_mode, FileSpec, Service, ServiceManifest};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::ini_values::IniSections;
 use crate::inventory::spec::ContainerUnits;
@@ -152,22 +152,38 @@ impl Renderer<'_> {
                 continue;
             };
             let (content, kind) = content;
-            let file = DesiredFile {
-                path: f.dest.get_ref().clone(),
-                secret: cloud.secrets.appears_in(&content),
-                content,
-                mode: parse_mode(f.mode.get_ref()).unwrap_or(0o640),
-                owner: f.owner.clone(),
-                group: f.group.clone(),
-                service: svc_name.to_string(),
-                kind,
-            };
-            let mode_at = Location::new(&svc.file, Some(f.mode.span()));
-            let dest_at = Location::new(&svc.file, Some(f.dest.span()));
-            self.check_secrets(host, svc, &file, &dest_at, &mode_at, diags);
-            rendered.push(file);
+            rendered.push(self.manifest_file(host, svc, svc_name, f, content, kind, diags));
         }
         rendered
+    }
+
+    /// The file of manifest entry `f` (a service's or a task's, owned by `owner`) with
+    /// its rendered content, checked for the secrets it may hold.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn manifest_file(
+        &self,
+        host: &Host,
+        svc: &Service,
+        owner: &str,
+        f: &FileSpec,
+        content: String,
+        kind: FileKind,
+        diags: &mut Diagnostics,
+    ) -> DesiredFile {
+        let file = DesiredFile {
+            path: f.dest.get_ref().clone(),
+            secret: self.cloud.secrets.appears_in(&content),
+            content,
+            mode: parse_mode(f.mode.get_ref()).unwrap_or(0o640),
+            owner: f.owner.clone(),
+            group: f.group.clone(),
+            service: owner.to_string(),
+            kind,
+        };
+        let mode_at = Location::new(&svc.file, Some(f.mode.span()));
+        let dest_at = Location::new(&svc.file, Some(f.dest.span()));
+        self.check_secrets(host, svc, &file, &dest_at, &mode_at, diags);
+        file
     }
 
     /// A file holds only the secrets its service declares (`secrets = [...]`: a value

@@ -10,7 +10,7 @@ use minijinja::Value;
 use sha2::{Digest, Sha256};
 
 use super::Renderer;
-use crate::catalogue::{parse_mode, RunOn, Service, TaskSpec};
+use crate::catalogue::{RunOn, Service, TaskSpec};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::model::Host;
 use crate::state::{hex, DesiredFile, FileKind, HostState, Plane, TaskDef};
@@ -80,19 +80,8 @@ impl Renderer<'_> {
                     return None;
                 }
             };
-            let file = DesiredFile {
-                path: f.dest.get_ref().clone(),
-                secret: cloud.secrets.appears_in(&content),
-                content,
-                mode: parse_mode(f.mode.get_ref()).unwrap_or(0o640),
-                owner: f.owner.clone(),
-                group: f.group.clone(),
-                service: id.clone(),
-                kind: FileKind::Template { template },
-            };
-            let mode_at = Location::new(&svc.file, Some(f.mode.span()));
-            let dest_at = Location::new(&svc.file, Some(f.dest.span()));
-            self.check_secrets(host, svc, &file, &dest_at, &mode_at, diags);
+            let kind = FileKind::Template { template };
+            let file = self.manifest_file(host, svc, &id, f, content, kind, diags);
             mounts.push(format!("{}:{cpath}:ro", file.path));
             used.push(file);
         }
