@@ -50,7 +50,8 @@ pub fn clouds_yaml(ev: &Evaluation) -> Result<String, String> {
          project_name: \"admin\"\n      user_domain_name: \"Default\"\n      project_domain_name: \"Default\"\n    \
          region_name: {region}\n    interface: \"public\"\n    identity_api_version: 3\n",
         name = cloud.name,
-        key = cloud.name,
+        // quoted too: a name such as `true` or `123` is a string key
+        key = q(&cloud.name),
         url = q(&format!("http://{vip}:5000/v3")),
         pw = q(password.expose()),
         region = q(region),
