@@ -73,15 +73,17 @@ sha() { sha256sum | cut -d' ' -f1; }
 
 # ------------------------------------------------------------------- the recipe
 
-# What the catalogue's services need to really run. nova-compute and nova-libvirt
-# (libvirt, QEMU) and ceph (ceph-mon, ceph-osd) are not installed yet: their image names
-# exist (the same root filesystem) so containers can be created and the lab's stand-in
-# runs in them, but the services themselves are for later.
+# What the catalogue's services need to really run. Ceph (ceph-mon, ceph-osd) is not
+# installed: its image name exists (the same root filesystem) so containers can be
+# created and the lab's stand-in runs in them, but the lab runs no Ceph cluster.
 PACKAGES=(
     # identity, image, placement, compute control plane (nova-novncproxy serves
     # /usr/share/novnc, which Debian's nova-novncproxy only recommends)
     keystone python3-keystone glance-api placement-api
     nova-api nova-conductor nova-scheduler nova-novncproxy novnc
+    # the hypervisor side: nova-compute with its KVM/QEMU flavour (libvirt, QEMU, the
+    # libvirt Python binding: kolla's nova-compute and nova-libvirt images)
+    nova-compute nova-compute-kvm
     # networking: the API/RPC server and the ML2/OVS agents
     neutron-server neutron-openvswitch-agent neutron-dhcp-agent neutron-l3-agent neutron-metadata-agent
     # block storage (volume with the RBD driver: python3-rbd comes with it)
@@ -151,9 +153,9 @@ IMAGES=(
     "neutron-openvswitch-agent   neutron    single   yes"
     "neutron-server              neutron    single   yes"
     "nova-api                    root       single   yes"
-    "nova-compute                nova       single   no"
+    "nova-compute                nova       single   yes"
     "nova-conductor              nova       single   yes"
-    "nova-libvirt                root       single   no"
+    "nova-libvirt                root       single   yes"
     "nova-novncproxy             nova       single   yes"
     "nova-scheduler              nova       single   yes"
     "openvswitch-db-server       root       single   yes"
@@ -295,14 +297,20 @@ rm -f /etc/openstack-dashboard/local_settings.d/_*_debian_*.py
 : > /etc/apache2/ports.conf
 ln -sfn ../mods-available/headers.load /etc/apache2/mods-enabled/headers.load
 
-# 6. /run as an image build leaves it (mmdebstrap would empty it): the directories
+# 6. nova-compute: Debian's nova-compute-kvm ships /etc/nova/nova-compute.conf
+# (compute_driver = libvirt.LibvirtDriver, virt_type = kvm), which oslo.config reads
+# after /etc/nova/nova.conf for the nova-compute program, so it would override the
+# catalogue's nova.conf; kolla's images have no such file.
+rm -f /etc/nova/nova-compute.conf
+
+# 7. /run as an image build leaves it (mmdebstrap would empty it): the directories
 # the packages made, none of the build's pid files or sockets; kolla's run directories
 # (mysqld, memcached's home) and Apache's (horizon-start expects /run/apache2)
 find /run -mindepth 1 \( -type s -o -name '*.pid' -o -name '*.lock' \) -delete
 mkdir -p /run/apache2 /run/lock/apache2
 chown memcached:memcached /run/memcache && chown mysql:mysql /run/mysqld
 
-# 7. no secrets or state of the build left in the image
+# 8. no secrets or state of the build left in the image
 rm -f /etc/ssh/ssh_host_* /var/log/*.log /var/log/apt/* 2> /dev/null || true
 EOF
 

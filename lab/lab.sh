@@ -4,8 +4,10 @@
 # writes, a Redfish BMC per node (sushy-tools, fake driver) that powers the node's sshd on
 # and off, and real podman on every host. See lab/README.md.
 #
-#   lab/lab.sh up [--nodes N] [--powered-off] [--real-images]
-#                                               build and start (N default 6)
+#   lab/lab.sh up [--nodes N] [--spare K] [--powered-off] [--real-images]
+#                                               build and start (N default 6; K spare
+#                                               nodes after them: BMC and sshd, in no
+#                                               inventory, for a test's scale-out)
 #   lab/lab.sh down [--purge]                   stop what up started (by recorded PID)
 #   lab/lab.sh status                           hosts, sshd, SSH, BMC
 #   lab/lab.sh ssh HOST [COMMAND...]            ssh to a lab host (name or address)
@@ -459,15 +461,16 @@ lab_running() { # any recorded process still alive?
 }
 
 cmd_up() {
-    local nodes=6 powered_off="" real_images=""
+    local nodes=6 spare=0 powered_off="" real_images=""
     [[ ${LAB_REAL_IMAGES:-} == 1 ]] && real_images=1
     while (($#)); do
         case $1 in
             --real-images) real_images=1; shift ;;
             --nodes) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--nodes N"; nodes=$2; shift 2 ;;
             --nodes=*) nodes=${1#--nodes=}; [[ $nodes =~ ^[0-9]+$ ]] || die "--nodes N"; shift ;;
+            --spare) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--spare K"; spare=$2; shift 2 ;;
             --powered-off) powered_off=--powered-off; shift ;;
-            *) die "up: unknown argument $1 (up [--nodes N] [--powered-off] [--real-images])" ;;
+            *) die "up: unknown argument $1 (up [--nodes N] [--spare K] [--powered-off] [--real-images])" ;;
         esac
     done
     ((nodes >= 1 && nodes <= 189)) || die "--nodes: 1 to 189 (addresses 127.0.10.11 to .199)"
@@ -503,7 +506,7 @@ cmd_up() {
         ssh-keygen -q -t ed25519 -N '' -C provision-lab -f "$STATE/id_ed25519"
     fi
     local inventory
-    inventory="$("$PY" "$LIB" gen "$STATE" --nodes "$nodes" $powered_off)"
+    inventory="$("$PY" "$LIB" gen "$STATE" --nodes "$nodes" --spare "$spare" $powered_off)"
 
     local name addr kind
     : > "$STATE/known_hosts.tmp"
@@ -531,6 +534,7 @@ cmd_up() {
     ssh-keygen -q -H -f "$STATE/known_hosts.hashed" > /dev/null 2>&1
     rm -f "$STATE/known_hosts.hashed.old"
     log "configuration for $(hosts_table | wc -l) hosts ($(since "$t") s)"
+    tenant_addresses
 
     t="$(now)"
     build_image ${real_images:+real}
@@ -567,6 +571,38 @@ cmd_up() {
     log "up: $(hosts_table | wc -l) hosts${powered_off:+ (nodes powered off)}, inventory ${inventory#"$REPO/"}, in $(since "$t0") s"
 }
 
+# Each node's address on the tenant network (127.0.14.<its ctlplane octet>, as provision
+# allocates them in inventories/lab.toml) on the loopback device: the Open vSwitch
+# agent's VXLAN endpoint (local_ip) must be an address some interface holds (neutron's
+# get_device_by_ip), while every 127.0.0.0/8 address is reachable without one. Added as
+# /32s beside lo's 127.0.0.1/8 (routing does not change), each one recorded and removed
+# by `down`.
+TENANT_PREFIX=127.0.14
+tenant_addresses() {
+    local name addr kind octet a n=0
+    touch "$STATE/lo-addresses"
+    while IFS=$'\t' read -r name addr kind _; do
+        [[ $kind == node ]] || continue
+        octet=${addr##*.}
+        a="$TENANT_PREFIX.$octet"
+        ip -o addr show dev lo | grep -q " $a/32 " && continue
+        ip addr add "$a/32" dev lo || die "ip addr add $a/32 dev lo failed"
+        echo "$a" >> "$STATE/lo-addresses"
+        n=$((n + 1))
+    done < <(hosts_table)
+    log "tenant addresses on lo: $n added ($(wc -l < "$STATE/lo-addresses") recorded)"
+}
+
+remove_tenant_addresses() {
+    [[ -f $STATE/lo-addresses ]] || return 0
+    local a
+    while read -r a; do
+        [[ $a == "$TENANT_PREFIX".* ]] || continue
+        ip addr del "$a/32" dev lo 2> /dev/null || true
+    done < "$STATE/lo-addresses"
+    rm -f "$STATE/lo-addresses"
+}
+
 cmd_down() {
     local purge=""
     [[ ${1:-} == --purge ]] && purge=1
@@ -584,6 +620,7 @@ cmd_down() {
         log "stopped ${#dirs[@]} hosts ($killed processes)"
     fi
     rm -rf "$STATE/hosts" "$STATE/bmc" "$STATE/pids" "$STATE/hosts.tsv" "$STATE/inventory"
+    remove_tenant_addresses
     if [[ -f $STATE/created-mountpoints ]]; then
         while read -r d; do rmdir "$d" 2> /dev/null || true; done < "$STATE/created-mountpoints"
         rm -f "$STATE/created-mountpoints"

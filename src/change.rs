@@ -50,6 +50,12 @@ pub enum TaskWhy {
     FilesChanged,
     /// Its image (tag) changed: an upgrade runs it again.
     ImageChanged { from: String, to: String },
+    /// The hosts of a service it depends on changed (`rerun_on_hosts_of`).
+    HostsChanged {
+        services: Vec<String>,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
 }
 
 impl fmt::Display for TaskWhy {
@@ -65,6 +71,24 @@ impl fmt::Display for TaskWhy {
                         .unwrap_or_else(|| s.to_string())
                 };
                 write!(f, "image tag changed ({} -> {})", tag(from), tag(to))
+            }
+            TaskWhy::HostsChanged {
+                services,
+                added,
+                removed,
+            } => {
+                write!(f, "the hosts of {} changed", services.join(", "))?;
+                let mut parts = Vec::new();
+                if !added.is_empty() {
+                    parts.push(format!("+{}", added.join(" +")));
+                }
+                if !removed.is_empty() {
+                    parts.push(format!("-{}", removed.join(" -")));
+                }
+                if !parts.is_empty() {
+                    write!(f, " ({})", parts.join(" "))?;
+                }
+                Ok(())
             }
         }
     }

@@ -68,6 +68,9 @@ pub struct TaskRun {
     pub image: String,
     pub definition_hash: String,
     pub files_hash: String,
+    /// The hosts of the services whose hosts are its input, when it ran.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub hosts_of: std::collections::BTreeMap<String, Vec<String>>,
     /// RFC 3339, UTC.
     pub time: String,
     pub run_id: String,

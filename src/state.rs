@@ -332,7 +332,12 @@ pub struct TaskDef {
     /// Whether a new image (tag) runs it again (a schema sync: yes; a bootstrap that only
     /// creates what is missing: no).
     pub rerun_on_image_change: bool,
-    /// Digest of its definition (everything above but the image).
+    /// The hosts (by name) running each service of its `rerun_on_hosts_of`: when they
+    /// change, it runs again. Not in the definition digest: recorded as they are, so
+    /// that plan can say which hosts came or went.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts_of: BTreeMap<String, Vec<String>>,
+    /// Digest of its definition (everything above but the image and `hosts_of`).
     pub definition_hash: String,
     /// Digest of the files it mounts (path, mode, owner, content).
     pub files_hash: String,

@@ -147,6 +147,194 @@ fn registered_types(ev: &Evaluation) -> BTreeMap<String, String> {
     out
 }
 
+/// `openstack ARGS` again until `done` accepts its output: every 3 s, at most `secs`
+/// seconds (a compute reports to placement, its services to nova, a little after its
+/// container is healthy).
+fn openstack_until(
+    clouds: &Path,
+    args: &[&str],
+    secs: u64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let v = openstack(clouds, args);
+        match &v {
+            Ok(v) if done(v) => return v.clone(),
+            _ if start.elapsed().as_secs() >= secs => {
+                panic!("openstack {} after {secs} s: {v:?}", args.join(" "))
+            }
+            _ => std::thread::sleep(std::time::Duration::from_secs(3)),
+        }
+    }
+}
+
+/// The values of `key` in a JSON list of objects, sorted.
+fn column(v: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|o| match &o[key] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The names of the hosts of `ev` running `service`, sorted.
+fn hosts_of(ev: &Evaluation, service: &str) -> Vec<String> {
+    let mut out: Vec<String> = ev
+        .cloud
+        .hosts
+        .iter()
+        .filter(|h| h.services.iter().any(|s| s == service))
+        .map(|h| h.name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+/// What an operator checks first in a new cloud, with the admin's credentials: images
+/// (a 4 MiB image saved back byte for byte), placement and compute (every compute a
+/// resource provider, a hypervisor and an `up` nova-compute beside the conductor and
+/// the scheduler), networking (a network, a subnet, a port), and a server that goes
+/// ACTIVE with its port bound by the Open vSwitch agent of its compute.
+fn a_server_goes_active(clouds: &Path, ev: &Evaluation, dir: &Path) {
+    let computes = hosts_of(ev, "nova_compute");
+    assert!(computes.len() >= 2, "{computes:?}");
+
+    // glance: 4 MiB of bytes that are not all alike, created and saved back.
+    let image = dir.join("image.raw");
+    let bytes: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&image, &bytes).unwrap();
+    let img = openstack(
+        clouds,
+        &[
+            "image",
+            "create",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--file",
+            image.to_str().unwrap(),
+            "cirros-like",
+        ],
+    )
+    .unwrap();
+    assert_eq!(img["status"], "active", "{img}");
+    let id = img["id"].as_str().unwrap().to_string();
+    let saved = dir.join("saved.raw");
+    let o = Command::new(client())
+        .args(["--os-cloud", "lab", "image", "save", "--file"])
+        .arg(&saved)
+        .arg(&id)
+        .env("OS_CLIENT_CONFIG_FILE", clouds)
+        .env_remove("OS_CLOUD")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(&saved).unwrap() == bytes,
+        "the saved image differs from the uploaded one"
+    );
+
+    // placement and nova: every compute, up.
+    let rps = openstack_until(clouds, &["resource", "provider", "list"], 180, |v| {
+        column(v, "name") == computes
+    });
+    assert_eq!(column(&rps, "name"), computes, "{rps}");
+    let services = openstack_until(clouds, &["compute", "service", "list"], 180, |v| {
+        v.as_array().is_some_and(|l| {
+            l.iter().all(|s| s["State"] == "up")
+                && computes.iter().all(|c| {
+                    l.iter()
+                        .any(|s| s["Binary"] == "nova-compute" && s["Host"] == c.as_str())
+                })
+        })
+    });
+    let binaries = column(&services, "Binary");
+    for b in ["nova-conductor", "nova-scheduler"] {
+        assert!(binaries.iter().any(|x| x == b), "{services}");
+    }
+    let hypervisors = openstack_until(clouds, &["hypervisor", "list"], 120, |v| {
+        column(v, "Hypervisor Hostname") == computes
+    });
+    assert_eq!(column(&hypervisors, "Hypervisor Hostname"), computes);
+
+    // neutron: a network, a subnet and a port.
+    let net = openstack(clouds, &["network", "create", "private"]).unwrap();
+    assert_eq!(net["status"], "ACTIVE", "{net}");
+    let subnet = openstack(
+        clouds,
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "private",
+            "--subnet-range",
+            "10.20.0.0/24",
+            "private-v4",
+        ],
+    )
+    .unwrap();
+    assert_eq!(subnet["cidr"], "10.20.0.0/24", "{subnet}");
+    let port = openstack(clouds, &["port", "create", "--network", "private", "spare"]).unwrap();
+    assert!(port["fixed_ips"].to_string().contains("10.20.0."), "{port}");
+
+    // nova: a flavor, then a server from that image on that network: ACTIVE, its port
+    // bound to its compute by Open vSwitch.
+    openstack(
+        clouds,
+        &[
+            "flavor", "create", "--ram", "64", "--disk", "1", "--vcpus", "1", "m1.lab",
+        ],
+    )
+    .unwrap();
+    let server = openstack(
+        clouds,
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "m1.lab",
+            "--image",
+            &id,
+            "--network",
+            "private",
+            "--wait",
+            "vm-1",
+        ],
+    )
+    .unwrap();
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    let host = server["OS-EXT-SRV-ATTR:host"].as_str().unwrap_or_default();
+    assert!(computes.iter().any(|c| c == host), "{server}");
+    let ports = openstack(
+        clouds,
+        &[
+            "port",
+            "list",
+            "--server",
+            server["id"].as_str().unwrap(),
+            "--long",
+        ],
+    )
+    .unwrap();
+    let pid = ports[0]["ID"]
+        .as_str()
+        .expect("the server's port")
+        .to_string();
+    let bound = openstack(clouds, &["port", "show", &pid]).unwrap();
+    assert_eq!(bound["binding_vif_type"], "ovs", "{bound}");
+    assert_eq!(bound["binding_host_id"], host, "{bound}");
+}
+
 /// The interfaces of each service type in `openstack catalog list -f json`.
 fn catalog(v: &serde_json::Value) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
@@ -259,6 +447,9 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
     assert_eq!(validates(&public, &admin, &first), 200);
     assert_eq!(validates(&public, &admin, "not-a-token"), 404);
 
+    // 3b. The cloud works: images, placement, compute, networking, a server ACTIVE.
+    a_server_goes_active(&clouds, &ev, runs.path());
+
     // 4. A wrong database root password (a test copy of the secrets): the database task
     // fails its host's step with its own error lines; the summary names it; a re-run
     // with the right password converges.
@@ -332,7 +523,45 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
         "after keystone's upgrade"
     );
 
-    // 6. No secret in any output or event log (every value of the secrets file and every
+    // 6. A compute added to the inventory (the lab's spare node): the next apply
+    // provisions and configures it, runs host discovery again (its input, the hosts of
+    // nova_compute, changed), and it is a hypervisor with no other command.
+    let spare = "\n[[nodes]]\nrole = \"Compute\"\nctlplane_ip = \"127.0.10.17\"\nmacs = [\"52:54:00:0a:00:11\"]\nbmc = { driver = \"redfish\", scheme = \"http\", address = \"127.0.10.1\", port = 8000, system_id = \"lab-node-17\", username = \"admin\", password = { secret = \"lab_bmc_password\" } }\n";
+    let scaled = LabCopy::real(spare);
+    scaled.edit("[cloud]\n", "[cloud]\ntags = { keystone = \"v2\" }\n");
+    scaled.edit(
+        "[roles.Compute]\ncount = 3\n",
+        "[roles.Compute]\ncount = 4\n",
+    );
+    let (o, planned, err) = provision(&["plan", &scaled.inv()]);
+    assert!(o.status.success(), "{planned}\n{err}");
+    seen.add("plan scale-out", &format!("{planned}\n{err}"));
+    assert!(
+        planned.contains("> run nova_conductor/discover_hosts on 1 host: lab-controller-0 (the hosts of nova_compute changed (+lab-novacompute-3))"),
+        "{planned}"
+    );
+    let (ok, out, err) = apply_run(&scaled.inv(), &run("scale-out"));
+    seen.add_run("scale-out", &out, &err, &run("scale-out"));
+    assert!(ok, "{out}\n{err}");
+    let ev4 = load(&scaled.inventory());
+    let computes = hosts_of(&ev4, "nova_compute");
+    assert_eq!(computes.len(), 4, "{computes:?}");
+    let hypervisors = openstack(&clouds, &["hypervisor", "list"]).unwrap();
+    assert_eq!(column(&hypervisors, "Hypervisor Hostname"), computes);
+
+    // 7. After all of that, again: no task, nothing recreated, plan exits 0.
+    let f4 = fleet(&ev4).await;
+    let ids = sh(ctl, "podman ps -q --no-trunc | sort").await;
+    let (ok, out, err) = apply_run(&scaled.inv(), &run("last"));
+    seen.add_run("last apply", &out, &err, &run("last"));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("No changes."), "{out}");
+    assert_eq!(sh(ctl, "podman ps -q --no-trunc | sort").await, ids);
+    let (o, planned, err) = provision(&["plan", &scaled.inv()]);
+    assert_eq!(o.status.code(), Some(0), "{planned}\n{err}");
+    assert!(planned.contains("No changes."), "{planned}");
+
+    // 8. No secret in any output or event log (every value of the secrets file and every
     // generated key, raw and encoded); the key files 0600 on the undercloud and on the
     // node, their folders 0700.
     let keyed = with_keys(&ev, &f).await;
@@ -369,6 +598,9 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
         assert!(l.ends_with(want), "{l}: want {want}");
     }
 
-    // The real services stop with the scenario: the next tests start from empty hosts.
-    wipe(&f).await;
+    // The real services stop with the scenario: the next tests start from empty hosts,
+    // the spare node powered off as the lab started it.
+    wipe(&f4).await;
+    power(&ev4, "lab-node-17", "ForceOff");
+    wait_ssh("lab-novacompute-3", false);
 }

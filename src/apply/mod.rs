@@ -7,12 +7,13 @@
 //!    settings), which the nodes need to boot and to log; if it fails, nothing else
 //!    runs;
 //! 2. **bare metal**: the nodes not yet provisioned, through their BMCs
-//!    ([`baremetal`]); what they hold is read and decided again;
+//!    ([`baremetal`]); what they hold is read and decided again; then the removed nodes
+//!    powered off (with `--power-off-removed`), so that the overcloud converges without
+//!    them (nova's compute sync forgets their services);
 //! 3. **overcloud**: every node, phase by phase ([`stage`]): host preparation
 //!    (removals, directories, files, units), then deploy steps 1..N (containers and
 //!    their healthchecks), with per-role tolerated failures;
-//! 4. removed nodes powered off (with `--power-off-removed`), the running stamps, the
-//!    last-apply record ([`record`]), and the lock released.
+//! 4. the running stamps, the last-apply record ([`record`]), and the lock released.
 //!
 //! Hosts are reached through the [`Fleet`] and [`crate::host::Host`] traits: SSH in
 //! production, an in-memory fake in the engine's tests.
@@ -287,20 +288,20 @@ impl<'a> Apply<'a> {
             self.survey.nodes = nodes;
             return;
         }
-        // 3. The overcloud; 4. removed nodes.
-        let finished = self.run_plane(Plane::Overcloud, reporter, out).await;
-        if finished {
-            baremetal::power_off_removed(
-                &self.ev,
-                &*self.fleet,
-                &self.survey.plan,
-                &mut nodes,
-                reporter,
-                out,
-            )
-            .await;
-        }
+        // 3. Removed nodes leave first (with `--power-off-removed`), as TripleO's scale-down
+        // deletes the node before the overcloud is updated: the overcloud's tasks (nova's
+        // sync of its computes) then find them gone. 4. The overcloud.
+        baremetal::power_off_removed(
+            &self.ev,
+            &*self.fleet,
+            &self.survey.plan,
+            &mut nodes,
+            reporter,
+            out,
+        )
+        .await;
         self.survey.nodes = nodes;
+        self.run_plane(Plane::Overcloud, reporter, out).await;
     }
 
     /// The hosts of `plane` in the plan, through every phase. `false` if stopped.

@@ -111,6 +111,7 @@ pub fn with_tasks(
                         image: t.image.clone(),
                         definition_hash: t.definition_hash.clone(),
                         files_hash: t.files_hash.clone(),
+                        hosts_of: t.hosts_of.clone(),
                         time: info.time.clone(),
                         run_id: info.run_id.clone(),
                     },

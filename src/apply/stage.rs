@@ -33,7 +33,10 @@ pub async fn run(
 ) -> bool {
     let max_step = hosts
         .iter()
-        .flat_map(|w| w.desired.containers.values().map(|c| c.step))
+        .flat_map(|w| {
+            let tasks = w.desired.tasks.values().map(|t| t.step);
+            w.desired.containers.values().map(|c| c.step).chain(tasks)
+        })
         .max()
         .unwrap_or(0);
     let mut steps: Vec<u8> = hosts.iter().flat_map(|w| w.plan.steps()).collect();

@@ -255,6 +255,24 @@ impl Catalogue {
                     );
                 }
             }
+            // A task that depends on the hosts of a service names one that exists.
+            for t in &svc.manifest.tasks {
+                for s in &t.rerun_on_hosts_of {
+                    if !self.services.contains_key(s.get_ref()) {
+                        diags.push(
+                            Diagnostic::new(
+                                format!(
+                                    "task `{}`: rerun_on_hosts_of names service `{}`, which does not exist",
+                                    t.name.get_ref(),
+                                    s.get_ref()
+                                ),
+                                Location::new(&svc.file, Some(s.span())),
+                            )
+                            .help("name an overcloud service of the catalogue (templates/<service>/)"),
+                        );
+                    }
+                }
+            }
         }
     }
 

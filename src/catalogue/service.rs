@@ -184,6 +184,7 @@ impl ServiceManifest {
                     environment: BTreeMap::new(),
                     volumes: Vec::new(),
                     rerun_on_image_change: false,
+                    rerun_on_hosts_of: Vec::new(),
                     files: vec![
                         file(
                             "../_common/tasks/client.cnf.j2",
@@ -247,6 +248,7 @@ impl ServiceManifest {
                 environment,
                 volumes: Vec::new(),
                 rerun_on_image_change: false,
+                rerun_on_hosts_of: Vec::new(),
                 files: vec![file(
                     "../_common/tasks/ks_register.py.j2",
                     &format!("{dir}/ks_register.py"),
@@ -308,6 +310,11 @@ pub struct TaskSpec {
     /// Whether a new image (tag) runs it again; default true.
     #[serde(default = "yes")]
     pub rerun_on_image_change: bool,
+    /// Services whose set of hosts is an input: when the hosts running one of them
+    /// change (a compute added or removed), the task runs again (nova's host
+    /// discovery).
+    #[serde(default)]
+    pub rerun_on_hosts_of: Vec<Spanned<String>>,
     /// Its own files (rendered like the service's, mounted at `container_path`); the
     /// service's files with a `container_path` are mounted too.
     #[serde(default)]

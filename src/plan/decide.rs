@@ -4,6 +4,7 @@
 
 use crate::facts::{ActualHost, ActualPath};
 use crate::state::{safe_container_name, DesiredDir, DesiredFile, FileKind, HostState};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::change::{Change, ContainerOp, DirFix, FileFix, TaskWhy};
 
@@ -94,6 +95,7 @@ fn tasks(desired: &HostState, facts: &ActualHost) -> Vec<Change> {
         let why = match facts.tasks.get(id) {
             None => TaskWhy::NeverRun,
             Some(r) if r.definition_hash != t.definition_hash => TaskWhy::DefinitionChanged,
+            Some(r) if r.hosts_of != t.hosts_of => hosts_changed(&r.hosts_of, &t.hosts_of),
             Some(r) if r.files_hash != t.files_hash => TaskWhy::FilesChanged,
             Some(r) if t.rerun_on_image_change && r.image != t.image => TaskWhy::ImageChanged {
                 from: r.image.clone(),
@@ -112,6 +114,39 @@ fn tasks(desired: &HostState, facts: &ActualHost) -> Vec<Change> {
             why,
         })
         .collect()
+}
+
+/// How the hosts of a task's `rerun_on_hosts_of` services changed since it last ran.
+fn hosts_changed(
+    then: &BTreeMap<String, Vec<String>>,
+    now: &BTreeMap<String, Vec<String>>,
+) -> TaskWhy {
+    let all = |m: &BTreeMap<String, Vec<String>>| -> BTreeSet<(String, String)> {
+        m.iter()
+            .flat_map(|(s, hs)| hs.iter().map(move |h| (s.clone(), h.clone())))
+            .collect()
+    };
+    let (a, b) = (all(then), all(now));
+    let names = |d: std::collections::btree_set::Difference<(String, String)>| {
+        let mut v: Vec<String> = d.map(|(_, h)| h.clone()).collect();
+        v.dedup();
+        v
+    };
+    let services: BTreeSet<String> = a
+        .symmetric_difference(&b)
+        .map(|(s, _)| s.clone())
+        .chain(
+            then.keys()
+                .chain(now.keys())
+                .filter(|k| then.get(*k).is_none() != now.get(*k).is_none())
+                .cloned(),
+        )
+        .collect();
+    TaskWhy::HostsChanged {
+        services: services.into_iter().collect(),
+        added: names(b.difference(&a)),
+        removed: names(a.difference(&b)),
+    }
 }
 
 /// What must change about a file, if anything.

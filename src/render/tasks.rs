@@ -148,6 +148,19 @@ impl Renderer<'_> {
             volumes: mounts,
             timeout_secs: t.timeout,
             rerun_on_image_change: t.rerun_on_image_change,
+            hosts_of: t
+                .rerun_on_hosts_of
+                .iter()
+                .map(|s| {
+                    let hosts = cloud
+                        .hosts
+                        .iter()
+                        .filter(|h| h.services.contains(s.get_ref()))
+                        .map(|h| h.name.clone())
+                        .collect();
+                    (s.get_ref().clone(), hosts)
+                })
+                .collect(),
             definition_hash: String::new(),
             files_hash: String::new(),
         };
@@ -161,6 +174,7 @@ impl Renderer<'_> {
         task.files_hash = hex(&h.finalize());
         let mut def = task.clone();
         def.image.clear();
+        def.hosts_of.clear();
         task.definition_hash = hex(&Sha256::digest(
             serde_json::to_vec(&def).unwrap_or_default(),
         ));
