@@ -627,6 +627,37 @@ fn cases() -> Vec<Case> {
             Line,
             None,
         ),
+        case(Var("ceph_fsid"), "_common/ceph-client.conf.j2", Line, None),
+        case(
+            Secret("ceph_client_openstack_key"),
+            "_common/ceph-client.keyring.j2",
+            Line,
+            None,
+        ),
+        case(
+            Var("cinder_rbd_user"),
+            "_common/ceph-client.keyring.j2",
+            Word,
+            None,
+        ),
+        case(
+            Var("glance_rbd_pool"),
+            "ceph_mon/ceph.keyring.j2",
+            Word,
+            None,
+        ),
+        case(
+            Secret("ceph_client_openstack_key"),
+            "nova_libvirt/ceph-secret.base64.j2",
+            Line,
+            None,
+        ),
+        case(
+            Var("cinder_rbd_secret_uuid"),
+            "nova_libvirt/ceph-secret.xml.j2",
+            Word,
+            None,
+        ),
         case(
             Var("mariadb_wsrep_provider"),
             "mariadb/galera.cnf.j2",

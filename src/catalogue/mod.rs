@@ -513,6 +513,31 @@ fn check_tasks(file: &Path, m: &ServiceManifest, diags: &mut Diagnostics) {
                     .help("a task's own files are templates mounted into its container"),
                 );
             }
+            if let Some(w) = &f.when {
+                diags.push(
+                    Diagnostic::new(
+                        format!("file {} of task `{name}` has a `when`", f.dest.get_ref()),
+                        Location::new(file, Some(w.span())),
+                    )
+                    .help("`when` is for a service's `[[files]]`; a task's own files are written whenever the task is"),
+                );
+            }
+            if let Some(c) = f
+                .container_path
+                .as_ref()
+                .filter(|c| c.get_ref().contains("{{") || c.get_ref().contains("{%"))
+            {
+                diags.push(
+                    Diagnostic::new(
+                        format!(
+                            "the `container_path` of file {} of task `{name}` is a template",
+                            f.dest.get_ref()
+                        ),
+                        Location::new(file, Some(c.span())),
+                    )
+                    .help("a task's files are mounted at fixed paths: write the path itself"),
+                );
+            }
         }
     }
 }

@@ -135,7 +135,8 @@ impl ServiceManifest {
     pub fn expand_bootstrap(&mut self) {
         let file = |src: &str, dest: &str, cpath: &str, name: &Spanned<String>| FileSpec {
             dest: Spanned::new(name.span(), dest.to_string()),
-            container_path: Some(cpath.to_string()),
+            container_path: Some(Spanned::new(name.span(), cpath.to_string())),
+            when: None,
             src: Some(Spanned::new(name.span(), src.to_string())),
             oslo: None,
             ini: IniSections::new(),
@@ -408,7 +409,13 @@ fn default_start_period() -> String {
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     pub dest: Spanned<String>,
-    pub container_path: Option<String>,
+    /// Where the file is mounted (read-only) in the service's container. A template
+    /// (`{{ vars.x }}`) in a service's file: rendered per host, then checked (absolute,
+    /// normalized, letters, digits and `._+@=-`).
+    pub container_path: Option<Spanned<String>>,
+    /// A minijinja expression (`vars.ceph_enabled`): the file is written (and mounted)
+    /// only on the hosts where it is true; it must give a boolean. Service files only.
+    pub when: Option<Spanned<String>>,
     pub src: Option<Spanned<String>>,
     pub oslo: Option<Spanned<String>>,
     #[serde(default)]

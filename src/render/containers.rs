@@ -24,12 +24,12 @@ impl Renderer<'_> {
         hs: &mut HostState,
         host: &Host,
         plane: Plane,
-        pending: Vec<(&Service, Value)>,
+        pending: Vec<(&Service, Value, Vec<(String, String)>)>,
         diags: &mut Diagnostics,
     ) {
-        for (svc, ctx) in pending {
+        for (svc, ctx, mounts) in pending {
             let (used, shared_mounts) = container_files(hs, svc, host, diags);
-            let container = self.container(svc, plane, &used, shared_mounts, &ctx, diags);
+            let container = self.container(svc, plane, &used, &mounts, shared_mounts, &ctx, diags);
             let def_file = self.definition_file(&container, svc, plane);
             // Its environment is rendered from the manifest: where a secret would come from.
             let at = Location::file(&svc.file);
@@ -62,13 +62,15 @@ impl Renderer<'_> {
     }
 
     /// The container of service `svc`: its image, command, environment (rendered with
-    /// `ctx`), volumes (its files, `shared_mounts`, its log directory, its own) and
-    /// labels, the lab's stand-in if any, and a config hash over `files`.
+    /// `ctx`), volumes (its files' `mounts`, `shared_mounts`, its log directory, its own)
+    /// and labels, the lab's stand-in if any, and a config hash over `files`.
+    #[allow(clippy::too_many_arguments)]
     fn container(
         &self,
         svc: &Service,
         plane: Plane,
         files: &[&DesiredFile],
+        mounts: &[(String, String)],
         shared_mounts: Vec<String>,
         ctx: &Value,
         diags: &mut Diagnostics,
@@ -86,11 +88,7 @@ impl Renderer<'_> {
             }
         }
         let mut volumes: Vec<String> = Vec::new();
-        let mut mounted: Vec<(&String, &String)> = m
-            .files
-            .iter()
-            .filter_map(|f| f.container_path.as_ref().map(|c| (f.dest.get_ref(), c)))
-            .collect();
+        let mut mounted: Vec<&(String, String)> = mounts.iter().collect();
         mounted.sort();
         for (dest, cpath) in mounted {
             volumes.push(format!("{dest}:{cpath}:ro"));

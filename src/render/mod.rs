@@ -55,6 +55,7 @@ impl<'c> Renderer<'c> {
                 Origin {
                     file: src.file.clone(),
                     span: None,
+                    prefix: 0,
                 },
                 diags,
             );

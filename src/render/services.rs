@@ -8,6 +8,7 @@ use std::path::Path;
 use minijinja::Value;
 
 use super::context::{host_value, ser};
+use super::templates::{container_path_name, is_template, when_name};
 use super::Renderer;
 use crate::catalogue::{parse_mode, FileSpec, Service, ServiceManifest};
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
@@ -33,20 +34,20 @@ impl Renderer<'_> {
         };
         let host_v = host_value(self.cloud, host);
         let vars_v = ser(&host.vars);
-        let mut pending: Vec<(&Service, Value)> = Vec::new();
+        let mut pending: Vec<(&Service, Value, Vec<(String, String)>)> = Vec::new();
         for svc_name in &host.services {
             let Some(svc) = catalogue.get(svc_name) else {
                 continue;
             };
             let ctx = self.service_context(svc_name, &svc.manifest, plane, &host_v, &vars_v);
-            let rendered = self.render_files(host, svc_name, svc, &ctx, diags);
+            let (rendered, mounts) = self.render_files(host, svc_name, svc, &ctx, diags);
             service_directories(&mut hs, svc_name, &svc.manifest, plane);
             for f in rendered {
                 self.insert_file(&mut hs, svc, host, f, diags);
             }
-            self.render_tasks(&mut hs, host, svc, plane, &ctx, diags);
+            self.render_tasks(&mut hs, host, svc, plane, &ctx, &mounts, diags);
             if svc.manifest.image.is_some() {
-                pending.push((svc, ctx));
+                pending.push((svc, ctx, mounts));
             }
         }
         // Containers last: their config hash covers files of other services they share.
@@ -103,8 +104,10 @@ impl Renderer<'_> {
         }
     }
 
-    /// The `[[files]]` of service `svc_name` rendered with `ctx`: a template, or an
-    /// oslo.config INI file. A file that fails is reported and left out.
+    /// The `[[files]]` of service `svc_name` rendered with `ctx` (those whose `when` is
+    /// true): a template, or an oslo.config INI file; with the mounts of those that
+    /// have a `container_path` (host path, container path), in the manifest's order. A
+    /// file that fails is reported and left out.
     fn render_files(
         &self,
         host: &Host,
@@ -112,12 +115,26 @@ impl Renderer<'_> {
         svc: &Service,
         ctx: &Value,
         diags: &mut Diagnostics,
-    ) -> Vec<DesiredFile> {
+    ) -> (Vec<DesiredFile>, Vec<(String, String)>) {
         let cloud = self.cloud;
         // The overrides written under the service's name go to its first INI file.
         let mut first_oslo = true;
         let mut rendered: Vec<DesiredFile> = Vec::new();
+        let mut mounts: Vec<(String, String)> = Vec::new();
         for f in &svc.manifest.files {
+            match self.file_wanted(svc, f, ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Still the first INI file of the manifest: the overrides under the
+                    // service's name do not move to the next one.
+                    first_oslo &= f.oslo.is_none();
+                    continue;
+                }
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            }
             let content = if let Some(src) = &f.src {
                 let Some(name) = cloud.catalogue.template_name(&svc.dir, src.get_ref()) else {
                     continue;
@@ -152,9 +169,73 @@ impl Renderer<'_> {
                 continue;
             };
             let (content, kind) = content;
-            rendered.push(self.manifest_file(host, svc, svc_name, f, content, kind, diags));
+            let container_path = match self.container_path(svc, f, ctx) {
+                Ok(c) => c,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
+            let file = self.manifest_file(host, svc, svc_name, f, content, kind, diags);
+            if let Some(c) = container_path {
+                mounts.push((file.path.clone(), c));
+            }
+            rendered.push(file);
         }
-        rendered
+        (rendered, mounts)
+    }
+
+    /// Whether file `f` of `svc` is written on this host: its `when`, rendered with
+    /// `ctx`, must give `true` or `false`; no `when` is true.
+    fn file_wanted(&self, svc: &Service, f: &FileSpec, ctx: &Value) -> Result<bool, Diagnostic> {
+        let Some(w) = &f.when else {
+            return Ok(true);
+        };
+        match self
+            .render_named(&when_name(&svc.file, w.span().start), ctx)?
+            .as_str()
+        {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(Diagnostic::new(
+                format!("the `when` of file {} does not give a boolean", f.dest.get_ref()),
+                Location::new(&svc.file, Some(w.span())),
+            )
+            .help("write an expression that is true or false, e.g. `vars.ceph_enabled` (a variable set to true or false, not a string) or `groups.ceph_mon | length > 0`")),
+        }
+    }
+
+    /// Where file `f` of `svc` is mounted in its container, if it is: its
+    /// `container_path`, rendered with `ctx` when it is a template, then checked.
+    fn container_path(
+        &self,
+        svc: &Service,
+        f: &FileSpec,
+        ctx: &Value,
+    ) -> Result<Option<String>, Diagnostic> {
+        let Some(c) = &f.container_path else {
+            return Ok(None);
+        };
+        if !is_template(c.get_ref()) {
+            return Ok(Some(c.get_ref().clone()));
+        }
+        let path = self.render_named(&container_path_name(&svc.file, c.span().start), ctx)?;
+        if let Err(why) = check_container_path(&path) {
+            let shown = if self.cloud.secrets.appears_in(&path) {
+                "(a secret value)".to_string()
+            } else {
+                format!("`{}`", path.escape_debug())
+            };
+            return Err(Diagnostic::new(
+                format!(
+                    "the container path of file {} is {shown}, which {why}",
+                    f.dest.get_ref()
+                ),
+                Location::new(&svc.file, Some(c.span())),
+            )
+            .help("the values in a `container_path` must make an absolute, normalized path of letters, digits and `._+@=-` (it is part of a podman volume `host:container:ro`)"));
+        }
+        Ok(Some(path))
     }
 
     /// The file of manifest entry `f` (a service's or a task's, owned by `owner`) with
@@ -269,6 +350,26 @@ impl Renderer<'_> {
         }
         hs.files.insert(f.path.clone(), f);
     }
+}
+
+/// A rendered container path: absolute, normalized, letters, digits and `._+@=-` (no
+/// `:` or `,`: it is one field of a podman volume).
+fn check_container_path(path: &str) -> Result<(), String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("is not an absolute path".into());
+    };
+    for c in rest.split('/') {
+        if c.is_empty() || c == "." || c == ".." {
+            return Err("is not a normalized path (an empty, `.` or `..` component)".into());
+        }
+        if let Some(bad) = c
+            .chars()
+            .find(|ch| !(ch.is_ascii_alphanumeric() || "._+@=-".contains(*ch)))
+        {
+            return Err(format!("holds {bad:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// The directories service `svc_name` needs: its log directory (if it runs a

@@ -17,7 +17,9 @@ use crate::state::{hex, DesiredFile, FileKind, HostState, Plane, TaskDef};
 
 impl Renderer<'_> {
     /// Adds the tasks of `svc` that run on `host` to `hs`, with their files. The
-    /// service's own files must be in `hs` already.
+    /// service's own files must be in `hs` already, with their `mounts` (host path,
+    /// container path) as its container has them.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn render_tasks(
         &self,
         hs: &mut HostState,
@@ -25,6 +27,7 @@ impl Renderer<'_> {
         svc: &Service,
         plane: Plane,
         ctx: &Value,
+        mounts: &[(String, String)],
         diags: &mut Diagnostics,
     ) {
         let bootstrap = match plane {
@@ -38,7 +41,7 @@ impl Renderer<'_> {
             if t.run_on == RunOn::Bootstrap && bootstrap != Some(host.name.as_str()) {
                 continue;
             }
-            if let Some(task) = self.task(hs, host, svc, plane, t, ctx, diags) {
+            if let Some(task) = self.task(hs, host, svc, plane, t, ctx, mounts, diags) {
                 hs.tasks.insert(task.id.clone(), task);
             }
         }
@@ -54,6 +57,7 @@ impl Renderer<'_> {
         plane: Plane,
         t: &TaskSpec,
         ctx: &Value,
+        service_mounts: &[(String, String)],
         diags: &mut Diagnostics,
     ) -> Option<TaskDef> {
         let cloud = self.cloud;
@@ -82,7 +86,7 @@ impl Renderer<'_> {
             };
             let kind = FileKind::Template { template };
             let file = self.manifest_file(host, svc, &id, f, content, kind, diags);
-            mounts.push(format!("{}:{cpath}:ro", file.path));
+            mounts.push(format!("{}:{}:ro", file.path, cpath.get_ref()));
             used.push(file);
         }
         let env_file = self.task_environment(&id, svc, plane, t, ctx, diags)?;
@@ -97,10 +101,8 @@ impl Renderer<'_> {
             .filter(|f| f.service == svc.name)
             .collect();
         service_files.sort_by(|a, b| a.path.cmp(&b.path));
-        for spec in &m.files {
-            if let (Some(cpath), Some(f)) =
-                (&spec.container_path, hs.files.get(spec.dest.get_ref()))
-            {
+        for (dest, cpath) in service_mounts {
+            if let Some(f) = hs.files.get(dest) {
                 mounts.push(format!("{}:{cpath}:ro", f.path));
             }
         }

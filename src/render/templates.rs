@@ -19,6 +19,27 @@ pub(super) struct Origin {
     /// Span of the template text inside `file` (an INI value in a TOML file), or `None`
     /// for a whole `.j2` file.
     pub(super) span: Option<Range<usize>>,
+    /// Characters the environment's template has before the text of `span` (a file's
+    /// `when`, compiled after [`WHEN_PREFIX`]).
+    pub(super) prefix: usize,
+}
+
+/// A file's `when` is compiled as this, the expression, [`WHEN_MIDDLE`], the expression
+/// again and [`WHEN_SUFFIX`]: it renders `true` or `false`, followed by `!` when the
+/// expression is not a boolean. The first test of its truth is where an undefined
+/// variable fails (the templates are strict), located in the expression.
+pub(super) const WHEN_PREFIX: &str = "{% if (";
+pub(super) const WHEN_MIDDLE: &str = ") %}true{% else %}false{% endif %}{% if not ((";
+pub(super) const WHEN_SUFFIX: &str = ") is boolean) %}!{% endif %}";
+
+/// The environment name of a file's `when` (its offset in the manifest).
+pub(super) fn when_name(file: &Path, offset: usize) -> String {
+    format!("{}#files.when@{offset}", file.display())
+}
+
+/// The environment name of a file's templated `container_path`.
+pub(super) fn container_path_name(file: &Path, offset: usize) -> String {
+    format!("{}#files.container_path@{offset}", file.display())
 }
 
 /// A templated value (to compile and render), not a plain one.
@@ -60,6 +81,35 @@ pub(super) fn templated_values(cloud: &Cloud) -> Vec<(String, String, Origin)> {
     for s in services.chain(cloud.catalogue.undercloud_services.values()) {
         for f in &s.manifest.files {
             collect_ini(&s.file, &f.ini, &mut values);
+            if let Some(w) = &f.when {
+                values.push((
+                    when_name(&s.file, w.span().start),
+                    format!(
+                        "{WHEN_PREFIX}{w}{WHEN_MIDDLE}{w}{WHEN_SUFFIX}",
+                        w = w.get_ref()
+                    ),
+                    Origin {
+                        file: s.file.clone(),
+                        span: Some(w.span()),
+                        prefix: WHEN_PREFIX.len(),
+                    },
+                ));
+            }
+            if let Some(c) = f
+                .container_path
+                .as_ref()
+                .filter(|c| is_template(c.get_ref()))
+            {
+                values.push((
+                    container_path_name(&s.file, c.span().start),
+                    c.get_ref().clone(),
+                    Origin {
+                        file: s.file.clone(),
+                        span: Some(c.span()),
+                        prefix: 0,
+                    },
+                ));
+            }
         }
         // Tasks' environments (their names as render/tasks.rs gives them).
         for t in &s.manifest.tasks {
@@ -75,6 +125,7 @@ pub(super) fn templated_values(cloud: &Cloud) -> Vec<(String, String, Origin)> {
                         Origin {
                             file: s.file.clone(),
                             span: Some(t.name.span()),
+                            prefix: 0,
                         },
                     ));
                 }
@@ -88,6 +139,7 @@ pub(super) fn templated_values(cloud: &Cloud) -> Vec<(String, String, Origin)> {
                     Origin {
                         file: s.file.clone(),
                         span: None,
+                        prefix: 0,
                     },
                 ));
             }
@@ -111,6 +163,7 @@ fn collect_ini(file: &Path, sections: &IniSections, out: &mut Vec<(String, Strin
             let origin = Origin {
                 file: file.to_path_buf(),
                 span: Some(value.span()),
+                prefix: 0,
             };
             match value.get_ref() {
                 IniValue::String(s) if is_template(s) => out.push((base, s.clone(), origin)),
@@ -199,6 +252,14 @@ impl Renderer<'_> {
         // A span inside the template source, shifted to the file.
         let span = match (&origin.span, e.range()) {
             (None, Some(r)) => Some(r),
+            // A `when` (compiled after WHEN_PREFIX): in the expression's text, clamped to
+            // it.
+            (Some(s), Some(r)) if origin.prefix > 0 => {
+                let at = |o: usize| {
+                    (s.start + 1 + o.saturating_sub(origin.prefix)).min(s.end.saturating_sub(1))
+                };
+                Some(at(r.start)..at(r.end).max(at(r.start)))
+            }
             (Some(s), Some(r)) => Some(s.start + 1 + r.start..s.start + 1 + r.end),
             (Some(s), None) => Some(s.clone()),
             (None, None) => e.line().and_then(|line| {
@@ -230,6 +291,7 @@ impl Renderer<'_> {
         let origin = self.origins.get(name).cloned().unwrap_or(Origin {
             file: PathBuf::from(name),
             span: None,
+            prefix: 0,
         });
         let t = self
             .env
