@@ -196,6 +196,60 @@ async fn an_old_secret_on_a_host_is_never_shown() {
     run(&s, &format!("rm -f {}", f.path)).await;
 }
 
+/// A file that holds a secret, changed on the host in another line only: the host's
+/// line that carries the current secret is the desired one, and shown redacted like it
+/// (it was shown as found: the secret in clear on the `-` side).
+#[tokio::test]
+async fn a_current_secret_in_an_unchanged_line_is_never_shown() {
+    let ev = lab();
+    let host = "lab-networker-0";
+    let (_, fleet) = plan_one(&ev, host).await;
+    let s = fleet.nodes[host].as_ref().unwrap().clone();
+    let f = ev.state.hosts[host]
+        .files
+        .values()
+        .find(|f| f.secret && f.path.ends_with("neutron.conf"))
+        .expect("a file with a secret");
+    let secret = ev
+        .cloud
+        .secrets
+        .get("rabbitmq_password")
+        .unwrap()
+        .expose()
+        .to_string();
+    assert!(f.content.contains(&secret));
+    let edited = f.content.replacen(
+        "\ntransport_url",
+        "\n# an operator's hand edit\ntransport_url",
+        1,
+    );
+    assert_ne!(edited, f.content);
+    s.upload(
+        &f.path,
+        edited.as_bytes(),
+        f.mode,
+        &f.owner,
+        &f.group,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let (report, _) = plan_one(&ev, host).await;
+    let text = provision::diff::format::text(&report)
+        + &provision::diff::format::json(&report)
+        + &provision::diff::format::markdown(&report);
+    assert!(!text.contains(&secret), "the current secret is shown");
+    let change = report.files.iter().find(|c| c.path == f.path).unwrap();
+    let transport: Vec<&str> = change
+        .diff
+        .lines()
+        .filter(|l| l.contains("transport_url"))
+        .collect();
+    assert_eq!(transport.len(), 1, "{}", change.diff);
+    assert!(transport[0].starts_with(' '), "{}", change.diff);
+    run(&s, &format!("rm -f {}", f.path)).await;
+}
+
 #[test]
 fn the_plan_command_exits_2_on_changes() {
     lab();

@@ -137,9 +137,11 @@ fn node_change(n: &super::NodePlan) -> NodeChange {
     }
 }
 
-/// One file change as the report shows it. The host's content is shown as found,
-/// except that in a file holding secrets every line of the host's that the desired file
-/// does not have is hidden (it may hold an old secret value).
+/// One file change as the report shows it. The host's content is shown as found, with
+/// the secrets' values redacted as in the desired content, and in a file holding secrets
+/// every line of the host's that the desired file does not have is hidden (it may hold
+/// an old secret value). A line both have is shown redacted: it may hold a current
+/// secret (an unchanged password line of a changed environment file).
 fn file_item(
     host: &str,
     f: &DesiredFile,
@@ -161,7 +163,7 @@ fn file_item(
                 .enumerate()
                 .map(|(i, l)| {
                     if known.contains(l) {
-                        format!("{l}\n")
+                        format!("{}\n", secrets.redact(l))
                     } else {
                         format!(
                             "(line {} of the host's file hidden: this file holds secrets)\n",
