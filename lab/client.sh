@@ -10,7 +10,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.cache/client-venv"
-pins=("python-openstackclient==7.4.0")
+# osc-placement 4.6.0 (2025.1): `openstack resource provider list`
+pins=("python-openstackclient==7.4.0" "osc-placement==4.6.0")
 stamp="$venv/.provision-client.sha256"
 want="$( (printf '%s\n' "${pins[@]}"; python3 --version) | sha256sum | cut -d' ' -f1)"
 if [[ ! -x $venv/bin/openstack || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then

@@ -114,8 +114,8 @@ impl ActualHost {
         for (id, t) in &self.tasks {
             h.update(
                 format!(
-                    "T {id} {} {} {}\n",
-                    t.image, t.definition_hash, t.files_hash
+                    "T {id} {} {} {} {:?}\n",
+                    t.image, t.definition_hash, t.files_hash, t.hosts_of
                 )
                 .as_bytes(),
             );

@@ -337,7 +337,7 @@ pub struct TaskDef {
     /// that plan can say which hosts came or went.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hosts_of: BTreeMap<String, Vec<String>>,
-    /// Digest of its definition (everything above but the image and `hosts_of`).
+    /// Digest of its definition (everything above but the image, `hosts_of` and the files' digest).
     pub definition_hash: String,
     /// Digest of the files it mounts (path, mode, owner, content).
     pub files_hash: String,
@@ -370,8 +370,8 @@ impl HostState {
         for (id, t) in &self.tasks {
             h.update(
                 format!(
-                    "T {id} {} {} {}\n",
-                    t.image, t.definition_hash, t.files_hash
+                    "T {id} {} {} {} {:?}\n",
+                    t.image, t.definition_hash, t.files_hash, t.hosts_of
                 )
                 .as_bytes(),
             );

@@ -42,7 +42,11 @@ impl Seen {
 }
 
 fn apply_run(inv: &str, run: &Path) -> (bool, String, String) {
-    let (o, out, err) = provision(&[
+    apply_with(inv, run, &[])
+}
+
+fn apply_with(inv: &str, run: &Path, more: &[&str]) -> (bool, String, String) {
+    let mut args = vec![
         "apply",
         inv,
         "--yes",
@@ -50,7 +54,9 @@ fn apply_run(inv: &str, run: &Path) -> (bool, String, String) {
         run.to_str().unwrap(),
         "--health-timeout",
         "180",
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let (o, out, err) = provision(&args);
     // The figures of docs/performance.md (cargo test --test cloud -- --nocapture).
     let summary = out
         .lines()
@@ -368,6 +374,8 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
     );
     let client = client();
     assert!(client.is_file(), "{}", client.display());
+    let ev4 = load(&scaled_out().inventory());
+    spare_off(&ev4).await;
     power_everything_off().await;
     let lab = LabCopy::real("");
     let inv = lab.inv();
@@ -526,13 +534,8 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
     // 6. A compute added to the inventory (the lab's spare node): the next apply
     // provisions and configures it, runs host discovery again (its input, the hosts of
     // nova_compute, changed), and it is a hypervisor with no other command.
-    let spare = "\n[[nodes]]\nrole = \"Compute\"\nctlplane_ip = \"127.0.10.17\"\nmacs = [\"52:54:00:0a:00:11\"]\nbmc = { driver = \"redfish\", scheme = \"http\", address = \"127.0.10.1\", port = 8000, system_id = \"lab-node-17\", username = \"admin\", password = { secret = \"lab_bmc_password\" } }\n";
-    let scaled = LabCopy::real(spare);
+    let scaled = scaled_out();
     scaled.edit("[cloud]\n", "[cloud]\ntags = { keystone = \"v2\" }\n");
-    scaled.edit(
-        "[roles.Compute]\ncount = 3\n",
-        "[roles.Compute]\ncount = 4\n",
-    );
     let (o, planned, err) = provision(&["plan", &scaled.inv()]);
     assert!(o.status.success(), "{planned}\n{err}");
     seen.add("plan scale-out", &format!("{planned}\n{err}"));
@@ -543,14 +546,12 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
     let (ok, out, err) = apply_run(&scaled.inv(), &run("scale-out"));
     seen.add_run("scale-out", &out, &err, &run("scale-out"));
     assert!(ok, "{out}\n{err}");
-    let ev4 = load(&scaled.inventory());
     let computes = hosts_of(&ev4, "nova_compute");
     assert_eq!(computes.len(), 4, "{computes:?}");
     let hypervisors = openstack(&clouds, &["hypervisor", "list"]).unwrap();
     assert_eq!(column(&hypervisors, "Hypervisor Hostname"), computes);
 
     // 7. After all of that, again: no task, nothing recreated, plan exits 0.
-    let f4 = fleet(&ev4).await;
     let ids = sh(ctl, "podman ps -q --no-trunc | sort").await;
     let (ok, out, err) = apply_run(&scaled.inv(), &run("last"));
     seen.add_run("last apply", &out, &err, &run("last"));
@@ -560,6 +561,41 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
     let (o, planned, err) = provision(&["plan", &scaled.inv()]);
     assert_eq!(o.status.code(), Some(0), "{planned}\n{err}");
     assert!(planned.contains("No changes."), "{planned}");
+
+    // 7b. Scale-in: the spare compute out of the inventory again, with
+    // --power-off-removed: it is powered off before the overcloud stage, and
+    // forget_computes (its input, the hosts of nova_compute, changed) deletes its
+    // nova-compute service once nova sees it down: no hypervisor, resource provider or
+    // service of it is left.
+    let back = LabCopy::real("");
+    back.edit("[cloud]\n", "[cloud]\ntags = { keystone = \"v2\" }\n");
+    let (o, planned, err) = provision(&["plan", &back.inv(), "--power-off-removed"]);
+    assert!(o.status.success(), "{planned}\n{err}");
+    seen.add("plan scale-in", &format!("{planned}\n{err}"));
+    assert!(
+        planned.contains("> run nova_conductor/forget_computes on 1 host: lab-controller-0 (the hosts of nova_compute changed (-lab-novacompute-3))"),
+        "{planned}"
+    );
+    let (ok, out, err) = apply_with(&back.inv(), &run("scale-in"), &["--power-off-removed"]);
+    seen.add_run("scale-in", &out, &err, &run("scale-in"));
+    assert!(ok, "{out}\n{err}");
+    let three = hosts_of(&ev, "nova_compute");
+    let services = openstack(
+        &clouds,
+        &["compute", "service", "list", "--service", "nova-compute"],
+    )
+    .unwrap();
+    assert_eq!(column(&services, "Host"), three, "{services}");
+    let hypervisors = openstack(&clouds, &["hypervisor", "list"]).unwrap();
+    assert_eq!(column(&hypervisors, "Hypervisor Hostname"), three);
+    let rps = openstack(&clouds, &["resource", "provider", "list"]).unwrap();
+    assert_eq!(column(&rps, "name"), three, "{rps}");
+    let agents = openstack(
+        &clouds,
+        &["network", "agent", "list", "--host", "lab-novacompute-3"],
+    )
+    .unwrap();
+    assert_eq!(agents.as_array().map(Vec::len), Some(0), "{agents}");
 
     // 8. No secret in any output or event log (every value of the secrets file and every
     // generated key, raw and encoded); the key files 0600 on the undercloud and on the
@@ -600,7 +636,29 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
 
     // The real services stop with the scenario: the next tests start from empty hosts,
     // the spare node powered off as the lab started it.
-    wipe(&f4).await;
-    power(&ev4, "lab-node-17", "ForceOff");
+    wipe(&f).await;
+    spare_off(&ev4).await;
+}
+
+/// The lab's inventory with the lab's spare node (`lab/lab.sh up --spare 1`: BMC system
+/// lab-node-17 at 127.0.10.17) as a fourth compute.
+fn scaled_out() -> LabCopy {
+    let spare = "\n[[nodes]]\nrole = \"Compute\"\nctlplane_ip = \"127.0.10.17\"\nmacs = [\"52:54:00:0a:00:11\"]\nbmc = { driver = \"redfish\", scheme = \"http\", address = \"127.0.10.1\", port = 8000, system_id = \"lab-node-17\", username = \"admin\", password = { secret = \"lab_bmc_password\" } }\n";
+    let scaled = LabCopy::real(spare);
+    scaled.edit(
+        "[roles.Compute]\ncount = 3\n",
+        "[roles.Compute]\ncount = 4\n",
+    );
+    scaled
+}
+
+/// The spare node emptied (it may run a compute of an earlier, failed run, which would
+/// join this run's cloud) and powered off, as `lab/lab.sh up --powered-off` leaves it.
+async fn spare_off(ev4: &Evaluation) {
+    power(ev4, "lab-node-17", "On");
+    wait_ssh("lab-novacompute-3", true);
+    let f = fleet(ev4).await;
+    sh(node(&f, "lab-novacompute-3"), common::EMPTY_NODE).await;
+    power(ev4, "lab-node-17", "ForceOff");
     wait_ssh("lab-novacompute-3", false);
 }

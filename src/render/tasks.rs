@@ -174,9 +174,12 @@ impl Renderer<'_> {
             h.update(format!("{}\n", f.identity()).as_bytes());
         }
         task.files_hash = hex(&h.finalize());
+        // The definition: everything but the image, the hosts it depends on and the
+        // files' digest (each its own reason to run again, recorded and compared apart).
         let mut def = task.clone();
         def.image.clear();
         def.hosts_of.clear();
+        def.files_hash.clear();
         task.definition_hash = hex(&Sha256::digest(
             serde_json::to_vec(&def).unwrap_or_default(),
         ));

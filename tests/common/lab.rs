@@ -38,12 +38,11 @@ impl LabCopy {
         let copy = LabCopy::real(extra);
         let inv = copy.inventory();
         let text = std::fs::read_to_string(&inv).unwrap();
-        let at = text
-            .lines()
-            .find(|l| l.starts_with("real_images = "))
-            .map(str::to_string);
-        if let Some(line) = at {
-            std::fs::write(&inv, text.replacen(&line, "real_images = []", 1)).unwrap();
+        // The array, on one line or several (up to its closing bracket).
+        if let Some(start) = text.find("\nreal_images = [") {
+            let end = start + text[start..].find(']').expect("real_images closes") + 1;
+            let text = format!("{}\nreal_images = []{}", &text[..start], &text[end..]);
+            std::fs::write(&inv, text).unwrap();
         }
         copy
     }
