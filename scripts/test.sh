@@ -5,10 +5,11 @@
 #
 # 1. installs what the tests need: Debian packages (apt-get), the OpenStack projects
 #    whose option definitions validate rendered configs (pip, into a venv under .cache/);
-# 2. starts the local lab (lab/lab.sh up --real-images: real sshd hosts on 127.0.10.x,
-#    sushy-tools Redfish BMCs, podman, and OpenStack 2025.1 images built from Debian 13
-#    packages, cached under .cache/lab-images) unless it is running, installs the
-#    openstack client (lab/client.sh: python-openstackclient into .cache/client-venv),
+# 2. starts the local lab (lab/lab.sh up --real-images --spare 1: real sshd hosts on
+#    127.0.10.x, one spare node for tests/cloud.rs's scale-out, sushy-tools Redfish BMCs,
+#    podman, and OpenStack 2025.1 images built from Debian 13 packages, cached under
+#    .cache/lab-images) unless it is running, installs the openstack client
+#    (lab/client.sh: python-openstackclient and osc-placement into .cache/client-venv),
 #    builds provision and runs every Rust test (unit, integration against the lab, the
 #    real cloud of tests/cloud.rs, CLI), then stops the lab it started;
 # 3. renders every inventory in inventories/ and checks every oslo.config file with
@@ -62,15 +63,15 @@ for inv in inventories/*.toml; do
     tests/config-check/check_native.sh "$out/$name" || status=1
 done
 
-log "the local lab (real sshd hosts, Redfish BMCs, podman, real images): lab/lab.sh up --real-images"
+log "the local lab (real sshd hosts, Redfish BMCs, podman, real images): lab/lab.sh up --real-images --spare 1"
 lab_started=""
 trap '[[ -n $lab_started ]] && lab/lab.sh down >/dev/null 2>&1 || true' EXIT
 if ! lab/lab.sh status >/dev/null 2>&1; then
     lab_started=1   # before up: a failed start is torn down too
-    lab/lab.sh up --real-images
-elif [[ ! -f lab/state/images/.lab-real-images.sha256 ]]; then
-    echo "test.sh: the running lab has the busybox images only; tests/cloud.rs needs" \
-        "the real ones: lab/lab.sh down && lab/lab.sh up --real-images" >&2
+    lab/lab.sh up --real-images --spare 1
+elif [[ ! -f lab/state/images/.lab-real-images.sha256 ]] || ! grep -q '^lab-novacompute-3	' lab/state/hosts.tsv; then
+    echo "test.sh: the running lab lacks the real images or the spare node that" \
+        "tests/cloud.rs needs: lab/lab.sh down && lab/lab.sh up --real-images --spare 1" >&2
 fi
 
 log "the openstack client: lab/client.sh"

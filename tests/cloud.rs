@@ -374,7 +374,8 @@ async fn a_real_cloud_comes_up_from_power_off_issues_tokens_and_changes_only_wha
     );
     let client = client();
     assert!(client.is_file(), "{}", client.display());
-    let ev4 = load(&scaled_out().inventory());
+    let spare_lab = scaled_out();
+    let ev4 = load(&spare_lab.inventory());
     spare_off(&ev4).await;
     power_everything_off().await;
     let lab = LabCopy::real("");
