@@ -1012,16 +1012,46 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
     assert_eq!(nodes, vec!["lab-novacompute-2"]);
     assert!(!plan["files"].as_array().unwrap().is_empty());
     // Its own files; on the undercloud, its DHCP entry and DNS names (and the dnsmasq
-    // restart that loads them, with its definition's new config hash); nothing on any
-    // other node.
+    // restart that loads them, with its definition's new config hash); on the
+    // controller, only the inputs of nova's compute sync (the tasks that map the new
+    // compute to its cell: they run again, no container changes); nothing on any other
+    // node.
     let mut undercloud_files = Vec::new();
+    let mut controller_files = Vec::new();
     for f in plan["files"].as_array().unwrap() {
         if f["hosts"] == serde_json::json!(["lab-undercloud"]) {
             undercloud_files.push(f["path"].as_str().unwrap().to_string());
             continue;
         }
+        if f["hosts"] == serde_json::json!(["lab-controller-0"]) {
+            controller_files.push(f["path"].as_str().unwrap().to_string());
+            continue;
+        }
         assert_eq!(f["hosts"], serde_json::json!(["lab-novacompute-2"]), "{f}");
     }
+    controller_files.sort();
+    assert_eq!(
+        controller_files,
+        [
+            "/etc/overcloud/nova_conductor/tasks/discover_hosts/discover-hosts.sh",
+            "/etc/overcloud/nova_conductor/tasks/forget_computes.env"
+        ]
+    );
+    let mut tasks: Vec<&str> = plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"].as_str().unwrap())
+        .collect();
+    tasks.sort();
+    assert_eq!(
+        tasks,
+        [
+            "nova_conductor/discover_hosts",
+            "nova_conductor/forget_computes"
+        ],
+        "{out}"
+    );
     undercloud_files.sort();
     assert_eq!(
         undercloud_files,

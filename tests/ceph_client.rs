@@ -549,13 +549,15 @@ fn when_must_be_a_boolean_and_is_located() {
     // A string is not a boolean ("false" would be true).
     let tree = with_vars("ceph_enabled = \"false\"");
     let (_, msg) = errors(&tree, PROD);
-    let glance = "templates/glance_api/service.toml";
+    // (glance's `vars.ceph_enabled and vars.glance_backend == 'rbd'` gives the
+    // comparison's boolean: cinder-volume's is the variable alone.)
+    let cinder = "templates/cinder_volume/service.toml";
     assert!(
         msg.contains(
-            "the `when` of file /etc/overcloud/glance_api/ceph.conf does not give a boolean"
+            "the `when` of file /etc/overcloud/cinder_volume/ceph.conf does not give a boolean"
         ) && msg.contains(&format!(
             "--> {}",
-            at_nth(&tree, glance, "\"vars.ceph_enabled\"", 0)
+            at_nth(&tree, cinder, "\"vars.ceph_enabled\"", 0)
         )),
         "{msg}"
     );

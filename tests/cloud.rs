@@ -1,17 +1,22 @@
 //! The real cloud, end to end (one scenario: the suite's one real-cloud run). The lab
-//! runs real OpenStack 2025.1 from Debian 13 packages (`lab/lab.sh up --real-images`,
-//! lab/images.sh) for the services of `[lab] real_images` in inventories/lab.toml:
-//! mariadb (Galera), rabbitmq, memcached, haproxy, keystone and the toolbox the bootstrap
-//! tasks run in; the other services stay the lab's stand-ins (their APIs come in part 2).
+//! runs real OpenStack 2025.1 from Debian 13 packages (`lab/lab.sh up --real-images
+//! --spare 1`, lab/images.sh) for the services of `[lab] real_images` in
+//! inventories/lab.toml: the identity plane, glance, placement, nova (the fake driver),
+//! neutron with Open vSwitch, cinder's API; nova-libvirt, ceph and cinder-volume stay
+//! the lab's stand-ins.
 //!
-//! From a lab with every node powered off, one apply brings the identity plane up; the
-//! admin's clouds.yaml from `provision credentials` issues a token on the public VIP
-//! (python-openstackclient, lab/client.sh), and the catalogue holds identity and every
-//! enabled service's endpoints; a second apply runs no task and recreates nothing, and
-//! the token still validates; a wrong database root password fails its task with the
-//! task's own error and a re-run converges; a new keystone image tag re-runs only the
-//! schema sync and recreates only keystone; no secret in any output or event log; the
-//! key files are 0600 everywhere.
+//! From a lab with every node powered off, one apply brings the cloud up; the admin's
+//! clouds.yaml from `provision credentials` issues a token on the public VIP
+//! (python-openstackclient, lab/client.sh), and the catalogue holds every enabled
+//! service's endpoints; a second apply runs no task and recreates nothing; an image is
+//! saved back byte for byte, every compute is a resource provider, an `up` service and
+//! a hypervisor, a network, subnet and port are made and a server goes ACTIVE with its
+//! port bound; a wrong database root password fails its task with the task's own error
+//! and a re-run converges; a new keystone image tag re-runs only the schema sync and
+//! recreates only keystone; the spare node added as a compute is provisioned and
+//! discovered with no other command, then a no-op; removed again, its nova service,
+//! hypervisor, resource provider and agent are deleted; no secret in any output or
+//! event log; the key files are 0600 everywhere.
 
 mod common;
 use common::lab::*;

@@ -273,8 +273,8 @@ fn unknown_override_targets_are_refused() {
     assert!(report.contains("did you mean `nova`"), "{report}");
     // At a role's level too.
     let tree = lab_with(
-        "[roles.Compute]\n",
-        "[roles.Compute]\nconfig = { nova_computee = { DEFAULT = { debug = true } } }\n",
+        "[roles.Compute.config.nova_compute.DEFAULT]\n",
+        "[roles.Compute.config.nova_computee.DEFAULT]\n",
     );
     let (_, report) = errors(&tree, LAB);
     assert!(
