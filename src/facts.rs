@@ -300,11 +300,17 @@ pub fn differing_files<'a>(desired: &'a HostState, actual: &ActualHost) -> Vec<&
 }
 
 /// The command that prints each of `paths` as its size in bytes on a line, then its
-/// content.
+/// content; `-` on a line for one that is gone (removed since the facts were read), so
+/// that the files after it are still read as theirs.
 pub fn contents_command(paths: &[&str]) -> String {
     paths
         .iter()
-        .map(|p| format!("wc -c < {q}; cat {q}", q = shell_quote(p)))
+        .map(|p| {
+            format!(
+                "if [ -f {q} ] && [ -r {q} ]; then wc -c < {q}; cat {q}; else echo -; fi",
+                q = shell_quote(p)
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -316,11 +322,12 @@ pub fn parse_contents(actual: &mut ActualHost, paths: &[&str], out: &[u8]) {
         let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
             break;
         };
-        let size: usize = String::from_utf8_lossy(&rest[..nl])
-            .trim()
-            .parse()
-            .unwrap_or(0);
+        let head = String::from_utf8_lossy(&rest[..nl]).trim().to_string();
         rest = &rest[nl + 1..];
+        if head == "-" {
+            continue; // gone: no content
+        }
+        let size: usize = head.parse().unwrap_or(0);
         let take = size.min(rest.len());
         actual
             .contents
@@ -407,5 +414,17 @@ mod tests {
             c.contains("podman ps -a --filter label=managed_by=provision --format json"),
             "{c}"
         );
+    }
+
+    #[test]
+    fn a_file_gone_between_the_two_reads_leaves_the_others_theirs() {
+        let mut actual = ActualHost::default();
+        let paths = ["/a", "/gone", "/b"];
+        parse_contents(&mut actual, &paths, b"2\nA\n-\n3\nBB\n");
+        assert_eq!(actual.contents["/a"], b"A\n");
+        assert!(!actual.contents.contains_key("/gone"));
+        assert_eq!(actual.contents["/b"], b"BB\n");
+        let cmd = contents_command(&paths);
+        assert!(cmd.contains("else echo -; fi"), "{cmd}");
     }
 }

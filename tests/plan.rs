@@ -205,10 +205,12 @@ async fn a_current_secret_in_an_unchanged_line_is_never_shown() {
     let host = "lab-networker-0";
     let (_, fleet) = plan_one(&ev, host).await;
     let s = fleet.nodes[host].as_ref().unwrap().clone();
+    // Not the file an_old_secret_on_a_host_is_never_shown edits (the tests run in
+    // parallel).
     let f = ev.state.hosts[host]
         .files
-        .values()
-        .find(|f| f.secret && f.path.ends_with("neutron.conf"))
+        .get("/etc/overcloud/neutron_l3_agent/neutron.conf")
+        .filter(|f| f.secret)
         .expect("a file with a secret");
     let secret = ev
         .cloud
