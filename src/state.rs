@@ -105,28 +105,47 @@ pub enum PathUse {
     Directory,
 }
 
+/// What is wrong with a path's shape.
+pub enum PathShape {
+    /// A character outside the allowed ones.
+    Char(char),
+    Other(&'static str),
+}
+
+/// A path's shape: absolute, normalized (no empty, `.` or `..` component), made of
+/// letters, digits and the characters of `allowed` only.
+pub fn check_path_shape(path: &str, allowed: &str) -> Result<(), PathShape> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(PathShape::Other("is not an absolute path"));
+    };
+    for c in rest.split('/') {
+        if c.is_empty() || c == "." || c == ".." {
+            return Err(PathShape::Other(
+                "is not a normalized path (an empty, `.` or `..` component)",
+            ));
+        }
+        if let Some(bad) = c
+            .chars()
+            .find(|ch| !(ch.is_ascii_alphanumeric() || allowed.contains(*ch)))
+        {
+            return Err(PathShape::Char(bad));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a host path of a service of `plane`: absolute, normalized (no empty, `.` or
 /// `..` component, no trailing `/`), made of letters, digits and `._+@=,:-` only (no
 /// whitespace, quote or control character), and under the plane's roots (its
 /// configuration, data and log roots), a drop-in folder ([`DROP_IN_DIRS`]) or, for a
 /// directory, a shared host folder ([`SHARED_HOST_DIRS`]). Returns what is wrong.
 pub fn check_host_path(path: &str, plane: Plane, use_: PathUse) -> Result<(), String> {
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err("is not an absolute path".into());
-    };
-    for c in rest.split('/') {
-        if c.is_empty() || c == "." || c == ".." {
-            return Err("is not a normalized path (an empty, `.` or `..` component)".into());
+    check_path_shape(path, "._+@=,:-").map_err(|e| match e {
+        PathShape::Char(bad) => {
+            format!("holds {bad:?}: paths may hold letters, digits and `._+@=,:-` only")
         }
-        if let Some(bad) = c
-            .chars()
-            .find(|ch| !(ch.is_ascii_alphanumeric() || "._+@=,:-".contains(*ch)))
-        {
-            return Err(format!(
-                "holds {bad:?}: paths may hold letters, digits and `._+@=,:-` only"
-            ));
-        }
-    }
+        PathShape::Other(e) => e.into(),
+    })?;
     let under = |root: &str| {
         let root = root.trim_end_matches('/');
         path.strip_prefix(root)

@@ -355,21 +355,10 @@ impl Renderer<'_> {
 /// A rendered container path: absolute, normalized, letters, digits and `._+@=-` (no
 /// `:` or `,`: it is one field of a podman volume).
 fn check_container_path(path: &str) -> Result<(), String> {
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err("is not an absolute path".into());
-    };
-    for c in rest.split('/') {
-        if c.is_empty() || c == "." || c == ".." {
-            return Err("is not a normalized path (an empty, `.` or `..` component)".into());
-        }
-        if let Some(bad) = c
-            .chars()
-            .find(|ch| !(ch.is_ascii_alphanumeric() || "._+@=-".contains(*ch)))
-        {
-            return Err(format!("holds {bad:?}"));
-        }
-    }
-    Ok(())
+    crate::state::check_path_shape(path, "._+@=-").map_err(|e| match e {
+        crate::state::PathShape::Char(bad) => format!("holds {bad:?}"),
+        crate::state::PathShape::Other(e) => e.into(),
+    })
 }
 
 /// The directories service `svc_name` needs: its log directory (if it runs a
