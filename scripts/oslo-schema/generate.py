@@ -155,7 +155,59 @@ def fetch_sdist(project: str, sdist_dir: Path) -> Path | None:
 # ----------------------------------------------------------------- option data
 
 
-def run_generator(namespaces: list[str]) -> dict:
+# Run with this python in a fresh process: the groups where importing the namespaces'
+# modules registers keystoneauth's auth_type (ks_loading.register_auth_conf_options at
+# import time) while the namespaces' option lists leave it out (cinder [service_user]).
+RUNTIME_AUTH_SCRIPT = r"""
+import json, sys
+from oslo_config import cfg, generator
+listed = {}
+for _ns, groups in generator._list_opts(sys.argv[1:]):
+    for g, opts in groups:
+        listed.setdefault(getattr(g, "name", g) or "DEFAULT", set()).update(o.dest for o in opts)
+out = sorted(name for name, group in cfg.CONF._groups.items()
+             if name in listed and "auth_type" in group._opts and "auth_type" not in listed[name])
+json.dump(out, sys.stdout)
+"""
+
+
+def runtime_auth_groups(namespaces: list[str]) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", RUNTIME_AUTH_SCRIPT, *namespaces], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"listing the run-time keystoneauth groups failed:\n{proc.stderr[-1500:]}")
+    return json.loads(proc.stdout)
+
+
+def auth_common_opts(section: str) -> dict:
+    """auth_type and auth_section as keystoneauth registers them in a section."""
+    from keystoneauth1 import loading
+
+    return {o.dest: reduce_opt(_entry(o), section) for o in loading.get_auth_common_conf_options()}
+
+
+def _entry(oo) -> dict:
+    """An oslo.config Opt -> the generator's entry fields that reduce_opt reads."""
+    choices = getattr(oo.type, "choices", None)
+    return {
+        "name": oo.name,
+        "dest": oo.dest,
+        "type": _type_name(oo.type),
+        "min": getattr(oo.type, "min", None),
+        "max": getattr(oo.type, "max", None),
+        "choices": list(choices.items()) if choices else [],
+        "deprecated_opts": [{"group": d.group, "name": d.name} for d in oo.deprecated_opts],
+        "deprecated_for_removal": oo.deprecated_for_removal,
+        "deprecated_reason": oo.deprecated_reason,
+        "deprecated_since": oo.deprecated_since,
+        "secret": oo.secret,
+    }
+
+
+def run_generator(namespaces: list[str]) -> tuple[dict, list[str]]:
+    return _run_generator(namespaces), runtime_auth_groups(namespaces)
+
+
+def _run_generator(namespaces: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "opts.yaml"
         cmd = [str(Path(sys.executable).parent / "oslo-config-generator"), "--format", "yaml",
@@ -206,7 +258,7 @@ def reduce_opt(entry: dict, section: str | None) -> dict:
         # oslo.config (Opt._get_from_namespace): a DeprecatedOpt's group None is the
         # option's own group, its name None the option's own name.
         g = d.get("group") or section
-        n = (d.get("name") or dest).replace("-", "_") if section is None else (d.get("name") or dest)
+        n = (d.get("name") or dest).replace("-", "_")
         if [g, n] == [section, dest] or [g, n] in dep:
             continue
         dep.append([g, n])
@@ -258,20 +310,7 @@ def auth_plugins() -> tuple[dict, set[str]]:
         opts = {}
         for o in loader.get_options():
             oo = o._to_oslo_opt()
-            entry = {
-                "name": oo.name,
-                "dest": oo.dest,
-                "type": _type_name(oo.type),
-                "min": getattr(oo.type, "min", None),
-                "max": getattr(oo.type, "max", None),
-                "choices": list(getattr(oo.type, "choices", None).items()) if getattr(oo.type, "choices", None) else [],
-                "deprecated_opts": [{"group": d.group, "name": d.name} for d in oo.deprecated_opts],
-                "deprecated_for_removal": oo.deprecated_for_removal,
-                "deprecated_reason": oo.deprecated_reason,
-                "deprecated_since": oo.deprecated_since,
-                "secret": oo.secret,
-            }
-            opts[oo.dest] = reduce_opt(entry, None)
+            opts[oo.dest] = reduce_opt(_entry(oo), None)
         out[name] = opts
     return out, dists
 
@@ -367,12 +406,18 @@ def main() -> int:
         for fut in concurrent.futures.as_completed(futs):
             fid = futs[fut]
             try:
-                data = fut.result()
+                data, auth_groups = fut.result()
             except Exception as e:  # noqa: BLE001
                 print(f"error: {fid}: {e}", file=sys.stderr)
                 problems += 1
                 continue
             sections, notes = reduce_file(data)
+            for g in auth_groups:
+                # the service registers them at import time; the sample leaves them out
+                for name, fields in auth_common_opts(g).items():
+                    sections[g].setdefault(name, fields)
+                log(f"note: {fid}: [{g}] takes auth_type/auth_section (registered at import time, "
+                    "not in the generator's list): added")
             for n in notes:
                 log(f"note: {fid}: {n}")
             out_files[fid] = {"namespaces": files[fid], "sections": sections}
