@@ -32,9 +32,18 @@ impl Location {
     }
 }
 
+/// How bad a diagnostic is: an error fails the run, a warning is shown and the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
 /// One problem in the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub message: String,
     pub location: Location,
     /// What to do about it.
@@ -46,10 +55,18 @@ pub struct Diagnostic {
 impl Diagnostic {
     pub fn new(message: impl Into<String>, location: Location) -> Self {
         Self {
+            severity: Severity::Error,
             message: message.into(),
             location,
             help: None,
             notes: Vec::new(),
+        }
+    }
+    /// A warning: shown, and the run goes on.
+    pub fn warning(message: impl Into<String>, location: Location) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::new(message, location)
         }
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
@@ -135,7 +152,11 @@ pub fn describe(location: &Location, sources: &SourceMap) -> String {
 /// file holds secrets.
 pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "error: {}", d.message);
+    let level = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let _ = writeln!(out, "{level}: {}", d.message);
     let quoted = match (&d.location.span, sources.get(&d.location.file)) {
         (Some(span), Some(src)) if !src.secret => Some((span.clone(), src)),
         _ => None,

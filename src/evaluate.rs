@@ -16,24 +16,45 @@ pub struct Evaluation {
     pub cloud: Cloud,
     pub state: DesiredState,
     pub sources: SourceMap,
+    /// What does not fail the evaluation but must be shown: deprecated options, options
+    /// the inventory lists as unchecked.
+    pub warnings: Diagnostics,
+}
+
+impl Evaluation {
+    /// The warnings as text, for a terminal or a log.
+    pub fn render_warnings(&self) -> String {
+        render_all(&self.warnings, &self.sources)
+    }
 }
 
 /// A failed evaluation: every problem found.
 pub struct Failure {
     pub diags: Diagnostics,
+    /// The warnings found before it failed.
+    pub warnings: Diagnostics,
     pub sources: SourceMap,
 }
 
 impl Failure {
-    /// The diagnostics as text, for a terminal or a log.
+    /// The diagnostics as text (warnings first), for a terminal or a log.
     pub fn render(&self) -> String {
-        self.diags
-            .items
-            .iter()
-            .map(|d| diagnostics::render(d, &self.sources))
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut out = render_all(&self.warnings, &self.sources);
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&render_all(&self.diags, &self.sources));
+        out
     }
+}
+
+fn render_all(diags: &Diagnostics, sources: &SourceMap) -> String {
+    diags
+        .items
+        .iter()
+        .map(|d| diagnostics::render(d, sources))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Loads, checks and renders everything.
@@ -47,6 +68,7 @@ pub fn evaluate(
     let Some(cloud) = loaded.cloud else {
         return Err(Failure {
             diags,
+            warnings: Diagnostics::default(),
             sources: loaded.sources,
         });
     };
@@ -56,6 +78,7 @@ pub fn evaluate(
     } else {
         DesiredState::default()
     };
+    let warnings = renderer.warnings();
     drop(renderer);
     diags.sort();
     if diags.is_empty() {
@@ -63,12 +86,14 @@ pub fn evaluate(
             cloud,
             state,
             sources: loaded.sources,
+            warnings,
         };
         crate::keys::declare(&ev.cloud, &mut ev.state);
         Ok(ev)
     } else {
         Err(Failure {
             diags,
+            warnings,
             sources: loaded.sources,
         })
     }

@@ -25,6 +25,11 @@ enum Command {
     Validate {
         /// The inventory TOML file.
         inventory: PathBuf,
+        /// Check the oslo.config options against the option catalogue of this release
+        /// (templates/_common/oslo/schema/<NAME>.json), e.g. before an upgrade; default:
+        /// the release the catalogue is written for.
+        #[arg(long, value_name = "NAME")]
+        release: Option<String>,
     },
     /// Render every host's desired state (files and containers) into a folder, offline.
     Render {
@@ -198,7 +203,9 @@ enum StatusFormat {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Validate { inventory } => cli::offline::validate(&inventory),
+        Command::Validate { inventory, release } => {
+            cli::offline::validate(&inventory, release.as_deref())
+        }
         Command::Render { inventory, out } => cli::offline::render(&inventory, &out),
         Command::Diff {
             inventory,

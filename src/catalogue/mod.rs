@@ -1,11 +1,13 @@
 //! The catalogue: role definitions (`roles/`) and the service catalogue (`templates/`),
 //! loaded with every error located. See docs/catalogue.md.
 
+pub mod options;
 pub mod role;
 pub mod service;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use toml::de::DeValue;
 use toml::Spanned;
@@ -77,14 +79,20 @@ pub struct Catalogue {
     pub vars_file: PathBuf,
     /// Every `.j2` file, by its path relative to the templates folder.
     pub templates: BTreeMap<String, TemplateSource>,
+    /// The option catalogue every rendered oslo.config file is checked against
+    /// (`_common/oslo/schema/<release>.json`); none when the catalogue has no
+    /// `schema/release.toml` and no release was asked for.
+    pub options: Option<Arc<options::OptionSchema>>,
 }
 
 impl Catalogue {
-    /// Loads the roles named in `role_names` and the whole service catalogue.
+    /// Loads the roles named in `role_names` and the whole service catalogue, with the
+    /// option catalogue of `release` (by default the one `schema/release.toml` names).
     pub fn load(
         roles_dir: &Path,
         templates_dir: &Path,
         role_names: &[String],
+        release: Option<&str>,
         tree: &dyn SourceTree,
         sources: &SourceMap,
         diags: &mut Diagnostics,
@@ -123,6 +131,15 @@ impl Catalogue {
             }
         }
         cat.load_templates(tree, sources, diags);
+        let release = match release {
+            Some(r) => Some(r.to_string()),
+            None => {
+                options::OptionSchema::catalogue_release(&cat.templates_dir, tree, sources, diags)
+            }
+        };
+        cat.options = release
+            .and_then(|r| options::OptionSchema::load(&cat.templates_dir, &r, tree, diags))
+            .map(Arc::new);
         cat
     }
 

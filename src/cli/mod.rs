@@ -43,8 +43,27 @@ impl OutputFormat {
 
 /// Evaluates an inventory, printing warnings and errors to stderr.
 pub fn load(inventory: &Path) -> Result<Evaluation, ExitCode> {
-    match evaluate(inventory, &FsTree, &LoadOptions::from_process_env()) {
+    load_release(inventory, None)
+}
+
+/// Evaluates an inventory, its oslo.config files checked against the option catalogue
+/// of `release` (`None`: the catalogue's own); warnings are printed on stderr.
+pub fn load_release(inventory: &Path, release: Option<&str>) -> Result<Evaluation, ExitCode> {
+    let opts = LoadOptions {
+        release: release.map(str::to_string),
+        ..LoadOptions::from_process_env()
+    };
+    match evaluate(inventory, &FsTree, &opts) {
         Ok(ev) => {
+            if !ev.warnings.is_empty() {
+                eprint!("{}", ev.render_warnings());
+                let n = ev.warnings.len();
+                eprintln!(
+                    "\nwarning: {}: {n} warning{}\n",
+                    inventory.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+            }
             if !ev.cloud.ssh.strict_host_key_checking {
                 eprintln!(
                     "warning: strict host-key checking is OFF in {} ([ssh] strict_host_key_checking = false): any machine answering at a host's address will be trusted with its secrets",

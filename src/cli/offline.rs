@@ -8,8 +8,8 @@ use provision::render::output;
 
 use super::OutputFormat;
 
-pub fn validate(inventory: &Path) -> ExitCode {
-    let ev = match super::load(inventory) {
+pub fn validate(inventory: &Path, release: Option<&str>) -> ExitCode {
+    let ev = match super::load_release(inventory, release) {
         Ok(ev) => ev,
         Err(code) => return code,
     };
@@ -26,8 +26,23 @@ pub fn validate(inventory: &Path) -> ExitCode {
             )
         })
         .collect();
+    let checked = match &ev.cloud.catalogue.options {
+        Some(o) => {
+            let w = ev.warnings.len();
+            format!(
+                " Every oslo.config option checked against {}{}.",
+                o.release,
+                match w {
+                    0 => String::new(),
+                    1 => ": 1 warning".to_string(),
+                    n => format!(": {n} warnings"),
+                }
+            )
+        }
+        None => " No option catalogue: the oslo.config options were not checked.".to_string(),
+    };
     println!(
-        "{}: valid. Cloud `{}`: undercloud `{}`, {} nodes ({}), {} files and {} containers rendered.",
+        "{}: valid. Cloud `{}`: undercloud `{}`, {} nodes ({}), {} files and {} containers rendered.{checked}",
         inventory.display(),
         ev.cloud.name,
         ev.cloud.undercloud.name,

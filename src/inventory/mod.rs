@@ -4,6 +4,7 @@
 pub mod secrets;
 pub mod spec;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,9 @@ pub struct Inventory {
     pub secrets: SecretsSpec,
     pub vars: toml::Table,
     pub config: ConfigOverrides,
+    /// `[unchecked_options]`: options the release's option catalogue lacks, by oslo
+    /// file id (`"section.option"` or `"section.*"`); each is a warning.
+    pub unchecked_options: BTreeMap<String, Vec<Spanned<String>>>,
     /// `[lab]`: the local lab's stand-in containers.
     pub lab: Option<LabSpec>,
     /// Required sections that failed to parse and hold placeholders.
@@ -50,6 +54,7 @@ const SECTIONS: &[&str] = &[
     "secrets",
     "vars",
     "config",
+    "unchecked_options",
     "lab",
 ];
 
@@ -104,6 +109,7 @@ impl Inventory {
         let mut vars = toml::Table::new();
         let mut config = ConfigOverrides::new();
         let mut lab = None;
+        let mut unchecked_options = BTreeMap::new();
         let mut seen = std::collections::BTreeSet::new();
         for (key, value) in doc.get_ref().iter() {
             seen.insert(key.get_ref().to_string());
@@ -138,6 +144,11 @@ impl Inventory {
                     vars = tomlfile::de::<toml::Table>(&path, value, diags).unwrap_or_default()
                 }
                 "lab" => lab = tomlfile::de::<LabSpec>(&path, value, diags),
+                "unchecked_options" => {
+                    unchecked_options =
+                        tomlfile::de::<BTreeMap<String, Vec<Spanned<String>>>>(&path, value, diags)
+                            .unwrap_or_default()
+                }
                 "config" => {
                     config =
                         tomlfile::de::<ConfigOverrides>(&path, value, diags).unwrap_or_default()
@@ -215,6 +226,7 @@ impl Inventory {
             secrets,
             vars,
             config,
+            unchecked_options,
             lab,
             incomplete,
         })

@@ -24,6 +24,9 @@ pub struct LoadOptions {
     /// Where to read the secrets file when the tree has none (a git revision usually
     /// does not hold it): the working tree's root.
     pub secrets_fallback: Option<std::path::PathBuf>,
+    /// The release whose option catalogue the rendered oslo.config files are checked
+    /// against (`validate --release`); `None`: the one the catalogue is written for.
+    pub release: Option<String>,
 }
 
 impl LoadOptions {
@@ -34,6 +37,7 @@ impl LoadOptions {
                 .filter(|(k, _)| k.starts_with("PROVISION_"))
                 .collect(),
             secrets_fallback: None,
+            release: None,
         }
     }
 }
@@ -88,6 +92,7 @@ fn build_inner(
         &inv.resolve(inv.cloud.roles.get_ref()),
         &inv.resolve(inv.cloud.templates.get_ref()),
         &role_names,
+        opts.release.as_deref(),
         tree,
         sources,
         diags,

@@ -6,6 +6,7 @@ mod containers;
 pub mod context;
 mod escape;
 pub mod ini;
+pub mod option_check;
 mod oslo_files;
 pub mod output;
 mod services;
@@ -13,6 +14,7 @@ mod tasks;
 mod templates;
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use minijinja::Environment;
 
@@ -20,6 +22,7 @@ use crate::diagnostics::Diagnostics;
 use crate::model::{Cloud, Host};
 use crate::state::{DesiredState, HostState, Plane};
 use context::SharedContext;
+use option_check::{Findings, OptionChecker};
 use templates::Origin;
 
 /// Renders hosts of one model.
@@ -28,25 +31,41 @@ pub struct Renderer<'c> {
     env: Environment<'static>,
     origins: BTreeMap<String, Origin>,
     shared: SharedContext,
+    /// The release's option catalogue, when the catalogue has one.
+    options: Option<OptionChecker<'c>>,
+    /// What is shown but does not fail the run (deprecated options...).
+    warnings: Mutex<Diagnostics>,
 }
 
 impl<'c> Renderer<'c> {
     /// Compiles every template of the catalogue and every templated INI value; syntax
     /// errors are reported in `diags`.
     pub fn new(cloud: &'c Cloud, diags: &mut Diagnostics) -> Self {
+        let secrets: Vec<String> = cloud
+            .secrets
+            .names()
+            .into_iter()
+            .filter_map(|n| cloud.secrets.get(n))
+            .map(|v| v.expose().to_string())
+            .collect();
+        let mut findings = Findings::default();
+        let options = cloud.catalogue.options.as_deref().map(|schema| {
+            OptionChecker::new(
+                schema,
+                &cloud.inventory.unchecked_options,
+                &cloud.inventory.path,
+                secrets.clone(),
+                &mut findings,
+            )
+        });
+        diags.extend(findings.errors);
         let mut r = Renderer {
             cloud,
-            env: templates::environment(
-                cloud
-                    .secrets
-                    .names()
-                    .into_iter()
-                    .filter_map(|n| cloud.secrets.get(n))
-                    .map(|v| v.expose().to_string())
-                    .collect(),
-            ),
+            env: templates::environment(secrets),
             origins: BTreeMap::new(),
             shared: SharedContext::new(cloud),
+            options,
+            warnings: Mutex::new(findings.warnings),
         };
         for (name, src) in &cloud.catalogue.templates {
             r.add(
@@ -64,6 +83,13 @@ impl<'c> Renderer<'c> {
             r.add(name, text, origin, diags);
         }
         r
+    }
+
+    /// The warnings found so far (deprecated options, unchecked ones), sorted.
+    pub fn warnings(&self) -> Diagnostics {
+        let mut w = self.warnings.lock().map(|w| w.clone()).unwrap_or_default();
+        w.sort();
+        w
     }
 
     /// Renders the whole desired state (the undercloud's services and every overcloud

@@ -8,10 +8,11 @@ use std::path::Path;
 use minijinja::Value;
 
 use super::ini::{self, Rendered, RenderedIni};
+use super::option_check::{Findings, Origins};
 use super::templates::value_name;
 use super::Renderer;
 use crate::catalogue::OsloDefaults;
-use crate::diagnostics::{Diagnostic, Location};
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::ini_values::{ConfigOverrides, IniScalar, IniSections, IniValue};
 use crate::model::Host;
 use crate::state::FileKind;
@@ -93,7 +94,7 @@ impl Renderer<'_> {
         &self,
         layers: &[(&Path, &IniSections)],
         ctx: &Value,
-    ) -> Result<RenderedIni, Diagnostic> {
+    ) -> Result<(RenderedIni, Origins), Diagnostic> {
         // Merge: later layers win, option by option.
         let mut merged: BTreeMap<&str, BTreeMap<&str, Merged>> = BTreeMap::new();
         for (file, layer) in layers {
@@ -115,8 +116,10 @@ impl Renderer<'_> {
             }
         }
         let mut out = RenderedIni::new();
+        let mut origins = Origins::new();
         for (section, options) in merged {
             let sec = out.entry(section.to_string()).or_default();
+            let sec_origins = origins.entry(section.to_string()).or_default();
             for (key, Merged { value, name, at }) in options {
                 let rendered = match value {
                     IniValue::String(s) => {
@@ -158,8 +161,40 @@ impl Renderer<'_> {
                 };
                 ini::check_value(section, key, &rendered, &at)?;
                 sec.insert(key.to_string(), rendered);
+                sec_origins.insert(key.to_string(), at);
             }
         }
-        Ok(out)
+        Ok((out, origins))
+    }
+
+    /// Checks the options of a rendered INI file against the release's option catalogue:
+    /// errors go to `diags`, warnings to the renderer's own list.
+    pub(super) fn check_options(
+        &self,
+        defaults: &OsloDefaults,
+        dest: &str,
+        ini: &RenderedIni,
+        origins: &Origins,
+        diags: &mut Diagnostics,
+    ) {
+        let Some(checker) = &self.options else {
+            return;
+        };
+        let mut findings = Findings::default();
+        let file_name = dest.rsplit('/').next().unwrap_or(dest);
+        checker.check(
+            &defaults.id,
+            file_name,
+            ini,
+            origins,
+            &defaults.file,
+            &mut findings,
+        );
+        diags.extend(findings.errors);
+        if !findings.warnings.is_empty() {
+            if let Ok(mut w) = self.warnings.lock() {
+                w.extend(findings.warnings);
+            }
+        }
     }
 }

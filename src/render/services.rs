@@ -159,7 +159,10 @@ impl Renderer<'_> {
                 layers.extend(overrides.into_iter().map(|l| (inv, l)));
                 first_oslo = false;
                 match self.render_ini(&layers, ctx) {
-                    Ok(ini) => self.oslo_file(host, svc_name, f.dest.get_ref(), defaults, &ini),
+                    Ok((ini, origins)) => {
+                        self.check_options(defaults, f.dest.get_ref(), &ini, &origins, diags);
+                        self.oslo_file(host, svc_name, f.dest.get_ref(), defaults, &ini)
+                    }
                     Err(d) => {
                         diags.push(d);
                         continue;
