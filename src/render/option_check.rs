@@ -236,7 +236,7 @@ impl<'s> OptionChecker<'s> {
             );
             return;
         }
-        let suggestion = self.suggest(ctx.id, fs, section, key);
+        let suggestion = self.suggest(ctx.id, fs, section, groups, key);
         let message = if groups.is_empty() {
             format!(
                 "{} has no section `[{section}]` in {} ({}): `[{section}] {key}` would be ignored",
@@ -321,8 +321,8 @@ impl<'s> OptionChecker<'s> {
                 findings.errors.push(
                     Diagnostic::new(
                         format!(
-                            "{shown} {problem} ({}, {} {}): the service would refuse it",
-                            ctx.file_name, ctx.project, ctx.release
+                            "{shown} {problem} ({} in {}, {}): the service would refuse it",
+                            ctx.file_name, ctx.release, ctx.project
                         ),
                         at.clone(),
                     )
@@ -339,9 +339,16 @@ impl<'s> OptionChecker<'s> {
         id: &str,
         fs: &FileSchema,
         section: &str,
+        groups: &[&Section],
         key: &str,
     ) -> Option<(String, String)> {
-        let memo_key = (id.to_string(), section.to_string(), key.to_string());
+        // The section's groups depend on the file (its auth_type, its backends).
+        let groups_id: String = groups.iter().map(|g| format!("{:p},", *g)).collect();
+        let memo_key = (
+            id.to_string(),
+            format!("{section}\n{groups_id}"),
+            key.to_string(),
+        );
         if let Ok(memo) = self.suggestions.lock() {
             if let Some(hit) = memo.get(&memo_key) {
                 return hit.clone();
@@ -349,7 +356,10 @@ impl<'s> OptionChecker<'s> {
         }
         let limit = (key.chars().count() / 4).clamp(1, 3);
         let mut best: Option<((usize, bool, &str, &str), (String, String))> = None;
-        for (sname, opts) in &fs.sections {
+        // This section's options (its run-time groups included), then every section's.
+        let own = groups.iter().map(|g| (section, *g));
+        let all = fs.sections.iter().map(|(n, s)| (n.as_str(), s));
+        for (sname, opts) in own.chain(all) {
             for oname in opts.keys() {
                 if oname.len().abs_diff(key.len()) > limit {
                     continue;
@@ -357,9 +367,9 @@ impl<'s> OptionChecker<'s> {
                 let Some(d) = distance(key, oname, limit) else {
                     continue;
                 };
-                let score = (d, sname != section, sname.as_str(), oname.as_str());
+                let score = (d, sname != section, sname, oname.as_str());
                 if best.as_ref().is_none_or(|(b, _)| score < *b) {
-                    best = Some((score, (sname.clone(), oname.clone())));
+                    best = Some((score, (sname.to_string(), oname.clone())));
                 }
             }
         }
