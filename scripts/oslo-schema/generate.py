@@ -450,6 +450,7 @@ def main() -> int:
         "generated_by": f"scripts/oslo-schema/generate.sh {args.release}",
         "packages": packages,
         "files": {fid: {"namespaces": v["namespaces"],
+                        **({"project": PROJECT_CONFIGS[fid][0]} if fid in PROJECT_CONFIGS else {}),
                         "sections": {s: dict(sorted(o.items())) for s, o in sorted(v["sections"].items())}}
                   for fid, v in sorted(out_files.items())},
         "auth_plugins": {p: dict(sorted(o.items())) for p, o in sorted(plugins.items())},

@@ -21,7 +21,7 @@ b. For each case of tests/fixtures/option-cases.toml: the rendered file of that 
    from a host of that role (example-production render) with the case's option set,
    judged by oslo-config-validator (unknown and deprecated names) and oslo.config's
    own parsing (values); and the example-production inventory with the case added,
-   judged by `provision validate`. One line per case; exit 1 on any disagreement.
+   judged by `provision validate --release RELEASE`. One line per case; exit 1 on any disagreement.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -368,7 +369,7 @@ def toml_value(v) -> str:
     return json.dumps(v)
 
 
-def provision_verdict(provision: Path, tmp: Path, case: dict) -> tuple[str, str]:
+def provision_verdict(provision: Path, tmp: Path, case: dict, release: str) -> tuple[str, str]:
     """Copy of example-production (+ secrets) with the case added, under the repo's layout."""
     root = tmp / f"inv-{hashlib.sha256(case['name'].encode()).hexdigest()[:8]}"
     inv_dir = root / "inventories"
@@ -401,7 +402,7 @@ def provision_verdict(provision: Path, tmp: Path, case: dict) -> tuple[str, str]
         text = text.rstrip("\n") + f"\n\n{header}\n{line}\n"
     copy = inv_dir / PROD.name
     copy.write_text(text)
-    proc = subprocess.run([str(provision), "validate", str(copy)], capture_output=True, text=True)
+    proc = subprocess.run([str(provision), "validate", "--release", release, str(copy)], capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     mentions = lambda kind: [l for l in out.splitlines() if l.startswith(f"{kind}:") and case["option"] in l]
     if proc.returncode == 1 and mentions("error"):
@@ -434,7 +435,7 @@ def part_b(schema: Schema, provision: Path, tmp: Path, cache: Path, renders: dic
         text = (out / host / path.lstrip("/")).read_text()
         conf_file.write_text(set_option(text, case["section"], case["option"], str(case["value"])))
         ov, odetail = oslo_verdict(cache, case["file"], ns, conf_file, case["section"], case["option"], schema)
-        pv, pdetail = provision_verdict(provision, tmp, case)
+        pv, pdetail = provision_verdict(provision, tmp, case, schema.data["release"])
         agree = ov == pv == case["expect"]
         bad += not agree
         print(f"{case['name']}: oslo={ov} provision={pv} expect={case['expect']}  {'AGREE' if agree else 'DISAGREE'}")
@@ -453,6 +454,7 @@ def main() -> int:
     ap.add_argument("--only", choices=["a", "b"])
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    warnings.simplefilter("ignore")  # the services' import-time deprecation warnings
     schema_file = OSLO_DIR / "schema" / f"{args.release}.json"
     if not schema_file.is_file():
         print(f"error: {schema_file} not found (scripts/oslo-schema/generate.sh {args.release})", file=sys.stderr)
