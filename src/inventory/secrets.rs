@@ -51,6 +51,9 @@ pub struct Secrets {
     values: BTreeMap<String, (SecretValue, SecretOrigin)>,
     /// `all_forms`, computed once.
     forms: std::sync::OnceLock<Vec<String>>,
+    /// One automaton of every form of every value, and the secret of each pattern:
+    /// a file is scanned once for all of them (`found_in`, for every rendered file).
+    matcher: std::sync::OnceLock<Option<(aho_corasick::AhoCorasick, Vec<usize>)>>,
 }
 
 impl Secrets {
@@ -108,6 +111,7 @@ impl Secrets {
         Secrets {
             values,
             forms: Default::default(),
+            matcher: Default::default(),
         }
     }
 
@@ -124,6 +128,7 @@ impl Secrets {
         Secrets {
             values,
             forms: Default::default(),
+            matcher: Default::default(),
         }
     }
 
@@ -158,6 +163,19 @@ impl Secrets {
 
     /// The names of the secrets whose value (in any form) is in `text`, sorted.
     pub fn found_in(&self, text: &str) -> Vec<&str> {
+        if let Some((ac, owners)) = self.matcher.get_or_init(|| self.build_matcher()) {
+            let names: Vec<&str> = self.values.keys().map(String::as_str).collect();
+            let mut found = vec![false; names.len()];
+            for m in ac.find_overlapping_iter(text) {
+                found[owners[m.pattern().as_usize()]] = true;
+            }
+            // BTreeMap order: already sorted by name.
+            return names
+                .into_iter()
+                .zip(found)
+                .filter_map(|(n, f)| f.then_some(n))
+                .collect();
+        }
         let mut names: Vec<&str> = self
             .values
             .iter()
@@ -166,6 +184,20 @@ impl Secrets {
             .collect();
         names.sort();
         names
+    }
+
+    fn build_matcher(&self) -> Option<(aho_corasick::AhoCorasick, Vec<usize>)> {
+        let mut patterns = Vec::new();
+        let mut owners = Vec::new();
+        for (i, (v, _)) in self.values.values().enumerate() {
+            for f in forms_of(&v.0) {
+                patterns.push(f);
+                owners.push(i);
+            }
+        }
+        aho_corasick::AhoCorasick::new(&patterns)
+            .ok()
+            .map(|ac| (ac, owners))
     }
 
     /// Replaces every secret value in a text by `(secret)`.
@@ -181,6 +213,9 @@ impl Secrets {
 
     /// Whether a text contains any secret value, in any of its forms.
     pub fn appears_in(&self, text: &str) -> bool {
+        if let Some((ac, _)) = self.matcher.get_or_init(|| self.build_matcher()) {
+            return ac.is_match(text);
+        }
         self.all_forms().iter().any(|f| text.contains(f.as_str()))
     }
 }
@@ -233,6 +268,7 @@ mod tests {
             )]
             .into(),
             forms: Default::default(),
+            matcher: Default::default(),
         };
         let url = "mysql+pymysql://nova:p%40ss%2Fw%3Ard%22x@db/nova";
         assert!(s.appears_in(url));

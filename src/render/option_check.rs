@@ -199,7 +199,10 @@ impl<'s> OptionChecker<'s> {
         at: &Location,
         findings: &mut Findings,
     ) {
-        for k in [key, "*"] {
+        for k in [key, "*"]
+            .into_iter()
+            .filter(|_| !self.unchecked.is_empty())
+        {
             if let Some(listed) =
                 self.unchecked
                     .get(&(ctx.id.to_string(), section.to_string(), k.to_string()))
