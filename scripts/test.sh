@@ -51,6 +51,9 @@ fi
 log "build"
 cargo build --release --locked 2>&1 | tail -n 3
 
+log "option catalogue self-check: the services' own oslo-config-validator and oslo.config agree with provision validate (scripts/oslo-schema/generate.sh 2025.1 --self-check-only; venv cached under .cache/oslo-schema)"
+scripts/oslo-schema/generate.sh 2025.1 --self-check-only
+
 log "render every inventory and validate the configs"
 out="$repo/.cache/render"
 status=0
