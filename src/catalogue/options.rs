@@ -88,6 +88,21 @@ pub struct OptSpec {
     pub secret: bool,
 }
 
+impl OptSpec {
+    /// An option of `kind` with no bounds, choices or deprecation.
+    pub fn of(kind: OptType) -> OptSpec {
+        OptSpec {
+            kind,
+            min: None,
+            max: None,
+            choices: Vec::new(),
+            removal: None,
+            since: None,
+            secret: false,
+        }
+    }
+}
+
 /// A section: its options by name.
 pub type Section = HashMap<String, OptSpec>;
 
@@ -244,18 +259,7 @@ impl OptionSchema {
             .collect();
         let auth_common = ["auth_type", "auth_section"]
             .into_iter()
-            .map(|n| {
-                let spec = OptSpec {
-                    kind: OptType::Str,
-                    min: None,
-                    max: None,
-                    choices: Vec::new(),
-                    removal: None,
-                    since: None,
-                    secret: false,
-                };
-                (n.to_string(), spec)
-            })
+            .map(|n| (n.to_string(), OptSpec::of(OptType::Str)))
             .collect();
         Ok(OptionSchema {
             release: raw.release,
@@ -291,16 +295,7 @@ impl OptionSchema {
         if !tree.exists(&file) {
             return None;
         }
-        let text = match tree.read(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.push(Diagnostic::new(
-                    format!("cannot read: {e}"),
-                    Location::file(&file),
-                ));
-                return None;
-            }
-        };
+        let text = read_reported(&file, tree, diags)?;
         sources.add(&file, &text, false);
         let doc = tomlfile::parse(&file, &text, diags)?;
         let r = tomlfile::de_table::<ReleaseFile>(&file, &doc, diags)?;
@@ -347,16 +342,7 @@ impl OptionSchema {
             return None;
         }
         // A generated file: read, not kept in the source map (it is never quoted).
-        let text = match tree.read(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.push(Diagnostic::new(
-                    format!("cannot read: {e}"),
-                    Location::file(&file),
-                ));
-                return None;
-            }
-        };
+        let text = read_reported(&file, tree, diags)?;
         match OptionSchema::parse(&file, &text) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -371,6 +357,20 @@ impl OptionSchema {
                 );
                 None
             }
+        }
+    }
+}
+
+/// A file's text, or `None` with the reason in `diags`.
+fn read_reported(file: &Path, tree: &dyn SourceTree, diags: &mut Diagnostics) -> Option<String> {
+    match tree.read(file) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                format!("cannot read: {e}"),
+                Location::file(file),
+            ));
+            None
         }
     }
 }

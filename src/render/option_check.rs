@@ -607,15 +607,7 @@ mod tests {
     use super::*;
 
     fn spec(kind: OptType) -> OptSpec {
-        OptSpec {
-            kind,
-            min: None,
-            max: None,
-            choices: Vec::new(),
-            removal: None,
-            since: None,
-            secret: false,
-        }
+        OptSpec::of(kind)
     }
 
     #[test]
