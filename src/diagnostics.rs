@@ -203,9 +203,42 @@ pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
     out
 }
 
+/// The Levenshtein distance of `a` and `b` if it is at most `limit` (the
+/// rows stop early past it): what "did you mean" suggestions are made of.
+pub fn edit_distance(a: &str, b: &str, limit: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        let mut row_min = cur[0];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+            row_min = row_min.min(cur[j + 1]);
+        }
+        if row_min > limit {
+            return None;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    (prev[b.len()] <= limit).then_some(prev[b.len()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distance_is_bounded() {
+        assert_eq!(
+            edit_distance("cpu_alocation_ratio", "cpu_allocation_ratio", 3),
+            Some(1)
+        );
+        assert_eq!(edit_distance("abc", "abc", 1), Some(0));
+        assert_eq!(edit_distance("debug", "verbose", 2), None);
+    }
 
     #[test]
     fn line_and_column_are_one_based() {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::catalogue::Catalogue;
-use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::diagnostics::{edit_distance, Diagnostic, Diagnostics, Location};
 use crate::ini_values::ConfigOverrides;
 use crate::inventory::Inventory;
 
@@ -82,21 +82,5 @@ fn check_level(
 
 /// Whether two names are one edit apart or one is a prefix of the other.
 fn similar(a: &str, b: &str) -> bool {
-    if a.starts_with(b) || b.starts_with(a) {
-        return true;
-    }
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    if a.len().abs_diff(b.len()) > 1 {
-        return false;
-    }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()] <= 1
+    a.starts_with(b) || b.starts_with(a) || edit_distance(a, b, 1).is_some()
 }

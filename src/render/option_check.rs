@@ -22,7 +22,7 @@ use toml::Spanned;
 
 use super::ini::{Rendered, RenderedIni};
 use crate::catalogue::options::{FileSchema, OptSpec, OptType, OptionSchema, Section};
-use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::diagnostics::{edit_distance, Diagnostic, Diagnostics, Location};
 
 /// Where each option of a rendered file was written: section -> option -> location.
 pub type Origins = BTreeMap<String, BTreeMap<String, Location>>;
@@ -367,7 +367,7 @@ impl<'s> OptionChecker<'s> {
                 if oname.len().abs_diff(key.len()) > limit {
                     continue;
                 }
-                let Some(d) = distance(key, oname, limit) else {
+                let Some(d) = edit_distance(key, oname, limit) else {
                     continue;
                 };
                 let score = (d, sname != section, sname, oname.as_str());
@@ -580,28 +580,6 @@ fn is_hostname(v: &str) -> bool {
         })
 }
 
-/// Levenshtein distance of `a` and `b` if it is at most `limit`.
-fn distance(a: &str, b: &str, limit: usize) -> Option<usize> {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        let mut row_min = cur[0];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-            row_min = row_min.min(cur[j + 1]);
-        }
-        if row_min > limit {
-            return None;
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    (prev[b.len()] <= limit).then_some(prev[b.len()])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,15 +636,5 @@ mod tests {
         assert!(value_problem(&spec(OptType::Dict), "a:1,b").is_err());
         assert!(value_problem(&spec(OptType::Uri), "http://ctl:5000").is_ok());
         assert!(value_problem(&spec(OptType::Uri), "ctl:5000").is_err());
-    }
-
-    #[test]
-    fn distance_is_bounded() {
-        assert_eq!(
-            distance("cpu_alocation_ratio", "cpu_allocation_ratio", 3),
-            Some(1)
-        );
-        assert_eq!(distance("abc", "abc", 1), Some(0));
-        assert_eq!(distance("debug", "verbose", 2), None);
     }
 }
