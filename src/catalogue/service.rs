@@ -128,6 +128,18 @@ pub struct KeystoneSpec {
 /// toolbox).
 pub const TOOLBOX_IMAGE: &str = "kolla-toolbox";
 
+/// The `database` task's script: it waits (at most 20 tries, 2 s apart, 3 s to
+/// connect each) until the cluster answers through haproxy on the internal VIP, then
+/// runs database.sql. The wait is what kolla's "Wait for MariaDB service to be ready
+/// through VIP" does: MariaDB is healthy on its node a few seconds before haproxy's
+/// check (`rise 2`, 2 s apart) takes it back after the refusals of its first start,
+/// and until then haproxy cuts each connection at the handshake (ERROR 2013).
+pub const DATABASE_TASK: &str = "cnf=--defaults-extra-file=/etc/provision-task/client.cnf; \
+for try in $(seq 20); do \
+mariadb \"$cnf\" --connect-timeout=3 --execute='SELECT 1' >/dev/null 2>&1 && break; \
+sleep 2; done; \
+exec mariadb \"$cnf\" --connect-timeout=10 --execute='source /etc/provision-task/database.sql'";
+
 impl ServiceManifest {
     /// The tasks its `[database]` and `[keystone]` stand for, added to `tasks`, and the
     /// secrets they use added to `secrets`: `database` (order 0 of its step) and
@@ -172,11 +184,7 @@ impl ServiceManifest {
                 0,
                 TaskSpec {
                     image: Some(TOOLBOX_IMAGE.into()),
-                    command: vec![
-                        "mariadb".into(),
-                        "--defaults-extra-file=/etc/provision-task/client.cnf".into(),
-                        "--execute=source /etc/provision-task/database.sql".into(),
-                    ],
+                    command: vec!["/bin/bash".into(), "-c".into(), DATABASE_TASK.into()],
                     user: Some("root".into()),
                     step: None,
                     order: 0,
