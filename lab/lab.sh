@@ -579,18 +579,28 @@ cmd_up() {
 # by `down`.
 TENANT_PREFIX=127.0.14
 tenant_addresses() {
-    local name addr kind octet a n=0
+    local name addr kind octet a n=0 kept=0 held err
     touch "$STATE/lo-addresses"
+    # Read lo's addresses once into a variable: `ip ... | grep -q` under pipefail fails
+    # when grep stops reading early (ip gets SIGPIPE), which sent a present address on
+    # to `ip addr add` and "Address already assigned".
+    held=$(ip -o addr show dev lo)
     while IFS=$'\t' read -r name addr kind _; do
         [[ $kind == node ]] || continue
         octet=${addr##*.}
         a="$TENANT_PREFIX.$octet"
-        ip -o addr show dev lo | grep -q " $a/32 " && continue
-        ip addr add "$a/32" dev lo || die "ip addr add $a/32 dev lo failed"
+        # Already there (left by a lab that was not brought down, or another of ours):
+        # used as it is, and not recorded, so `down` removes only what this lab added.
+        if [[ $held == *" $a/32 "* ]]; then kept=$((kept + 1)); continue; fi
+        if ! err=$(ip addr add "$a/32" dev lo 2>&1); then
+            [[ $err == *"already assigned"* || $err == *"File exists"* ]] \
+                && { kept=$((kept + 1)); continue; }
+            die "ip addr add $a/32 dev lo failed: $err"
+        fi
         echo "$a" >> "$STATE/lo-addresses"
         n=$((n + 1))
     done < <(hosts_table)
-    log "tenant addresses on lo: $n added ($(wc -l < "$STATE/lo-addresses") recorded)"
+    log "tenant addresses on lo: $n added, $kept already there ($(wc -l < "$STATE/lo-addresses") recorded)"
 }
 
 remove_tenant_addresses() {

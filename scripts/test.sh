@@ -33,6 +33,10 @@ command -v podman >/dev/null || need+=(podman)             # parses the rendered
 command -v logrotate >/dev/null || need+=(logrotate)       # reads the rendered logrotate.d files
 command -v git >/dev/null || need+=(git)
 command -v systemd-analyze >/dev/null || need+=(systemd)   # verifies the rendered units
+# `vagrant validate` of vagrant/Vagrantfile in a fresh clone (tests/vagrant.rs); its
+# libvirt provider block needs the plugin. The VMs themselves: vagrant/acceptance.sh.
+command -v vagrant >/dev/null || need+=(vagrant)
+[[ "$(dpkg-query -W -f='${Status}' vagrant-libvirt 2>/dev/null)" == "install ok installed" ]] || need+=(vagrant-libvirt)
 if ((${#need[@]})); then
     if [[ ! -d /var/lib/apt/lists/partial ]] || [[ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v partial)" ]]; then
         apt-get update -qq

@@ -145,6 +145,13 @@ pub enum ContainerOp {
     Recreate { found_hash: String },
     /// Same config hash, but not running (a reboot, a crash): `podman start`.
     Start { found_state: String },
+    /// Same config hash and running, but its healthcheck fails (`unhealthy`): removed
+    /// and run again, and its healthcheck waited for.
+    Recover { found_health: String },
+    /// Same config hash and running, but its healthcheck has not passed since it
+    /// started (`starting`: an apply that ended before waiting for it): its
+    /// healthcheck waited for.
+    AwaitHealth { found_health: String },
 }
 
 impl ContainerOp {
@@ -154,6 +161,8 @@ impl ContainerOp {
             ContainerOp::Create => "create",
             ContainerOp::Recreate { .. } => "recreate",
             ContainerOp::Start { .. } => "start",
+            ContainerOp::Recover { .. } => "recreate",
+            ContainerOp::AwaitHealth { .. } => "check health of",
         }
     }
 }
@@ -198,6 +207,9 @@ pub struct Counts {
     pub containers_removed: usize,
     pub units_enabled: usize,
     pub nodes_powered_off: usize,
+    /// Running containers whose healthcheck had not passed: waited for.
+    #[serde(default)]
+    pub health_awaited: usize,
 }
 
 /// Whether [`Counts`] are said of what will happen or of what happened.
@@ -232,6 +244,8 @@ impl Counts {
                 ContainerOp::Create => self.containers_created += 1,
                 ContainerOp::Recreate { .. } => self.containers_recreated += 1,
                 ContainerOp::Start { .. } => self.containers_started += 1,
+                ContainerOp::Recover { .. } => self.containers_recreated += 1,
+                ContainerOp::AwaitHealth { .. } => self.health_awaited += 1,
             },
         }
     }
@@ -249,6 +263,7 @@ impl Counts {
         self.containers_removed += other.containers_removed;
         self.units_enabled += other.units_enabled;
         self.nodes_powered_off += other.nodes_powered_off;
+        self.health_awaited += other.health_awaited;
     }
 
     pub fn total(&self) -> usize {
@@ -263,6 +278,7 @@ impl Counts {
             + self.containers_removed
             + self.units_enabled
             + self.nodes_powered_off
+            + self.health_awaited
     }
 
     /// The counts in words, in one fixed order, the same for a plan and an apply:
@@ -326,6 +342,14 @@ impl Counts {
                 format!("{n} {verb}")
             });
             noun = false;
+        }
+        if self.health_awaited > 0 {
+            parts.push(item(
+                self.health_awaited,
+                "healthcheck",
+                "to wait for",
+                "passed",
+            ));
         }
         if self.units_enabled > 0 {
             parts.push(item(self.units_enabled, "unit", "to enable", "enabled"));
@@ -412,5 +436,38 @@ mod tests {
         twice.merge(&c);
         assert_eq!(twice.files_written, 2);
         assert_eq!(plural(3, "directory"), "3 directories");
+    }
+
+    #[test]
+    fn one_and_many() {
+        assert_eq!(plural(0, "host"), "0 hosts");
+        assert_eq!(plural(1, "host"), "1 host");
+        assert_eq!(plural(2, "host"), "2 hosts");
+        assert_eq!(plural(1, "directory"), "1 directory");
+        assert_eq!(plural(2, "file change"), "2 file changes");
+        assert_eq!(plural(2, "provisioned node"), "2 provisioned nodes");
+        let one = Counts {
+            files_written: 1,
+            directories_fixed: 1,
+            tasks_run: 1,
+            containers_started: 1,
+            units_enabled: 1,
+            health_awaited: 1,
+            ..Counts::default()
+        };
+        assert_eq!(
+            one.phrase(Tense::Planned),
+            "1 file to write, 1 directory to fix, 1 task to run, 1 container to start, 1 healthcheck to wait for, 1 unit to enable"
+        );
+        let mut two = one;
+        two.merge(&one);
+        assert_eq!(
+            two.phrase(Tense::Done),
+            "2 files written, 2 directories fixed, 2 tasks run, 2 containers started, 2 healthchecks passed, 2 units enabled"
+        );
+        assert_eq!(
+            Counts::default().phrase(Tense::Planned),
+            "0 files to write, 0 directories to fix"
+        );
     }
 }

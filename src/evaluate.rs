@@ -26,6 +26,12 @@ impl Evaluation {
     pub fn render_warnings(&self) -> String {
         render_all(&self.warnings, &self.sources)
     }
+
+    /// The first `limit` warnings (`None`: all), then one line counting the rest and
+    /// saying what to do (`advice`).
+    pub fn render_warnings_listed(&self, limit: Option<usize>, advice: &str) -> String {
+        diagnostics::render_listed(&self.warnings, &self.sources, limit, advice)
+    }
 }
 
 /// A failed evaluation: every problem found.
@@ -44,6 +50,29 @@ impl Failure {
             out.push('\n');
         }
         out.push_str(&render_all(&self.diags, &self.sources));
+        out
+    }
+
+    /// As [`Failure::render`], listing at most `limit` warnings and `limit` errors
+    /// (`None`: all): past it, one line counts the rest and says what to do
+    /// (`advice`; of the warnings: `warnings_advice`).
+    pub fn render_listed(
+        &self,
+        limit: Option<usize>,
+        advice: &str,
+        warnings_advice: &str,
+    ) -> String {
+        let mut out =
+            diagnostics::render_listed(&self.warnings, &self.sources, limit, warnings_advice);
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&diagnostics::render_listed(
+            &self.diags,
+            &self.sources,
+            limit,
+            advice,
+        ));
         out
     }
 }

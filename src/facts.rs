@@ -44,6 +44,47 @@ pub struct ActualContainer {
     pub status: String,
 }
 
+/// What a container's healthcheck last said, from podman's status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    /// Its healthcheck failed its retries.
+    Unhealthy,
+    /// Its healthcheck has not passed since the container started.
+    Starting,
+    /// No healthcheck, or none reported (a container read from the running stamp,
+    /// which is trusted only when no stamped container is unhealthy or starting).
+    Unknown,
+}
+
+impl Health {
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Starting => "starting",
+            Health::Unknown => "none",
+        }
+    }
+}
+
+impl ActualContainer {
+    /// The health in its status line: `Up 2 minutes (healthy)`.
+    pub fn health(&self) -> Health {
+        // `(unhealthy)` before `(healthy)`: neither is a substring of the other with
+        // the parentheses, but the order keeps it obvious.
+        if self.status.contains("(unhealthy)") {
+            Health::Unhealthy
+        } else if self.status.contains("(healthy)") {
+            Health::Healthy
+        } else if self.status.contains("(starting)") {
+            Health::Starting
+        } else {
+            Health::Unknown
+        }
+    }
+}
+
 /// A host's actual state.
 #[derive(Debug, Clone, Default)]
 pub struct ActualHost {
@@ -85,6 +126,10 @@ pub fn stamp_command(plane: Plane) -> String {
         s = plane.running_stamp()
     )
 }
+
+/// Where podman (root, default run root) keeps each container's health log:
+/// `<this>/<id>/healthcheck.log`, `{"Status":"healthy",...}`.
+const HEALTH_LOGS: &str = "/run/containers/storage/overlay-containers";
 
 const STAMP_BEGIN: &str = "--- running stamp ---";
 const STAMP_END: &str = "--- end running stamp ---";
@@ -177,14 +222,18 @@ pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool, plane: P
         "command -v podman >/dev/null 2>&1 && {{ echo '{PODMAN_BEGIN}'; \
            podman ps -a --filter label=managed_by=provision --format json 2>/dev/null; echo; echo '{PODMAN_END}'; }}"
     );
-    // The stamp, if every container in it still runs under the same id: its runc or
-    // crun state names a live process.
+    // The stamp, if every container in it still runs under the same id (its runc or
+    // crun state names a live process) and none of them is unhealthy or not yet
+    // healthy (podman's health log of it, where it has one, says `healthy`): else
+    // podman is asked, whose status line carries the health.
     let containers = if trust_stamp {
         format!(
             "ok=0; if [ -s {s} ]; then ok=1; while read -r n id h; do \
                st=/run/runc/$id/state.json; [ -e \"$st\" ] || st=/run/crun/$id/status; \
                pid=$(grep -o '\"[a-z_]*pid\": *[0-9]*' \"$st\" 2>/dev/null | head -n 1 | tr -dc 0-9); \
                [ -n \"$pid\" ] && [ -d /proc/$pid ] || {{ ok=0; break; }}; \
+               hl={HEALTH_LOGS}/$id/healthcheck.log; \
+               [ ! -e \"$hl\" ] || grep -q '^{{\"Status\":\"healthy\"' \"$hl\" || {{ ok=0; break; }}; \
              done < {s}; fi; \
              if [ $ok = 1 ]; then echo '{STAMP_BEGIN}'; cat {s}; echo '{STAMP_END}'; else {podman}; fi",
             s = plane.running_stamp()

@@ -19,6 +19,7 @@ pub mod facts;
 pub mod git;
 pub mod host;
 pub mod ini_values;
+pub mod interrupt;
 pub mod inventory;
 pub mod keys;
 pub mod model;

@@ -30,6 +30,9 @@ enum Command {
         /// the release the catalogue is written for.
         #[arg(long, value_name = "NAME")]
         release: Option<String>,
+        /// List every error and warning (default: the first 50 of each, then how many more).
+        #[arg(long)]
+        all_errors: bool,
     },
     /// Render every host's desired state (files and containers) into a folder, offline.
     Render {
@@ -82,6 +85,10 @@ enum Command {
         /// Save the plan to FILE, for `provision apply FILE` (no contents, no secrets).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Show the plan in short, as apply does: grouped by hosts, with counts and each
+        /// file's lines added and removed, no diff (text only).
+        #[arg(long)]
+        summary: bool,
     },
     /// Make the hosts match the inventory: shows the plan, asks for confirmation (or
     /// --yes), then writes only the files that differ and (re)creates only the
@@ -112,9 +119,14 @@ enum Command {
         /// inventory, and forget them.
         #[arg(long)]
         power_off_removed: bool,
-        /// Where to keep this run's event log; default: .provision/runs/<run id>.
+        /// Where to keep this run's event log and its full plan (plan.txt); default:
+        /// .provision/runs/<run id>.
         #[arg(long)]
         run_dir: Option<PathBuf>,
+        /// Show the plan with every file's diff (default: grouped by hosts, with counts;
+        /// the full plan is always written to the run directory as plan.txt).
+        #[arg(long)]
+        diff: bool,
     },
     /// Print a clouds.yaml for the cloud's admin (auth on the public VIP) to stdout: the
     /// only command that shows the admin password.
@@ -168,8 +180,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum NodesCommand {
-    /// `power on|off|status`: press the power button, or read it, on every node (or
-    /// --limit).
+    /// `power on|off|status|cycle`: power on the nodes that are off, cut the power, read
+    /// it, or restart the nodes that are on, on every node (or --limit).
     Power {
         action: cli::nodes::PowerAction,
         /// Only these hosts or roles (comma-separated names).
@@ -203,9 +215,11 @@ enum StatusFormat {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Validate { inventory, release } => {
-            cli::offline::validate(&inventory, release.as_deref())
-        }
+        Command::Validate {
+            inventory,
+            release,
+            all_errors,
+        } => cli::offline::validate(&inventory, release.as_deref(), all_errors),
         Command::Render { inventory, out } => cli::offline::render(&inventory, &out),
         Command::Diff {
             inventory,
@@ -229,6 +243,7 @@ fn main() -> ExitCode {
             parallel,
             power_off_removed,
             out,
+            summary,
         } => cli::plan::plan(cli::plan::PlanArgs {
             inventory: &inventory,
             limit: limit.as_deref(),
@@ -238,6 +253,7 @@ fn main() -> ExitCode {
             parallel,
             power_off_removed,
             out: out.as_deref(),
+            summary,
         }),
         Command::Apply {
             target,
@@ -249,6 +265,7 @@ fn main() -> ExitCode {
             boot_timeout,
             power_off_removed,
             run_dir,
+            diff,
         } => cli::apply::apply(cli::apply::ApplyArgs {
             target: &target,
             limit: limit.as_deref(),
@@ -259,6 +276,7 @@ fn main() -> ExitCode {
             boot_timeout: Duration::from_secs(boot_timeout),
             power_off_removed,
             run_dir,
+            diff,
         }),
         Command::Credentials { inventory } => match cli::load(&inventory) {
             Ok(ev) => cli::credentials::print(&ev),
@@ -284,7 +302,7 @@ fn main() -> ExitCode {
                     accept_new_host_keys,
                 },
         } => match cli::load_limited(&inventory, limit.as_deref()) {
-            Ok(ev) => cli::nodes::power(&ev, action, accept_new_host_keys),
+            Ok(ev) => cli::nodes::power(&ev, &inventory, action, accept_new_host_keys),
             Err(code) => code,
         },
         Command::Status {

@@ -416,7 +416,7 @@ async fn a_failed_host_is_reported_the_others_finish_and_a_rerun_converges() {
 
     let (o, out, err) = apply(&lab, runs.path(), "tolerated", &[]);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
-    assert!(out.contains("1 host(s) failed:\n  lab-novacompute-1 (Compute): host preparation: creating directories"), "{out}");
+    assert!(out.contains("1 host failed:\n  lab-novacompute-1 (Compute), in the overcloud stage: host preparation: creating directories"), "{out}");
     assert!(
         out.contains("File exists"),
         "the remote stderr is shown: {out}"
@@ -648,7 +648,7 @@ async fn an_unhealthy_container_fails_its_step_with_its_logs() {
     let (o, out, err) = apply(&lab, runs.path(), "unhealthy", &["--health-timeout", "3"]);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     assert!(
-        out.contains("lab-controller-0 (Controller): step 2: healthcheck of keystone"),
+        out.contains("lab-controller-0 (Controller), in the overcloud stage: step 2: healthcheck of keystone"),
         "{out}"
     );
     assert!(out.contains("unhealthy after"), "{out}");
@@ -681,7 +681,9 @@ async fn a_failing_undercloud_service_stops_the_run_before_any_node() {
     let (o, out, err) = apply(&lab, runs.path(), "broken", &["--health-timeout", "3"]);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     assert!(
-        out.contains("lab-undercloud (undercloud): step 1: healthcheck of dnsmasq"),
+        out.contains(
+            "lab-undercloud (undercloud), in the undercloud stage: step 1: healthcheck of dnsmasq"
+        ),
         "{out}"
     );
     assert!(
@@ -856,9 +858,9 @@ async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone()
     let run1 = runs.path().join("first");
     let (o, out, err) = apply(&lab, runs.path(), "first", &["--boot-timeout", "25"]);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
-    assert!(out.contains("2 host(s) failed:"), "{out}");
+    assert!(out.contains("2 hosts failed:"), "{out}");
     assert!(
-        out.contains("lab-networker-0 (Networker): bare metal: reading the power state"),
+        out.contains("lab-networker-0 (Networker), in the bare-metal stage: bare metal: reading the power state"),
         "{out}"
     );
     assert!(
@@ -866,7 +868,9 @@ async fn bare_metal_powers_nodes_on_through_redfish_and_a_bad_node_fails_alone()
         "{out}"
     );
     assert!(
-        out.contains("lab-novacompute-2 (Compute): bare metal: waiting for SSH"),
+        out.contains(
+            "lab-novacompute-2 (Compute), in the bare-metal stage: bare metal: waiting for SSH"
+        ),
         "{out}"
     );
     assert!(
@@ -983,7 +987,12 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
     );
     let (o, out, err) = apply(&small, runs.path(), "kept", &[]);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    assert!(out.contains("1 provisioned node(s) are no longer in the inventory (lab-novacompute-2): left as they are"), "{out}");
+    assert!(
+        out.contains(
+            "1 provisioned node is no longer in the inventory (lab-novacompute-2): left as it is"
+        ),
+        "{out}"
+    );
     let (o, planned, _) = provision(&["plan", &small.inv(), "--power-off-removed"]);
     assert!(o.status.success(), "{planned}");
     assert!(planned.contains("1 removed node to power off"), "{planned}");
@@ -991,7 +1000,7 @@ async fn scale_in_powers_the_node_off_and_scale_out_provisions_only_it() {
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert_plan_is_apply(&planned, &out);
     assert!(
-        out.contains("Powered off and forgot 1 node(s) removed from the inventory."),
+        out.contains("Powered off and forgot 1 node removed from the inventory."),
         "{out}"
     );
     wait_ssh("lab-novacompute-2", false);
@@ -1127,7 +1136,7 @@ async fn an_undercloud_that_is_not_ready_stops_apply_before_anything_changes() {
         "{err}"
     );
     assert!(
-        err.contains("lab-undercloud lacks the command(s) ipmitool: install them"),
+        err.contains("lab-undercloud lacks the command ipmitool: install it"),
         "{err}"
     );
     assert_eq!(

@@ -21,8 +21,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use provision::baremetal::introspect::{self, check_role};
+use provision::baremetal::power::{node_line, summary};
 use provision::baremetal::{
-    ipmi, redfish, BmcError, BmcTarget, BootOverride, LocalRunner, PowerState, Runner,
+    ipmi, redfish, BmcError, BmcTarget, BootOverride, LocalRunner, PowerCommand, PowerOutcome,
+    PowerReport, PowerState, Runner,
 };
 use provision::catalogue::Requirements;
 use provision::diagnostics::Diagnostics;
@@ -165,6 +167,43 @@ impl Sushy {
         std::fs::read_to_string(self.dir.path().join("sushy.log")).unwrap_or_default()
     }
 
+    /// How many `ComputerSystem.Reset` POSTs sushy's access log shows for `system`.
+    fn reset_posts(&self, system: &str) -> usize {
+        let want = format!("POST /redfish/v1/Systems/{system}/Actions/ComputerSystem.Reset ");
+        self.log().lines().filter(|l| l.contains(&want)).count()
+    }
+
+    /// The fake driver's record of `system`, read from its state file as it is now
+    /// (`power_state`, and `pending_power` with the requested `power_state` until a GET
+    /// after its apply time applies it). Read with the venv's python: the file is
+    /// sqlite, the values pickled.
+    fn system_record(&self, system: &str) -> serde_json::Value {
+        let out = Command::new(sushy_venv().join("bin/python"))
+            .args([
+                "-c",
+                "import sqlite3, pickle, json, sys\n\
+                 c = sqlite3.connect(sys.argv[1])\n\
+                 for row in c.execute('select * from cache'):\n    \
+                     k, v = pickle.loads(row[0]), pickle.loads(row[1])\n    \
+                     if k == sys.argv[2]: print(json.dumps(v))\n",
+            ])
+            .arg(self.dir.path().join("state/fakedriver.sqlite"))
+            .arg(system)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no record of {system} in sushy's state ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
     /// Waits (at most 30 s) until the port accepts connections.
     fn wait_ready(&mut self) {
         let start = Instant::now();
@@ -294,6 +333,120 @@ async fn redfish_power_and_boot_against_sushy_emulator() {
     assert_eq!(right_after, PowerState::Off);
     assert_eq!(off.power_state(&runner).await.unwrap(), PowerState::Off);
     assert_eq!(on.power_state(&runner).await.unwrap(), PowerState::On);
+    drop(sushy);
+}
+
+/// `power on` reads first and leaves an On system alone; `power cycle` restarts an On
+/// system (ForceRestart) and powers on an Off one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_power_on_leaves_on_alone_and_power_cycle_restarts() {
+    let password = unique_password("rf-cycle");
+    let sushy = Sushy::start(&password);
+    let runner = LocalRunner::new().named("undercloud-0");
+    let on = redfish_target("overcloud-controller-0", sushy.port, "bm-0", &password);
+    let off = redfish_target("overcloud-novacompute-1", sushy.port, "bm-1", &password);
+    let inv = "lab/inventory.toml";
+
+    // power on of the On system: read, nothing POSTed, said plainly.
+    let report = on.power_command(&runner, PowerCommand::On).await;
+    let r = report.as_ref().unwrap();
+    assert_eq!(
+        r,
+        &PowerReport {
+            outcome: PowerOutcome::AlreadyOn {
+                state: PowerState::On
+            },
+            state: PowerState::On
+        }
+    );
+    assert_eq!(sushy.reset_posts("bm-0"), 0, "{}", sushy.log());
+    let record = sushy.system_record("bm-0");
+    assert_eq!(record["power_state"], "On", "{record}");
+    assert!(record["pending_power"].is_null(), "{record}");
+    let line = node_line(
+        &on.node,
+        "Controller",
+        &on.endpoint(),
+        &report,
+        Duration::from_millis(3),
+        inv,
+    );
+    assert!(
+        line.contains(&format!(" power on           redfish http://127.0.20.1:{} system bm-0, already on: nothing pressed; if its OS does not answer, restart it with `provision nodes lab/inventory.toml power cycle --limit overcloud-controller-0`", sushy.port)),
+        "{line}"
+    );
+
+    // power cycle of both: bm-0 (On) is restarted, bm-1 (Off) powered on. sushy's fake
+    // driver records the requested reset until a GET after its apply time (1 to 11 s
+    // later) applies it, so its record is read before any further GET.
+    let restarted = on.power_cycle(&runner).await.unwrap();
+    assert_eq!(
+        restarted,
+        PowerOutcome::Restarted {
+            how: "ForceRestart"
+        }
+    );
+    let record = sushy.system_record("bm-0");
+    assert_eq!(
+        record["pending_power"]["power_state"], "ForceRestart",
+        "{record}"
+    );
+    assert_eq!(
+        record["power_state"], "Off",
+        "sushy turns a restarting system off at once: {record}"
+    );
+    let powered = off.power_cycle(&runner).await.unwrap();
+    assert_eq!(
+        powered,
+        PowerOutcome::PoweredOn {
+            was: PowerState::Off
+        }
+    );
+    let record = sushy.system_record("bm-1");
+    assert_eq!(record["pending_power"]["power_state"], "On", "{record}");
+    assert_eq!(sushy.reset_posts("bm-0"), 1, "{}", sushy.log());
+    assert_eq!(sushy.reset_posts("bm-1"), 1, "{}", sushy.log());
+    let (a, b) = tokio::join!(
+        on.wait_power(&runner, PowerState::On, POWER_WAIT, POLL),
+        off.wait_power(&runner, PowerState::On, POWER_WAIT, POLL)
+    );
+    a.unwrap();
+    b.unwrap();
+    assert!(sushy.system_record("bm-0")["pending_power"].is_null());
+
+    // Both on now: power on presses nothing on either, and the summary counts them and
+    // gives the one command that restarts them.
+    let a = on.power_command(&runner, PowerCommand::On).await;
+    let b = off.power_command(&runner, PowerCommand::On).await;
+    assert_eq!(sushy.reset_posts("bm-0"), 1, "{}", sushy.log());
+    assert_eq!(sushy.reset_posts("bm-1"), 1, "{}", sushy.log());
+    let lines = summary(
+        PowerCommand::On,
+        &[(on.node.as_str(), &a), (off.node.as_str(), &b)],
+        Duration::from_millis(40),
+        inv,
+    );
+    assert_eq!(
+        lines,
+        vec![
+            "power on: 2 nodes already on (nothing pressed); 2 nodes in 0.04 s.".to_string(),
+            "Nodes that are on but not answering need a restart, not power on: `provision nodes lab/inventory.toml power cycle --limit overcloud-controller-0,overcloud-novacompute-1`".to_string(),
+        ]
+    );
+
+    // power off, then power on of the Off system: pressed, as before.
+    off.power_off(&runner).await.unwrap();
+    off.wait_power(&runner, PowerState::Off, POWER_WAIT, POLL)
+        .await
+        .unwrap();
+    let r = off.power_command(&runner, PowerCommand::On).await.unwrap();
+    assert_eq!(
+        r.outcome,
+        PowerOutcome::PoweredOn {
+            was: PowerState::Off
+        }
+    );
+    assert_eq!(sushy.reset_posts("bm-1"), 3, "{}", sushy.log());
     drop(sushy);
 }
 
@@ -596,6 +749,93 @@ async fn ipmi_through_mock_ipmitool() {
     assert!(
         !snap.contains("s3cret"),
         "the password is in a process's argv"
+    );
+}
+
+/// `power on` of a chassis that is on runs only `power status`; `power cycle` runs
+/// `chassis power cycle` on a chassis that is on and `power on` on one that is off (the
+/// mock, as many BMCs, refuses to cycle a chassis that is off).
+#[tokio::test]
+async fn ipmi_power_on_and_cycle_through_mock_ipmitool() {
+    let password = "ipmi-cyc1e pw".to_string();
+    let fake = FakeIpmi::new(&password);
+    let runner = fake.runner();
+    let t = ipmi_target("overcloud-cephstorage-1", &password);
+
+    assert_eq!(
+        t.power_on_if_off(&runner).await.unwrap(),
+        PowerOutcome::PoweredOn {
+            was: PowerState::Off
+        }
+    );
+    assert_eq!(
+        t.power_on_if_off(&runner).await.unwrap(),
+        PowerOutcome::AlreadyOn {
+            state: PowerState::On
+        }
+    );
+    let r = t.power_command(&runner, PowerCommand::Cycle).await.unwrap();
+    assert_eq!(
+        r,
+        PowerReport {
+            outcome: PowerOutcome::Restarted {
+                how: "chassis power cycle"
+            },
+            state: PowerState::On
+        }
+    );
+    std::fs::write(fake.dir.path().join("power"), "off\n").unwrap();
+    assert_eq!(
+        t.power_cycle(&runner).await.unwrap(),
+        PowerOutcome::PoweredOn {
+            was: PowerState::Off
+        }
+    );
+    assert_eq!(fake.read("power"), "on\n");
+
+    let conn = "argv [-I] [lanplus] [-H] [10.20.0.11] [-p] [6230] [-U] [admin] [-E]";
+    let want: Vec<String> = [
+        // power on, off: read, pressed
+        "[chassis] [power] [status]",
+        "[chassis] [power] [on]",
+        // power on, on: read only
+        "[chassis] [power] [status]",
+        // power cycle, on: read, cycled, read after
+        "[chassis] [power] [status]",
+        "[chassis] [power] [cycle]",
+        "[chassis] [power] [status]",
+        // power cycle, off: read, powered on
+        "[chassis] [power] [status]",
+        "[chassis] [power] [on]",
+    ]
+    .iter()
+    .flat_map(|a| [format!("{conn} {a}"), "env IPMI_PASSWORD set".to_string()])
+    .collect();
+    assert_eq!(fake.read("calls.log").lines().collect::<Vec<_>>(), want);
+    assert_eq!(fake.read("env-password"), password);
+    let snap = fake.read("argv-snapshot");
+    assert!(snap.contains("ipmitool -I lanplus -H 10.20.0.11"), "{snap}");
+    assert!(
+        !snap.contains("cyc1e"),
+        "the password is in a process's argv"
+    );
+
+    // The mock refuses to cycle a chassis that is off, as the BMC would: the error is
+    // the BMC's, named.
+    std::fs::write(fake.dir.path().join("power"), "off\n").unwrap();
+    let e = ipmi::run_checked(&runner, &t, ipmi::Op::Cycle)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, BmcError::Protocol { ref node, .. } if node == "overcloud-cephstorage-1"),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("`ipmitool chassis power cycle` failed (exit status 1)")
+            && e.to_string()
+                .contains("Command not supported in present state"),
+        "{e}"
     );
 }
 

@@ -647,7 +647,7 @@ fn the_key_is_never_shown_by_a_plan_or_a_diff() {
         assert!(!out.contains(v), "the plan shows a key");
     }
     assert!(
-        out.contains("this file holds secrets"),
+        out.contains("hidden: it held a secret"),
         "the old lines hidden"
     );
 

@@ -236,3 +236,27 @@ fn turning_host_key_checking_off_is_loud() {
     let o = provision(&["validate", "inventories/lab.toml"]);
     assert!(!text(&o.stderr).contains("warning"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn plan_summary_is_text_and_apply_takes_diff() {
+    let o = provision(&[
+        "plan",
+        "inventories/example-production.toml",
+        "--summary",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr)
+            .contains("error: --summary is a text form: leave out --format, or give --format text"),
+        "{}",
+        text(&o.stderr)
+    );
+    // `--diff` is apply's: the run goes on to read the inventory (none here).
+    let o = provision(&["apply", "no-such-inventory.toml", "--diff", "--yes"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(!err.contains("unexpected argument"), "{err}");
+    assert!(err.contains("no-such-inventory.toml"), "{err}");
+}

@@ -1255,6 +1255,10 @@ fn every_template_is_covered() {
             "undercloud/dnsmasq/hosts.j2",
             "names only (word): hostile_names_are_refused",
         ),
+        (
+            "undercloud/dnsmasq/boot.ipxe.j2",
+            "names in comments only (line_value); the one iPXE command line holds an IP address",
+        ),
         ("ceph_mon/ceph.conf.j2", "line"),
         (
             "nova_api/create-cell.sh.j2",

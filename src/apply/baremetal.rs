@@ -56,8 +56,12 @@ pub async fn provision(
                 nodes.nodes.insert(r.node.clone(), rec);
                 up.push(r.node);
             }
+            Err(f) if f.action == crate::host::bringup::NOT_STARTED => {
+                h.unfinished = Some("the bare-metal stage and later not started".into());
+            }
             Err(f) => {
                 h.failure = Some(Failure {
+                    remedy: None,
                     phase: Phase::BareMetal,
                     action: f.action,
                     message: f.message,
@@ -111,6 +115,7 @@ async fn redecide(
     for u in unreachable {
         if let Some(h) = out.hosts.get_mut(&u.host) {
             h.failure = Some(Failure {
+                remedy: None,
                 phase: Phase::Gather,
                 action: "reading the actual state".into(),
                 message: u.error,

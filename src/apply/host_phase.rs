@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::change::plural;
 use crate::host::script::parse_report;
 use crate::host::{Command, Host, StepContainer};
 use crate::plan::{Change, Counts, HostPlan};
@@ -32,6 +33,18 @@ impl HostWork<'_> {
             _ => false,
         })
     }
+}
+
+/// How a host's phase ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Everything of the phase was done.
+    Done,
+    /// Interrupted before it started on this host: nothing of it was done.
+    NotStarted,
+    /// Interrupted midway: what was in flight finished; `left` (`task
+    /// nova/db-sync`, `the step's containers`) and what follows were not started.
+    Interrupted { left: String },
 }
 
 /// Reports events of one host's phase, and turns errors into [`Failure`]s.
@@ -82,6 +95,7 @@ impl Report<'_> {
         self.reporter
             .event(e.outcome(Outcome::Failed, message.clone()));
         Failure {
+            remedy: None,
             phase: self.phase,
             action: action.to_string(),
             message,
@@ -116,7 +130,7 @@ pub async fn prepare(
     opts: &Options,
     reporter: &Reporter,
     done: &mut Counts,
-) -> Result<(), Failure> {
+) -> Result<Ended, Failure> {
     let r = Report {
         work,
         phase: Phase::Preparation,
@@ -146,7 +160,7 @@ pub async fn prepare(
         done.files_written = write_files(&r, &files, opts).await?;
     }
     if !stray.is_empty() {
-        let t = r.doing(&format!("removing {} files", stray.len()));
+        let t = r.doing(&format!("removing {}", plural(stray.len(), "file")));
         r.checked(
             &Command::RemoveFiles { paths: &stray },
             opts,
@@ -164,7 +178,7 @@ pub async fn prepare(
         done.files_removed = stray.len();
     }
     if !units.is_empty() {
-        let t = r.doing(&format!("enabling {} units", units.len()));
+        let t = r.doing(&format!("enabling {}", plural(units.len(), "unit")));
         r.checked(
             &Command::EnableUnits { units: &units },
             opts,
@@ -176,7 +190,9 @@ pub async fn prepare(
         }
         done.units_enabled = units.len();
     }
-    Ok(())
+    // Not interrupted midway: a unit file written is enabled in the same phase (the
+    // next plan would not see the unit to enable once its file is current).
+    Ok(Ended::Done)
 }
 
 async fn remove_containers(
@@ -184,7 +200,7 @@ async fn remove_containers(
     names: &[String],
     opts: &Options,
 ) -> Result<usize, Failure> {
-    let t = r.doing(&format!("removing {} containers", names.len()));
+    let t = r.doing(&format!("removing {}", plural(names.len(), "container")));
     let cmd = Command::RemoveContainers {
         names,
         plane: r.work.desired.plane,
@@ -221,7 +237,7 @@ async fn fix_directories(
     dirs: &[&DesiredDir],
     opts: &Options,
 ) -> Result<usize, Failure> {
-    let t = r.doing(&format!("fixing {} directories", dirs.len()));
+    let t = r.doing(&format!("fixing {}", plural(dirs.len(), "directory")));
     r.checked(
         &Command::FixDirectories { dirs },
         opts,
@@ -244,7 +260,7 @@ async fn write_files(
     files: &[&DesiredFile],
     opts: &Options,
 ) -> Result<usize, Failure> {
-    let t = r.doing(&format!("writing {} files", files.len()));
+    let t = r.doing(&format!("writing {}", plural(files.len(), "file")));
     let batch: Vec<UploadFile> = files
         .iter()
         .map(|f| UploadFile {
@@ -255,7 +271,7 @@ async fn write_files(
             group: &f.group,
         })
         .collect();
-    let action = format!("writing {} files", batch.len());
+    let action = format!("writing {}", plural(batch.len(), "file"));
     r.work
         .host
         .upload_batch(&batch, opts.timeout)
@@ -290,7 +306,7 @@ async fn run_tasks(
     opts: &Options,
     done: &mut Counts,
     tasks_ran: &mut Vec<String>,
-) -> Result<(), Failure> {
+) -> Result<Ended, Failure> {
     for c in &r.work.plan.changes {
         let Change::Task {
             task: id,
@@ -304,6 +320,11 @@ async fn run_tasks(
         let Some(task) = r.work.desired.tasks.get(id).filter(|_| *s == step) else {
             continue;
         };
+        if opts.interrupt.requested() {
+            return Ok(Ended::Interrupted {
+                left: format!("task {id}"),
+            });
+        }
         let t = r.doing(&format!("step {step}: task {id}"));
         let cmd = Command::RunTask { task };
         let timeout = Duration::from_secs(task.timeout_secs + 60).max(opts.timeout);
@@ -337,7 +358,7 @@ async fn run_tasks(
             format!("{} ({why})", task.image),
         );
     }
-    Ok(())
+    Ok(Ended::Done)
 }
 
 /// Deploy step `step` on one host: its tasks, one after the other in order (the first
@@ -351,13 +372,16 @@ pub async fn step(
     reporter: &Reporter,
     done: &mut Counts,
     tasks_ran: &mut Vec<String>,
-) -> Result<(), Failure> {
+) -> Result<Ended, Failure> {
     let r = Report {
         work,
         phase: Phase::Step(step),
         reporter,
     };
-    run_tasks(&r, step, opts, done, tasks_ran).await?;
+    let tasks = run_tasks(&r, step, opts, done, tasks_ran).await?;
+    if tasks != Ended::Done {
+        return Ok(tasks);
+    }
     let containers: Vec<StepContainer> = work
         .plan
         .changes
@@ -377,7 +401,12 @@ pub async fn step(
         })
         .collect();
     if containers.is_empty() {
-        return Ok(());
+        return Ok(Ended::Done);
+    }
+    if opts.interrupt.requested() {
+        return Ok(Ended::Interrupted {
+            left: "the step's containers".into(),
+        });
     }
     let names: Vec<&str> = containers.iter().map(|c| c.def.name.as_str()).collect();
     r.doing(&format!("step {step}: {}", names.join(", ")));
@@ -448,10 +477,11 @@ pub async fn step(
             .collect::<Vec<_>>()
             .join("\n");
         return Err(Failure {
+            remedy: None,
             phase: Phase::Step(step),
             action: action.clone(),
             message,
         });
     }
-    Ok(())
+    Ok(Ended::Done)
 }

@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
 use crate::evaluate::Evaluation;
 use crate::facts::ReadFacts;
 use crate::host::lock::LockError;
-use crate::host::{BringUp, Command, Fleet, HeldLock};
-use crate::report::{Reporter, Stage};
+use crate::host::{BringUp, Command, Fleet, HeldLock, Unreached};
+use crate::interrupt::Interrupt;
+use crate::report::{Event, Outcome, Reporter, Stage};
 use crate::state::{HostState, Plane};
 use host_phase::HostWork;
 pub use outcome::{Failure, HostOutcome, Phase, RunOutcome};
@@ -59,6 +60,8 @@ pub struct Options {
     pub power_off_removed: bool,
     /// Fetch the contents of the files that differ during the survey, to show diffs.
     pub read_contents: bool,
+    /// Set when the operator asks the run to stop: nothing new starts.
+    pub interrupt: Interrupt,
 }
 
 impl Options {
@@ -191,7 +194,21 @@ impl<'a> Apply<'a> {
         let started = Instant::now();
         let mut out = self.outcome_skeleton(&reporter);
         self.converge(info, &reporter, &mut out).await;
-        if out.stopped.is_none() && !out.undercloud_failed {
+        if let Some(why) = self.opts.interrupt.why() {
+            reporter.event(
+                Event::new(Stage::Run, None, "interrupted").outcome(
+                    Outcome::Failed,
+                    format!(
+                        "{why}: what was in flight finished, nothing new started; {} of {} not finished",
+                        out.unfinished().len(),
+                        crate::change::plural(out.hosts.len(), "host")
+                    ),
+                ),
+            );
+            out.interrupted = Some(why);
+        }
+        // The stamps only after a whole run: a host left midway is read from podman.
+        if out.stopped.is_none() && !out.undercloud_failed && out.interrupted.is_none() {
             self.write_stamps(&out).await;
         }
         out.seconds = started.elapsed().as_secs_f64();
@@ -243,8 +260,9 @@ impl<'a> Apply<'a> {
         for u in &self.survey.unreachable {
             if let Some(h) = out.hosts.get_mut(&u.host) {
                 h.failure = Some(Failure {
+                    remedy: u.remedy.clone(),
                     phase: Phase::Gather,
-                    action: "reading the actual state".into(),
+                    action: "connecting and reading its state, before any change".into(),
                     message: reporter.redact(&u.error),
                 });
             }
@@ -257,6 +275,9 @@ impl<'a> Apply<'a> {
         let roles = &self.ev.cloud.roles;
         // 1. The undercloud: its failure stops everything.
         let finished = self.run_plane(Plane::Undercloud, reporter, out).await;
+        if self.interrupted(Stage::Baremetal, out) {
+            return;
+        }
         out.undercloud_failed = !finished
             || out
                 .hosts
@@ -271,6 +292,7 @@ impl<'a> Apply<'a> {
             boot_timeout: self.opts.boot_timeout,
             run_id: info.run_id.clone(),
             time: info.time.clone(),
+            interrupt: self.opts.interrupt.clone(),
         };
         let mut plan = std::mem::take(&mut self.survey.plan);
         let mut nodes = std::mem::take(&mut self.survey.nodes);
@@ -282,7 +304,13 @@ impl<'a> Apply<'a> {
         baremetal::provision(&run, &mut *self.fleet, &mut plan, &mut nodes, &how, out).await;
         self.survey.plan = plan;
         if let Some(why) = outcome::over_tolerance(out, roles, Plane::Overcloud) {
-            let stop = format!("{why}; stopped after the bare-metal stage");
+            // Say which stage did not run, and where the failures were: a host that
+            // could not be reached before any change failed in the survey, not in
+            // the bare-metal stage.
+            let stop = format!(
+                "{why} ({}); the overcloud stage did not run",
+                failed_where(out, Plane::Overcloud)
+            );
             reporter.event(stage::tolerance_stop(Stage::Baremetal, None, &stop));
             out.stopped = Some(stop);
             self.survey.nodes = nodes;
@@ -301,7 +329,32 @@ impl<'a> Apply<'a> {
         )
         .await;
         self.survey.nodes = nodes;
+        if self.interrupted(Stage::Overcloud, out) {
+            return;
+        }
         self.run_plane(Plane::Overcloud, reporter, out).await;
+    }
+
+    /// When the run was interrupted before `next`: every host of it not done yet is
+    /// marked as such. `true` if interrupted.
+    fn interrupted(&self, next: Stage, out: &mut RunOutcome) -> bool {
+        if !self.opts.interrupt.requested() {
+            return false;
+        }
+        let from = match next {
+            Stage::Baremetal => "the bare-metal stage",
+            _ => "the overcloud stage",
+        };
+        for (name, hp) in &self.survey.plan.hosts {
+            let plane = self.ev.state.hosts.get(name).map(|h| h.plane);
+            let node_pending = self.survey.plan.nodes.iter().any(|n| {
+                &n.node == name && matches!(n.action, crate::plan::NodeAction::Provision { .. })
+            });
+            if plane == Some(Plane::Overcloud) && (!hp.changes.is_empty() || node_pending) {
+                out.not_started(name, from);
+            }
+        }
+        true
     }
 
     /// The hosts of `plane` in the plan, through every phase. `false` if stopped.
@@ -331,7 +384,7 @@ impl<'a> Apply<'a> {
                     plan: hp,
                 }),
                 Some(Err(e)) => fail_connect(out, name, e),
-                None => fail_connect(out, name, "not connected".into()),
+                None => fail_connect(out, name, Unreached::transient("not connected")),
             }
         }
         let any_host = self.ev.state.hosts.values().any(|h| h.plane == plane);
@@ -385,16 +438,38 @@ impl<'a> Apply<'a> {
     }
 }
 
+/// `lab-networker-0 in the survey, lab-novacompute-0 in the bare-metal stage`: where
+/// the failed hosts of `plane` failed.
+fn failed_where(out: &RunOutcome, plane: Plane) -> String {
+    out.hosts
+        .values()
+        .filter(|h| Plane::of_role(&h.role) == plane)
+        .filter_map(|h| {
+            h.failure.as_ref().map(|f| {
+                let stage = match f.phase {
+                    Phase::Gather => "in the survey, before any change".to_string(),
+                    Phase::BareMetal => "in the bare-metal stage".to_string(),
+                    Phase::Connect => "connecting".to_string(),
+                    p => format!("in {p}"),
+                };
+                format!("{} {stage}", h.host)
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn has_containers(hs: &HostState) -> bool {
     !hs.containers.is_empty()
 }
 
-fn fail_connect(out: &mut RunOutcome, name: &str, message: String) {
+fn fail_connect(out: &mut RunOutcome, name: &str, e: Unreached) {
     if let Some(h) = out.hosts.get_mut(name) {
         h.failure = Some(Failure {
+            remedy: e.remedy,
             phase: Phase::Connect,
             action: "connecting".into(),
-            message,
+            message: e.message,
         });
     }
 }

@@ -31,7 +31,7 @@ impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Phase::Connect => f.write_str("connect"),
-            Phase::Gather => f.write_str("gather"),
+            Phase::Gather => f.write_str("survey"),
             Phase::BareMetal => f.write_str("bare metal"),
             Phase::Preparation => f.write_str("host preparation"),
             Phase::Step(s) => write!(f, "step {s}"),
@@ -47,6 +47,10 @@ pub struct Failure {
     pub action: String,
     /// The remote error output or the transport's error (secrets redacted).
     pub message: String,
+    /// What to do first when running again cannot help by itself (a changed host
+    /// key); `None` when running again resumes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
 }
 
 impl fmt::Display for Failure {
@@ -67,6 +71,10 @@ pub struct HostOutcome {
     pub tasks_ran: Vec<String>,
     pub seconds: f64,
     pub failure: Option<Failure>,
+    /// What the run did not start on it because it was interrupted (`step 3 and
+    /// later`); `None` when it finished or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
 }
 
 impl HostOutcome {
@@ -92,6 +100,10 @@ pub struct RunOutcome {
     /// not empty, as the plan assumed).
     pub notes: Vec<String>,
     pub seconds: f64,
+    /// Set when the operator interrupted the run (`SIGINT`, `SIGTERM`): what was in
+    /// flight finished, nothing new started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 impl RunOutcome {
@@ -117,10 +129,29 @@ impl RunOutcome {
     }
 
     pub fn ok(&self) -> bool {
-        self.stopped.is_none()
+        self.interrupted.is_none()
+            && self.stopped.is_none()
             && !self.undercloud_failed
             && self.failed().is_empty()
             && self.power_off_failures.is_empty()
+    }
+
+    /// The hosts the interrupted run did not finish, with what it did not start.
+    pub fn unfinished(&self) -> Vec<&HostOutcome> {
+        self.hosts
+            .values()
+            .filter(|h| h.unfinished.is_some())
+            .collect()
+    }
+
+    /// Marks `host` as not finished from `from` on (`step 3`), unless it failed or is
+    /// marked already.
+    pub fn not_started(&mut self, host: &str, from: &str) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            if h.failure.is_none() && h.unfinished.is_none() {
+                h.unfinished = Some(format!("{from} and later not started"));
+            }
+        }
     }
 
     /// The hosts with at least one change.
@@ -155,7 +186,8 @@ pub fn over_tolerance(
         let max = roles.get(role).map(|r| r.max_fail_percentage).unwrap_or(0);
         if failed * 100 > usize::from(max) * total {
             return Some(format!(
-                "{failed} of {total} {role} hosts failed ({}%), more than its max_fail_percentage of {max}%",
+                "{failed} of {} failed ({}%), more than its max_fail_percentage of {max}%",
+                crate::change::plural(total, &format!("{role} host")),
                 failed * 100 / total
             ));
         }

@@ -34,6 +34,9 @@ pub struct ApplyRecord {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// What interrupted the run (`SIGINT`), when it was interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     pub seconds: f64,
     /// Per host: the last apply that included it (hosts left out by `--limit` keep
     /// their earlier entry).
@@ -45,11 +48,18 @@ pub struct HostRecord {
     pub run_id: String,
     pub time: String,
     pub role: String,
-    /// `ok`, `changed` or `failed`.
+    /// `ok`, `changed`, `failed` or `interrupted`.
     pub result: String,
     pub changes: usize,
+    /// What was done on it, in apply's words (`3 files written, 1 container
+    /// recreated`), when anything was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// What an interrupted run did not start on it (`step 3 and later not started`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
     pub desired_sha256: String,
 }
 
@@ -195,6 +205,8 @@ pub fn updated(
     for (name, h) in &run.hosts {
         let result = if h.failure.is_some() {
             "failed"
+        } else if h.unfinished.is_some() {
+            "interrupted"
         } else if h.changes() > 0 {
             "changed"
         } else {
@@ -208,7 +220,9 @@ pub fn updated(
                 role: h.role.clone(),
                 result: result.into(),
                 changes: h.changes(),
+                done: (h.changes() > 0).then(|| h.done.brief(crate::change::Tense::Done)),
                 failure: h.failure.as_ref().map(|f| f.to_string()),
+                unfinished: h.unfinished.clone(),
                 desired_sha256: state
                     .hosts
                     .get(name)
@@ -226,6 +240,7 @@ pub fn updated(
         desired_sha256: state.digest(),
         ok: run.ok(),
         stopped: run.stopped.clone(),
+        interrupted: run.interrupted.clone(),
         seconds: run.seconds,
         hosts,
     }
@@ -258,6 +273,7 @@ mod tests {
                 host: "c1".into(),
                 role: "Compute".into(),
                 failure: Some(Failure {
+                    remedy: None,
                     phase: Phase::Step(5),
                     action: "healthcheck of nova_compute".into(),
                     message: "unhealthy".into(),

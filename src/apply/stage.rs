@@ -17,7 +17,7 @@ use crate::model::Role;
 use crate::report::{Event, Outcome, Reporter, Stage};
 use crate::state::Plane;
 
-use super::host_phase::{self, HostWork};
+use super::host_phase::{self, Ended, HostWork};
 use super::outcome::{over_tolerance, Phase, RunOutcome};
 use super::Options;
 
@@ -44,17 +44,24 @@ pub async fn run(
     steps.dedup();
     let mut phases = vec![Phase::Preparation];
     phases.extend(steps.into_iter().map(Phase::Step));
-    for phase in phases {
+    for (i, &phase) in phases.iter().enumerate() {
+        if opts.interrupt.requested() {
+            // Nothing new starts: every host with work left is not finished.
+            for w in hosts {
+                if let Some(p) = phases[i..].iter().find(|p| w.has_work(**p)) {
+                    out.not_started(&w.plan.host, &p.to_string());
+                }
+            }
+            break;
+        }
         let todo: Vec<&HostWork> = hosts
             .iter()
             .filter(|w| out.hosts[&w.plan.host].failure.is_none() && w.has_work(phase))
             .collect();
+        // The hosts are said by the progress (`... on 3 hosts`, `... started: 1 host`).
         let title = match phase {
-            Phase::Step(s) => format!("step {s}/{max_step}: containers on {} hosts", todo.len()),
-            _ => format!(
-                "host preparation: files and directories on {} hosts",
-                todo.len()
-            ),
+            Phase::Step(s) => format!("step {s}/{max_step}: containers"),
+            _ => "host preparation: files and directories".to_string(),
         };
         let title = match plane {
             Plane::Undercloud => format!("undercloud {title}"),
@@ -94,6 +101,15 @@ async fn run_phase(
             let t = Instant::now();
             let mut done = Counts::default();
             let mut tasks = Vec::new();
+            if opts.interrupt.requested() {
+                return (
+                    w.plan.host.clone(),
+                    done,
+                    tasks,
+                    Ok(Ended::NotStarted),
+                    t.elapsed(),
+                );
+            }
             let r = match phase {
                 Phase::Step(s) => {
                     host_phase::step(w, s, opts, reporter, &mut done, &mut tasks).await
@@ -111,11 +127,30 @@ async fn run_phase(
         h.done.merge(&done);
         h.tasks_ran.extend(tasks);
         match r {
-            Ok(()) => {
+            Ok(Ended::Done) => {
                 let summary = done.brief(crate::change::Tense::Done);
                 reporter
                     .progress()
                     .host_done(&name, &format!("{phase}: {summary}"), true);
+            }
+            Ok(Ended::NotStarted) => {
+                reporter.progress().host_done(
+                    &name,
+                    &format!("{phase}: not started (interrupted)"),
+                    false,
+                );
+                out.not_started(&name, &phase.to_string());
+            }
+            Ok(Ended::Interrupted { left }) => {
+                let summary = done.brief(crate::change::Tense::Done);
+                reporter.progress().host_done(
+                    &name,
+                    &format!("{phase}: {summary}; interrupted before {left}"),
+                    false,
+                );
+                if let Some(h) = out.hosts.get_mut(&name) {
+                    h.unfinished = Some(format!("{phase}: {left} and later not started"));
+                }
             }
             Err(f) => {
                 reporter.progress().host_done(

@@ -36,6 +36,8 @@ pub struct SurveyOptions {
 pub struct Unreachable {
     pub host: String,
     pub error: String,
+    /// What to do first when running again cannot help by itself (a changed host key).
+    pub remedy: Option<String>,
 }
 
 /// What the survey found and decided.
@@ -142,9 +144,10 @@ pub async fn read_all(
                     (name.clone(), r)
                 });
             }
-            Some(Err(error)) => unreachable.push(Unreachable {
+            Some(Err(e)) => unreachable.push(Unreachable {
                 host: name.clone(),
-                error,
+                error: e.message,
+                remedy: e.remedy,
             }),
             None => {}
         }
@@ -158,6 +161,7 @@ pub async fn read_all(
             Err(e) => unreachable.push(Unreachable {
                 host: name,
                 error: e.to_string(),
+                remedy: e.remedy(),
             }),
         }
     }

@@ -30,6 +30,7 @@ fn fleet(ev: &Evaluation) -> FakeFleet {
 
 fn options() -> Options {
     Options {
+        interrupt: Default::default(),
         parallel: 4,
         timeout: Duration::from_secs(5),
         health_timeout: Duration::from_secs(5),
@@ -59,8 +60,12 @@ fn reporter() -> Arc<Reporter> {
 /// One apply: begin (lock, checks, survey), then execute. Returns the plan executed
 /// and the outcome.
 async fn apply(ev: &Evaluation, f: &mut FakeFleet) -> (Plan, RunOutcome) {
+    apply_with(ev, f, options()).await
+}
+
+async fn apply_with(ev: &Evaluation, f: &mut FakeFleet, opts: Options) -> (Plan, RunOutcome) {
     f.disconnect();
-    let a = Apply::begin(ev, f, options(), "tester").await.unwrap();
+    let a = Apply::begin(ev, f, opts, "tester").await.unwrap();
     let plan = a.survey().plan.clone();
     let out = a.execute(&info(), reporter()).await;
     (plan, out)
@@ -445,11 +450,13 @@ async fn an_unreachable_host_fails_and_a_node_that_cannot_come_up_fails_alone() 
         out.hosts["lab-networker-0"].failure.as_ref().unwrap().phase,
         Phase::Gather
     );
-    assert!(out
-        .stopped
-        .as_deref()
-        .unwrap()
-        .contains("stopped after the bare-metal stage"));
+    assert!(
+        out.stopped.as_deref().unwrap().contains(
+            "(lab-networker-0 in the survey, before any change); the overcloud stage did not run"
+        ),
+        "{:?}",
+        out.stopped
+    );
     assert!(f
         .machine("lab-novacompute-0")
         .snapshot()
@@ -656,4 +663,105 @@ async fn keys_are_generated_once_kept_on_the_undercloud_and_rotated_with_retired
         node.files["/var/lib/overcloud/keystone/fernet-keys/3"].content,
         s.repositories["keystone/fernet"][&3].as_bytes()
     );
+}
+
+#[tokio::test]
+async fn an_interrupt_finishes_what_is_in_flight_starts_nothing_new_and_is_recorded() {
+    let ev = lab();
+    let mut f = fleet(&ev);
+    let opts = options();
+    let interrupt = opts.interrupt.clone();
+    // Ctrl-C arrives while the controller runs step 2's containers.
+    f.machine("lab-controller-0").set_faults(|x| {
+        x.interrupt_in_step = Some((2, interrupt.clone()));
+    });
+    let (plan, out) = apply_with(&ev, &mut f, opts).await;
+    assert_eq!(out.interrupted.as_deref(), Some("SIGINT"));
+    assert!(!out.ok());
+    assert!(
+        out.failed().is_empty(),
+        "an interrupt is no failure: {:?}",
+        out.failed()
+    );
+    let j = f.take_journal();
+    // The step in flight finished on the controller: its containers were created.
+    assert!(j
+        .iter()
+        .any(|e| e.host == "lab-controller-0" && e.what.starts_with("step 2: create")));
+    // Nothing started after it, on any host.
+    assert!(
+        !j.iter().any(|e| e.what.starts_with("step 3")),
+        "{:?}",
+        j.iter()
+            .filter(|e| e.what.starts_with("step 3"))
+            .collect::<Vec<_>>()
+    );
+    // No stamp is written after an interrupted run; the lock is released last.
+    assert!(!j.iter().any(|e| e.what == "stamp"));
+    assert_eq!(j.last().unwrap().what, "unlock");
+    let ctl = &out.hosts["lab-controller-0"];
+    assert_eq!(
+        ctl.unfinished.as_deref(),
+        Some("step 3 and later not started")
+    );
+    assert!(ctl.done.containers_created > 0);
+    // Recorded on the undercloud as interrupted, with what each host got done.
+    let rec: record::ApplyRecord = serde_json::from_slice(
+        &f.undercloud.snapshot().files["/var/lib/provision/lab.last-apply.json"].content,
+    )
+    .unwrap();
+    assert_eq!(rec.interrupted.as_deref(), Some("SIGINT"));
+    assert!(!rec.ok);
+    let h = &rec.hosts["lab-controller-0"];
+    assert_eq!(h.result, "interrupted");
+    assert_eq!(
+        h.unfinished.as_deref(),
+        Some("step 3 and later not started")
+    );
+    assert!(h.done.as_deref().unwrap().contains("created"), "{h:?}");
+    // The next apply does what is left, and no more than the first plan had.
+    let (plan2, out2) = apply(&ev, &mut f).await;
+    assert!(out2.ok(), "{:?}", out2.failed());
+    assert!(plan2.counts().total() < plan.counts().total());
+    let all: Vec<&str> = ev.state.hosts.keys().map(String::as_str).collect();
+    assert_converged(&ev, &f, &all);
+    assert!(!replan(&ev, &mut f).await.has_changes());
+}
+
+#[tokio::test]
+async fn an_unhealthy_or_stopped_container_is_not_in_sync_and_apply_recovers_it() {
+    let ev = lab();
+    let mut f = fleet(&ev);
+    let (_, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?}", out.failed());
+    let ctl = f.machine("lab-controller-0");
+    ctl.with_state(|st| {
+        st.containers.get_mut("keystone").unwrap().health = "unhealthy".into();
+        st.containers.get_mut("glance_api").unwrap().health = "starting".into();
+        st.containers.get_mut("placement_api").unwrap().state = "exited".into();
+        st.stamp = false;
+    });
+    let plan = replan(&ev, &mut f).await;
+    let ops: Vec<(String, &'static str)> = plan.hosts["lab-controller-0"]
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Container { container, op, .. } => Some((container.clone(), op.verb())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("keystone".to_string(), "recreate"),
+            ("glance_api".to_string(), "check health of"),
+            ("placement_api".to_string(), "start"),
+        ]
+    );
+    let (_, out) = apply(&ev, &mut f).await;
+    assert!(out.ok(), "{:?}", out.failed());
+    assert_eq!(out.counts().containers_recreated, 1);
+    assert_eq!(out.counts().health_awaited, 1);
+    assert_eq!(out.counts().containers_started, 1);
+    assert!(!replan(&ev, &mut f).await.has_changes());
 }

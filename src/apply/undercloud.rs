@@ -25,6 +25,7 @@ pub const SUPPORTED_OS: &[(&str, &str)] = &[
     ("rocky", "9"),
     ("almalinux", "9"),
     ("debian", "12"),
+    ("debian", "13"),
     ("ubuntu", "22"),
     ("ubuntu", "24"),
 ];
@@ -118,7 +119,8 @@ pub fn judge(cloud: &Cloud, out: &str) -> Checked {
     match num("cpus") {
         Some(n) if n >= u64::from(MIN_CPUS) => {}
         Some(n) => c.problems.push(format!(
-            "{uc} has {n} CPU(s); the undercloud needs at least {MIN_CPUS}"
+            "{uc} has {}; the undercloud needs at least {MIN_CPUS}",
+            crate::change::plural(n as usize, "CPU")
         )),
         None => c
             .problems
@@ -153,8 +155,10 @@ pub fn judge(cloud: &Cloud, out: &str) -> Checked {
     }
     if !missing.is_empty() {
         c.problems.push(format!(
-            "{uc} lacks the command(s) {}: install them (e.g. `dnf install` or `apt-get install` {})",
+            "{uc} lacks the command{} {}: install {} (e.g. `dnf install` or `apt-get install` {})",
+            if missing.len() == 1 { "" } else { "s" },
             missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" },
             missing.join(" ")
         ));
     }
@@ -203,9 +207,9 @@ mod tests {
             c.problems[0]
         );
         assert!(c.problems[0].contains("rocky 9, almalinux 9, debian 12"));
-        assert!(c.problems[1].contains("has 1 CPU(s)"));
+        assert!(c.problems[1].contains("has 1 CPU;"));
         assert!(c.problems[4].contains("does not hold its provisioning address 127.0.10.1"));
-        assert!(c.problems[5].contains("lacks the command(s) curl"));
+        assert!(c.problems[5].contains("lacks the command"));
         assert!(
             supported_os("rocky 9.4") && supported_os("ubuntu 24.04") && !supported_os("rocky")
         );

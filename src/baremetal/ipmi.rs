@@ -17,6 +17,8 @@ pub enum Op {
     On,
     Off,
     Reset,
+    /// Off, then on again (a chassis that is off stays off: power it on instead).
+    Cycle,
     /// Network boot at the next boot only.
     BootdevPxe,
     /// Reads boot parameter 5 (the boot flags).
@@ -31,6 +33,7 @@ impl Op {
             Op::On => "chassis power on",
             Op::Off => "chassis power off",
             Op::Reset => "chassis power reset",
+            Op::Cycle => "chassis power cycle",
             Op::BootdevPxe => "chassis bootdev pxe",
             Op::BootparamGet5 => "chassis bootparam get 5",
         }
@@ -38,7 +41,7 @@ impl Op {
     /// What ipmitool prints on success (checked).
     fn expect(self) -> Option<&'static str> {
         match self {
-            Op::On | Op::Off | Op::Reset => Some("Chassis Power Control"),
+            Op::On | Op::Off | Op::Reset | Op::Cycle => Some("Chassis Power Control"),
             Op::BootdevPxe => Some("Set Boot Device to pxe"),
             Op::Status | Op::BootparamGet5 => None,
         }
@@ -286,12 +289,14 @@ mod tests {
             "IFS= read -r IPMI_PASSWORD; export IPMI_PASSWORD; exec ipmitool -I lanplus -H 10.0.0.5 -p 623 -U admin -E chassis power status"
         );
         assert!(command(&t, Op::BootdevPxe).ends_with(" -E chassis bootdev pxe"));
+        assert!(command(&t, Op::Cycle).ends_with(" -E chassis power cycle"));
         assert!(command(&t, Op::BootparamGet5).ends_with(" -E chassis bootparam get 5"));
         for op in [
             Op::Status,
             Op::On,
             Op::Off,
             Op::Reset,
+            Op::Cycle,
             Op::BootdevPxe,
             Op::BootparamGet5,
         ] {

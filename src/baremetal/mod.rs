@@ -10,6 +10,7 @@
 
 pub mod introspect;
 pub mod ipmi;
+pub mod power;
 pub mod record;
 pub mod redfish;
 pub mod runner;
@@ -21,6 +22,7 @@ use crate::inventory::spec::BmcDriver;
 use crate::inventory::{SecretValue, Secrets};
 use crate::model::Host;
 use crate::transport::TransportError;
+pub use power::{PowerCommand, PowerOutcome, PowerReport};
 pub use runner::{LocalRunner, RunFuture, Runner};
 
 /// A system's power state, as its BMC reports it.
@@ -150,6 +152,19 @@ pub enum BmcError {
         want: PowerState,
         secs: f64,
     },
+    #[error("{node}: the BMC {bmc} offers no hard restart: its ComputerSystem.Reset allows {allowed} (neither ForceRestart nor PowerCycle); nothing was pressed: restart the machine from the BMC's own interface, or run `power off`, then `power on`")]
+    NoHardRestart {
+        node: String,
+        bmc: String,
+        /// The reset types the system lists, comma-separated, or `none`.
+        allowed: String,
+    },
+    #[error("{node}: the BMC {bmc} reports the power {state}, neither on nor off, so `power cycle` pressed nothing; read it again with `power status` (a change in progress settles within a minute) and run `power cycle` once it is on or off")]
+    PowerUnsettled {
+        node: String,
+        bmc: String,
+        state: PowerState,
+    },
 }
 
 impl BmcError {
@@ -167,7 +182,9 @@ impl BmcError {
             | BmcError::BadCredentials { node, .. }
             | BmcError::ToolMissing { node, .. }
             | BmcError::Runner { node, .. }
-            | BmcError::PowerTimeout { node, .. } => node,
+            | BmcError::PowerTimeout { node, .. }
+            | BmcError::NoHardRestart { node, .. }
+            | BmcError::PowerUnsettled { node, .. } => node,
         }
     }
 }
@@ -552,6 +569,8 @@ mod tests {
             t.power_on(&r).await.unwrap_err(),
             t.power_off(&r).await.unwrap_err(),
             t.reset(&r).await.unwrap_err(),
+            t.power_on_if_off(&r).await.unwrap_err(),
+            t.power_cycle(&r).await.unwrap_err(),
             t.set_pxe_once(&r).await.unwrap_err(),
             t.boot_override(&r).await.unwrap_err(),
         ] {

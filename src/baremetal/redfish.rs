@@ -18,6 +18,8 @@ pub enum ResetType {
     On,
     ForceOff,
     ForceRestart,
+    /// Power off, then on (a hard restart for BMCs that offer no `ForceRestart`).
+    PowerCycle,
 }
 
 impl ResetType {
@@ -26,6 +28,7 @@ impl ResetType {
             ResetType::On => "On",
             ResetType::ForceOff => "ForceOff",
             ResetType::ForceRestart => "ForceRestart",
+            ResetType::PowerCycle => "PowerCycle",
         }
     }
 }
@@ -46,6 +49,33 @@ pub enum Request {
 pub struct System {
     pub power: PowerState,
     pub boot: BootOverride,
+    /// The `ResetType@Redfish.AllowableValues` of its `#ComputerSystem.Reset` action;
+    /// `None` when the system does not list them.
+    pub reset_types: Option<Vec<String>>,
+}
+
+/// The hard restart to send to a system that is on: `ForceRestart`, or `PowerCycle`
+/// when the system lists its reset types without `ForceRestart`. A system that lists
+/// neither is refused ([`BmcError::NoHardRestart`]); one that lists no reset types
+/// gets `ForceRestart`.
+pub fn restart_type(t: &BmcTarget, allowed: Option<&[String]>) -> Result<ResetType, BmcError> {
+    let Some(allowed) = allowed else {
+        return Ok(ResetType::ForceRestart);
+    };
+    for want in [ResetType::ForceRestart, ResetType::PowerCycle] {
+        if allowed.iter().any(|a| a == want.as_str()) {
+            return Ok(want);
+        }
+    }
+    Err(BmcError::NoHardRestart {
+        node: t.node.clone(),
+        bmc: t.endpoint(),
+        allowed: if allowed.is_empty() {
+            "none".into()
+        } else {
+            allowed.join(", ")
+        },
+    })
 }
 
 /// An HTTP answer: status code and body.
@@ -282,7 +312,8 @@ pub fn redfish_message(body: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-/// Reads a system's JSON: `PowerState` and `Boot`.
+/// Reads a system's JSON: `PowerState`, `Boot` and the reset types of its
+/// `Actions`.
 pub fn parse_system(t: &BmcTarget, body: &str) -> Result<System, BmcError> {
     let protocol = |message: &str| BmcError::Protocol {
         node: t.node.clone(),
@@ -304,12 +335,25 @@ pub fn parse_system(t: &BmcTarget, body: &str) -> Result<System, BmcError> {
             .unwrap_or("None")
             .to_string()
     };
+    let reset_types = v
+        .get("Actions")
+        .and_then(|a| a.get("#ComputerSystem.Reset"))
+        .and_then(|r| r.get("ResetType@Redfish.AllowableValues"))
+        .and_then(Value::as_array)
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        });
     Ok(System {
         power,
         boot: BootOverride {
             target: field("BootSourceOverrideTarget"),
             enabled: field("BootSourceOverrideEnabled"),
         },
+        reset_types,
     })
 }
 
@@ -484,12 +528,49 @@ mod tests {
                 enabled: "Once".into()
             }
         );
+        assert_eq!(s.reset_types, None);
         let s = parse_system(&t, r#"{"PowerState": "PoweringOn"}"#).unwrap();
         assert_eq!(s.power, PowerState::PoweringOn);
         assert_eq!(s.boot.target, "None");
+        let s = parse_system(
+            &t,
+            r##"{"PowerState": "On", "Actions": {"#ComputerSystem.Reset": {"target": "/x", "ResetType@Redfish.AllowableValues": ["On", "ForceOff", "PowerCycle"]}}}"##,
+        )
+        .unwrap();
+        assert_eq!(
+            s.reset_types,
+            Some(vec!["On".into(), "ForceOff".into(), "PowerCycle".into()])
+        );
         assert!(matches!(
             parse_system(&t, "<html>"),
             Err(BmcError::Protocol { .. })
         ));
+    }
+
+    #[test]
+    fn restart_types() {
+        let t = target(BmcDriver::Redfish);
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(restart_type(&t, None).unwrap(), ResetType::ForceRestart);
+        let both = list(&["On", "PowerCycle", "ForceRestart"]);
+        assert_eq!(
+            restart_type(&t, Some(&both)).unwrap(),
+            ResetType::ForceRestart
+        );
+        let cycle = list(&["On", "ForceOff", "PowerCycle"]);
+        assert_eq!(
+            restart_type(&t, Some(&cycle)).unwrap(),
+            ResetType::PowerCycle
+        );
+        let soft = list(&["On", "ForceOff", "GracefulRestart"]);
+        let e = restart_type(&t, Some(&soft)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "overcloud-controller-0: the BMC redfish https://10.0.0.5:443 system sys-1 offers no hard restart: its ComputerSystem.Reset allows On, ForceOff, GracefulRestart (neither ForceRestart nor PowerCycle); nothing was pressed: restart the machine from the BMC's own interface, or run `power off`, then `power on`"
+        );
+        let e = restart_type(&t, Some(&[])).unwrap_err();
+        assert!(e.to_string().contains("allows none ("), "{e}");
+        assert!(command(&t, Request::Reset(ResetType::PowerCycle))
+            .contains("--data-binary '{\"ResetType\": \"PowerCycle\"}'"));
     }
 }

@@ -8,13 +8,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use provision::apply::{self, Apply, RunInfo, RunOutcome};
+use provision::apply::{self, Apply, RunInfo};
+use provision::change::plural;
 use provision::diff::format;
 use provision::evaluate::Evaluation;
-use provision::plan::{report, saved::SavedPlan, NodeAction, Tense};
+use provision::plan::{report, saved::SavedPlan, NodeAction};
 use provision::report::events::{self, EventLog};
 use provision::report::progress::Progress;
-use provision::report::{default_run_dir, Reporter};
+use provision::report::{default_run_dir, write_plan, Reporter, PLAN_FILE};
 
 use super::COMMAND_TIMEOUT;
 
@@ -28,6 +29,8 @@ pub struct ApplyArgs<'a> {
     pub boot_timeout: Duration,
     pub power_off_removed: bool,
     pub run_dir: Option<PathBuf>,
+    /// Show the plan with every file's diff, not its summary.
+    pub diff: bool,
 }
 
 pub fn apply(a: ApplyArgs<'_>) -> ExitCode {
@@ -67,6 +70,7 @@ pub fn apply(a: ApplyArgs<'_>) -> ExitCode {
         Err(code) => return code,
     };
     let opts = apply::Options {
+        interrupt: Default::default(),
         parallel: a.parallel,
         timeout: COMMAND_TIMEOUT,
         health_timeout: a.health_timeout,
@@ -95,6 +99,7 @@ impl Run<'_> {
     async fn run(&self, opts: apply::Options) -> ExitCode {
         let started = Instant::now();
         let ev = self.ev;
+        let signals = super::signals::Signals::watch(opts.interrupt.clone());
         let mut fleet =
             match super::open_fleet(&ev.cloud, &[], self.a.accept_new, self.a.parallel).await {
                 Ok(f) => f,
@@ -120,27 +125,40 @@ impl Run<'_> {
                 return ExitCode::FAILURE;
             }
         };
-        if let Err(code) = self.review(&applying, started) {
+        let run_dir = self.run_dir(&info.run_id);
+        if let Err(code) = self.review(&applying, started, &run_dir) {
             applying.release().await;
             return code;
         }
-        let reporter = self.reporter(&info.run_id, applying.evaluation());
+        let reporter = self.reporter(&info.run_id, &run_dir, applying.evaluation());
+        if let Some(s) = &signals {
+            s.changing(reporter.clone());
+        }
         let outcome = applying.execute(&info, reporter.clone()).await;
-        print_outcome(&outcome, started);
+        super::outcome::print_outcome(&outcome, started);
         if let Some(p) = reporter.log_path() {
             println!("Event log: {}", p.display());
         }
-        if outcome.ok() {
+        if outcome.interrupted.is_some() {
+            ExitCode::from(super::signals::EXIT_INTERRUPTED)
+        } else if outcome.ok() {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
         }
     }
 
-    /// Shows the plan and asks; `Ok` to go on, else the exit code. A saved plan is
-    /// checked for drift instead of shown; no changes (and every host read) ends the
-    /// run successfully.
-    fn review(&self, applying: &Apply<'_>, started: Instant) -> Result<(), ExitCode> {
+    /// Shows the plan and asks; `Ok` to go on, else the exit code. The plan is shown
+    /// in short (grouped by hosts, with counts), or in full with `--diff`; in full it
+    /// is always written to the run directory (`plan.txt`) first, and its path said. A
+    /// saved plan is checked for drift instead of shown; no changes (and every host
+    /// read) ends the run successfully.
+    fn review(
+        &self,
+        applying: &Apply<'_>,
+        started: Instant,
+        run_dir: &Path,
+    ) -> Result<(), ExitCode> {
         // With the cloud's keys (their values are secrets to redact).
         let ev = applying.evaluation();
         let s = applying.survey();
@@ -153,8 +171,18 @@ impl Run<'_> {
         let label = self.inventory.display().to_string();
         let report = report::report(&label, &s.plan, &ev.state, &s.facts, &ev.cloud.secrets);
         let changes = s.plan.has_changes();
-        if self.saved.is_none() && changes {
-            print!("{}", format::text(&report));
+        if changes {
+            let written = write_plan(run_dir, &format::text(&report));
+            if self.saved.is_none() {
+                print!("{}", shown_plan(&report, self.a.diff));
+            }
+            match written {
+                Ok(p) => println!("{}", where_the_plan_is(&p, self.a.diff)),
+                Err(e) => eprintln!(
+                    "warning: cannot write the full plan to {}: {e}",
+                    run_dir.join(PLAN_FILE).display()
+                ),
+            }
         }
         for u in &s.unreachable {
             eprintln!("error: {}", u.error);
@@ -167,7 +195,8 @@ impl Run<'_> {
                 .filter(|h| ev.cloud.host(h).is_some())
                 .count();
             println!(
-                "\nNo changes. The undercloud and the {nodes} hosts match the inventory ({:.2} s).",
+                "\nNo changes. The undercloud and the {} match the inventory ({:.2} s).",
+                plural(nodes, "host"),
                 started.elapsed().as_secs_f64()
             );
             return Err(ExitCode::SUCCESS);
@@ -189,13 +218,16 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn reporter(&self, run_id: &str, ev: &Evaluation) -> Arc<Reporter> {
-        let run_dir = self
-            .a
+    /// The run's directory: `--run-dir`, or `.provision/runs/<run id>`.
+    fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.a
             .run_dir
             .clone()
-            .unwrap_or_else(|| default_run_dir(Path::new(".provision"), run_id));
-        let log = match EventLog::create(&run_dir, run_id) {
+            .unwrap_or_else(|| default_run_dir(Path::new(".provision"), run_id))
+    }
+
+    fn reporter(&self, run_id: &str, run_dir: &Path, ev: &Evaluation) -> Arc<Reporter> {
+        let log = match EventLog::create(run_dir, run_id) {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!(
@@ -224,56 +256,105 @@ fn left_alone(s: &apply::Survey) {
         .map(|n| n.node.as_str())
         .collect();
     if !kept.is_empty() {
+        let (are, they, them) = if kept.len() == 1 {
+            ("is", "it is", "it")
+        } else {
+            ("are", "they are", "them")
+        };
         println!(
-            "{} provisioned node(s) are no longer in the inventory ({}): left as they are; `apply --power-off-removed` powers them off.",
-            kept.len(),
+            "{} {are} no longer in the inventory ({}): left as {they}; `apply --power-off-removed` powers {them} off.",
+            plural(kept.len(), "provisioned node"),
             kept.join(", ")
         );
     }
 }
 
-fn print_outcome(o: &RunOutcome, started: Instant) {
-    let failed = o.failed();
-    let verdict = if o.ok() {
-        "Apply complete"
+/// The plan as apply shows it: in short ([`format::summary`]: grouped by hosts, with
+/// counts, each file's path and lines added and removed, no diff line), or with every
+/// file's diff (`--diff`: [`format::text`], as `provision plan` shows it).
+fn shown_plan(report: &provision::diff::Report, full: bool) -> String {
+    if full {
+        format::text(report)
     } else {
-        "Apply FAILED"
-    };
-    for note in &o.notes {
-        println!("note: {note}");
+        format::summary(report)
     }
-    println!(
-        "\n{verdict}: {} on {} of {} hosts, in {:.2} s.",
-        o.counts().phrase(Tense::Done),
-        o.hosts_changed(),
-        o.hosts.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if !failed.is_empty() {
-        println!("\n{} host(s) failed:", failed.len());
-        for h in failed {
-            if let Some(f) = &h.failure {
-                println!("  {} ({}): {}: {}", h.host, h.role, f.phase, f.action);
-                for line in f.message.lines().take(30) {
-                    println!("      {line}");
-                }
-            }
-        }
-        println!("Re-run apply to resume: it reads every host again and does only what is left.");
+}
+
+/// Where the full plan was written, said after the plan.
+fn where_the_plan_is(path: &Path, full: bool) -> String {
+    if full {
+        format!("The full plan is also in {}.", path.display())
+    } else {
+        format!(
+            "The full plan, with every file's diff: {} (`apply --diff` shows it here).",
+            path.display()
+        )
     }
-    if !o.nodes_powered_off.is_empty() {
-        println!(
-            "Powered off and forgot {} node(s) removed from the inventory.",
-            o.nodes_powered_off.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use provision::facts::ActualHost;
+    use provision::model::LoadOptions;
+    use provision::plan::Plan;
+    use provision::source::FsTree;
+
+    /// The plan of a first apply of the production example (every host empty), offline.
+    fn first_apply() -> provision::diff::Report {
+        let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/example-production.toml");
+        let ev = provision::evaluate::evaluate(&inv, &FsTree, &LoadOptions::default())
+            .unwrap_or_else(|f| panic!("{}", f.render()));
+        let facts: BTreeMap<String, ActualHost> = ev
+            .state
+            .hosts
+            .keys()
+            .map(|h| (h.clone(), ActualHost::default()))
+            .collect();
+        let plan = Plan::decide(&ev.state, &facts, Vec::new());
+        report::report("example", &plan, &ev.state, &facts, &ev.cloud.secrets)
+    }
+
+    /// A line of a unified diff: a hunk header, or a line added or removed (a summary's
+    /// `  + /path  +12` names a path).
+    fn is_diff_line(l: &str) -> bool {
+        let t = l.trim_start();
+        t.starts_with("@@")
+            || t.strip_prefix(['+', '-'])
+                .is_some_and(|rest| !rest.starts_with(" /") && !rest.starts_with(" host "))
+    }
+
+    #[test]
+    fn apply_shows_the_summary_unless_diff_is_asked_for() {
+        let r = first_apply();
+        let short = shown_plan(&r, false);
+        assert!(!short.lines().any(is_diff_line), "{short}");
+        assert!(short
+            .contains("\nCompute (20 hosts: overcloud-novacompute-[0-19]): 560 files to write,"));
+        assert!(short.contains("\n  + /etc/overcloud/nova_compute/nova.conf  +"));
+        let full = shown_plan(&r, true);
+        assert_eq!(full, format::text(&r));
+        assert!(full.lines().filter(|l| is_diff_line(l)).count() > 10_000);
+
+        // The full text in the run dir, and where it is said.
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_plan(dir.path(), &format::text(&r)).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), full);
+        assert_eq!(
+            where_the_plan_is(&p, false),
+            format!(
+                "The full plan, with every file's diff: {}/plan.txt (`apply --diff` shows it here).",
+                dir.path().display()
+            )
         );
-    }
-    for (n, e) in &o.power_off_failures {
-        println!("  {n}: NOT powered off: {e}");
-    }
-    if let Some(why) = &o.stopped {
-        println!("\nThe run stopped: {why}.");
-    }
-    if o.undercloud_failed {
-        println!("\nThe undercloud stage failed: the bare-metal and overcloud stages did not run.");
+        assert_eq!(
+            where_the_plan_is(&p, true),
+            format!(
+                "The full plan is also in {}/plan.txt.",
+                dir.path().display()
+            )
+        );
     }
 }

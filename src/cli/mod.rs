@@ -6,14 +6,17 @@ pub mod apply;
 pub mod credentials;
 pub mod nodes;
 pub mod offline;
+pub mod outcome;
 pub mod ping;
 pub mod plan;
+pub mod signals;
 pub mod status;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use provision::diagnostics::{count, LISTED};
 use provision::diff::{self, format};
 use provision::evaluate::{evaluate, Evaluation};
 use provision::host::ssh::SshFleet;
@@ -49,19 +52,49 @@ pub fn load(inventory: &Path) -> Result<Evaluation, ExitCode> {
 /// Evaluates an inventory, its oslo.config files checked against the option catalogue
 /// of `release` (`None`: the catalogue's own); warnings are printed on stderr.
 pub fn load_release(inventory: &Path, release: Option<&str>) -> Result<Evaluation, ExitCode> {
+    load_listing(inventory, release, Listing::First)
+}
+
+/// How many of an inventory's errors and warnings are printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// The first [`LISTED`] of each, then one line counting the rest.
+    First,
+    /// Every one (`validate --all-errors`).
+    All,
+    /// The first [`LISTED`]; the line counting the rest points to `--all-errors` as an
+    /// option of this command (`validate`).
+    FirstHere,
+}
+
+/// Evaluates an inventory as [`load_release`] does; the errors and warnings are printed
+/// on stderr as `listing` says, the count of each always whole. This is where every
+/// command that reads an inventory prints its diagnostics.
+pub fn load_listing(
+    inventory: &Path,
+    release: Option<&str>,
+    listing: Listing,
+) -> Result<Evaluation, ExitCode> {
     let opts = LoadOptions {
         release: release.map(str::to_string),
         ..LoadOptions::from_process_env()
     };
+    let limit = (listing != Listing::All).then_some(LISTED);
+    let list_all = match listing {
+        Listing::FirstHere => "pass --all-errors to list every one".to_string(),
+        _ => format!(
+            "run `provision validate --all-errors {}` to list every one",
+            inventory.display()
+        ),
+    };
     match evaluate(inventory, &FsTree, &opts) {
         Ok(ev) => {
             if !ev.warnings.is_empty() {
-                eprint!("{}", ev.render_warnings());
-                let n = ev.warnings.len();
+                eprint!("{}", ev.render_warnings_listed(limit, &list_all));
                 eprintln!(
-                    "\nwarning: {}: {n} warning{}\n",
+                    "\nwarning: {}: {}\n",
                     inventory.display(),
-                    if n == 1 { "" } else { "s" }
+                    count(ev.warnings.len(), "warning")
                 );
             }
             if !ev.cloud.ssh.strict_host_key_checking {
@@ -73,12 +106,12 @@ pub fn load_release(inventory: &Path, release: Option<&str>) -> Result<Evaluatio
             Ok(ev)
         }
         Err(failure) => {
-            eprint!("{}", failure.render());
-            let n = failure.diags.len();
+            let fix_first = format!("fix these first, or {list_all}");
+            eprint!("{}", failure.render_listed(limit, &fix_first, &list_all));
             eprintln!(
-                "\nerror: {} is not valid: {n} error{} found",
+                "\nerror: {} is not valid: {} found",
                 inventory.display(),
-                if n == 1 { "" } else { "s" }
+                count(failure.diags.len(), "error")
             );
             Err(ExitCode::FAILURE)
         }

@@ -1,24 +1,48 @@
-//! `provision nodes INVENTORY power on|off|status [--limit]`: day-2 power operations
-//! through the nodes' BMCs, called from the undercloud (the BMC network is reachable
-//! only from there), all nodes at once. Passwords travel on standard input, never on
-//! a command line.
+//! `provision nodes INVENTORY power on|off|status|cycle [--limit]`: day-2 power
+//! operations through the nodes' BMCs, called from the undercloud (the BMC network is
+//! reachable only from there), all nodes at once. Passwords travel on standard input,
+//! never on a command line. What each action does on each power state, and the lines
+//! printed, are the library's ([`provision::baremetal::power`]): this maps the
+//! arguments and prints.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use provision::baremetal::{BmcTarget, PowerState, Runner};
+use provision::baremetal::power::{node_line, summary};
+use provision::baremetal::{BmcTarget, PowerCommand, Runner};
 use provision::evaluate::Evaluation;
 use provision::host::join_all;
 
 /// What to do.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PowerAction {
+    /// Power on the nodes that are not on; a node already on is left alone (its line
+    /// says how to restart it).
     On,
+    /// Cut the power (Redfish ForceOff, IPMI chassis power off).
     Off,
+    /// Read the power state.
     Status,
+    /// Hard restart of a node that is on (Redfish ForceRestart or PowerCycle, IPMI
+    /// chassis power cycle); power on of a node that is off.
+    Cycle,
 }
 
-pub fn power(ev: &Evaluation, action: PowerAction, accept_new: bool) -> ExitCode {
+impl PowerAction {
+    fn command(self) -> PowerCommand {
+        match self {
+            PowerAction::On => PowerCommand::On,
+            PowerAction::Off => PowerCommand::Off,
+            PowerAction::Status => PowerCommand::Status,
+            PowerAction::Cycle => PowerCommand::Cycle,
+        }
+    }
+}
+
+pub fn power(ev: &Evaluation, inventory: &Path, action: PowerAction, accept_new: bool) -> ExitCode {
+    let command = action.command();
+    let inventory = inventory.display().to_string();
     let runtime = match super::runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -38,65 +62,28 @@ pub fn power(ev: &Evaluation, action: PowerAction, accept_new: bool) -> ExitCode
             .collect();
         let calls = hosts.iter().map(|h| async move {
             let t = Instant::now();
-            let r = match BmcTarget::for_host(h, &ev.cloud.secrets) {
-                Err(e) => Err(e),
-                Ok(bmc) => {
-                    let done = match action {
-                        PowerAction::On => bmc
-                            .power_on(runner)
-                            .await
-                            .map(|_| "power on requested".to_string()),
-                        PowerAction::Off => bmc
-                            .power_off(runner)
-                            .await
-                            .map(|_| "power off requested".to_string()),
-                        PowerAction::Status => Ok(String::new()),
-                    };
-                    match done {
-                        Err(e) => Err(e),
-                        Ok(msg) => bmc
-                            .power_state(runner)
-                            .await
-                            .map(|s| (s, msg, bmc.endpoint())),
-                    }
-                }
+            let (endpoint, r) = match BmcTarget::for_host(h, &ev.cloud.secrets) {
+                Err(e) => (String::new(), Err(e)),
+                Ok(bmc) => (bmc.endpoint(), bmc.power_command(runner, command).await),
             };
-            (h, r, t.elapsed())
+            (h, endpoint, r, t.elapsed())
         });
         let results = join_all(calls.collect()).await;
-        let mut failed = 0;
-        for (h, r, took) in results {
-            match r {
-                Ok((state, msg, endpoint)) => {
-                    let state = match state {
-                        PowerState::Unknown(s) => format!("unknown ({s})"),
-                        s => s.to_string(),
-                    };
-                    let msg = if msg.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {msg}")
-                    };
-                    println!(
-                        "{:<28} {:<12} power {state:<12} {endpoint}{msg} ({:.0} ms)",
-                        h.name,
-                        h.role,
-                        took.as_secs_f64() * 1000.0
-                    );
-                }
-                Err(e) => {
-                    failed += 1;
-                    println!("{:<28} {:<12} FAILED: {e}", h.name, h.role);
-                }
-            }
+        for (h, endpoint, r, took) in &results {
+            println!(
+                "{}",
+                node_line(&h.name, &h.role, endpoint, r, *took, &inventory)
+            );
         }
-        println!(
-            "\n{} of {} nodes answered through their BMC in {:.2} s.",
-            hosts.len() - failed,
-            hosts.len(),
-            start.elapsed().as_secs_f64()
-        );
-        if failed == 0 {
+        let outcomes: Vec<_> = results
+            .iter()
+            .map(|(h, _, r, _)| (h.name.as_str(), r))
+            .collect();
+        println!();
+        for line in summary(command, &outcomes, start.elapsed(), &inventory) {
+            println!("{line}");
+        }
+        if outcomes.iter().all(|(_, r)| r.is_ok()) {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE

@@ -8,8 +8,16 @@ use provision::render::output;
 
 use super::OutputFormat;
 
-pub fn validate(inventory: &Path, release: Option<&str>) -> ExitCode {
-    let ev = match super::load_release(inventory, release) {
+/// `provision validate`: every error and warning of the inventory (the first
+/// [`provision::diagnostics::LISTED`] of each unless `all_errors`, then how many more),
+/// or a summary of the valid cloud.
+pub fn validate(inventory: &Path, release: Option<&str>, all_errors: bool) -> ExitCode {
+    let listing = if all_errors {
+        super::Listing::All
+    } else {
+        super::Listing::FirstHere
+    };
+    let ev = match super::load_listing(inventory, release, listing) {
         Ok(ev) => ev,
         Err(code) => return code,
     };

@@ -44,9 +44,9 @@ pub fn ping(cloud: &Cloud, accept_new: bool, parallel: usize) -> ExitCode {
             report(&h.name, &h.role, r);
         }
         println!(
-            "\n{} of {} hosts answered in {:.2} s.",
+            "\n{} of {} answered in {:.2} s.",
             cloud.hosts.len() + 1 - failed,
-            cloud.hosts.len() + 1,
+            provision::change::plural(cloud.hosts.len() + 1, "host"),
             start.elapsed().as_secs_f64()
         );
         if failed == 0 {

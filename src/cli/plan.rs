@@ -21,9 +21,15 @@ pub struct PlanArgs<'a> {
     pub parallel: usize,
     pub power_off_removed: bool,
     pub out: Option<&'a Path>,
+    /// Text in short (`format::summary`), as apply shows a plan.
+    pub summary: bool,
 }
 
 pub fn plan(a: PlanArgs<'_>) -> ExitCode {
+    if a.summary && !matches!(a.fmt, OutputFormat::Text) {
+        eprintln!("error: --summary is a text form: leave out --format, or give --format text");
+        return ExitCode::FAILURE;
+    }
     let ev = match super::load_limited(a.inventory, a.limit) {
         Ok(ev) => ev,
         Err(code) => return code,
@@ -54,14 +60,18 @@ pub fn plan(a: PlanArgs<'_>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        print!("{}", a.fmt.render(&report));
+        if a.summary {
+            print!("{}", provision::diff::format::summary(&report));
+        } else {
+            print!("{}", a.fmt.render(&report));
+        }
         for u in &s.unreachable {
             eprintln!("error: {}", u.error);
         }
         if !s.unreachable.is_empty() {
             eprintln!(
-                "error: {} host(s) could not be read; the plan covers the others{}",
-                s.unreachable.len(),
+                "error: {} could not be read; the plan covers the others{}",
+                provision::change::plural(s.unreachable.len(), "host"),
                 if a.out.is_some() {
                     " and is not saved"
                 } else {

@@ -15,7 +15,7 @@ use provision::facts::{ActualHost, ReadFacts};
 use provision::host::join_all;
 use provision::host::ssh::SshFleet;
 use provision::host::Fleet;
-use provision::plan::{decide, Change};
+use provision::plan::{decide, Change, ContainerOp};
 use provision::state::HostState;
 
 #[derive(Serialize)]
@@ -28,6 +28,8 @@ struct ContainerStatus {
     /// Whether its config hash is the desired one (`null` if it should not be there).
     config_current: Option<bool>,
     desired: bool,
+    /// What apply would do to it (the plan's decision), `null` when it is in sync.
+    apply: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -44,16 +46,10 @@ struct HostStatus {
     last_apply: Option<record::HostRecord>,
     files_total: usize,
     files_differing: usize,
+    /// Every change the plan would make on it (files, containers, tasks, ...): the host
+    /// is in sync when there are none.
+    changes: usize,
     containers: Vec<ContainerStatus>,
-}
-
-fn health_of(status: &str) -> String {
-    for h in ["unhealthy", "healthy", "starting"] {
-        if status.contains(&format!("({h})")) {
-            return h.into();
-        }
-    }
-    "none".into()
 }
 
 pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) -> ExitCode {
@@ -76,22 +72,16 @@ pub fn status(ev: &Evaluation, accept_new: bool, parallel: usize, json: bool) ->
             }
         };
         let (rec, hosts) = read_status(&ev, &fleet, parallel).await;
-        let healthy = hosts.iter().all(|h| {
-            h.reachable
-                && h.files_differing == 0
-                && h.containers.iter().all(|c| {
-                    c.desired
-                        && c.state == "running"
-                        && c.config_current == Some(true)
-                        && c.health != "unhealthy"
-                })
-        });
+        // In sync is what plan decides: no change on any host (a container that is
+        // not running, unhealthy or not yet healthy is a change).
+        let healthy = hosts.iter().all(|h| h.reachable && h.changes == 0);
         if json {
             let v = serde_json::json!({
                 "cloud": ev.cloud.name,
                 "last_apply": rec.as_ref().map(|r| serde_json::json!({
                     "run_id": r.run_id, "time": r.time, "operator": r.operator,
                     "inventory": r.inventory, "ok": r.ok, "stopped": r.stopped,
+                    "interrupted": r.interrupted,
                 })),
                 "in_sync": healthy,
                 "hosts": hosts,
@@ -122,7 +112,14 @@ async fn read_status(
         timeout: Duration::from_secs(120),
         power_off_removed: false,
     };
-    let (facts, unreachable) = read_all(&ev.state, fleet, &[], &opts).await;
+    let (mut facts, unreachable) = read_all(&ev.state, fleet, &[], &opts).await;
+    // The tasks that succeeded, as the survey reads them: a task to run is a change.
+    let tasks = record::read_tasks(uc.as_ref(), &ev.cloud.name)
+        .await
+        .unwrap_or_default();
+    for (host, f) in facts.iter_mut() {
+        f.tasks = tasks.hosts.get(host).cloned().unwrap_or_default();
+    }
     let nodes = provision::apply::baremetal::read_nodes(uc.as_ref(), &ev.cloud.name)
         .await
         .unwrap_or_default();
@@ -157,6 +154,7 @@ async fn read_status(
         .iter()
         .map(|(name, hs)| {
             let actual = facts.get(name);
+            let changes = actual.map(|a| decide(hs, a)).unwrap_or_default();
             HostStatus {
                 host: name.clone(),
                 role: hs.role.clone(),
@@ -169,15 +167,14 @@ async fn read_status(
                     .map(|n| format!("{} ({})", n.time, n.how)),
                 last_apply: rec.as_ref().and_then(|r| r.hosts.get(name).cloned()),
                 files_total: hs.files.len(),
-                files_differing: actual
-                    .map(|a| {
-                        decide(hs, a)
-                            .iter()
-                            .filter(|c| matches!(c, Change::WriteFile { .. }))
-                            .count()
-                    })
-                    .unwrap_or(0),
-                containers: actual.map(|a| containers_of(hs, a)).unwrap_or_default(),
+                files_differing: changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::WriteFile { .. }))
+                    .count(),
+                changes: changes.len(),
+                containers: actual
+                    .map(|a| containers_of(hs, a, &changes))
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -185,7 +182,7 @@ async fn read_status(
 }
 
 /// Every container desired or found on a host, and how it stands.
-fn containers_of(hs: &HostState, a: &ActualHost) -> Vec<ContainerStatus> {
+fn containers_of(hs: &HostState, a: &ActualHost, changes: &[Change]) -> Vec<ContainerStatus> {
     let mut all: Vec<&String> = hs.containers.keys().chain(a.containers.keys()).collect();
     all.sort();
     all.dedup();
@@ -202,8 +199,30 @@ fn containers_of(hs: &HostState, a: &ActualHost) -> Vec<ContainerStatus> {
                     .map(|f| f.state.clone())
                     .unwrap_or_else(|| "missing".into()),
                 health: found
-                    .map(|f| health_of(&f.status))
+                    .map(|f| f.health().word().to_string())
                     .unwrap_or_else(|| "none".into()),
+                apply: changes.iter().find_map(|ch| match ch {
+                    Change::Container { container, op, .. } if container == c => Some(match op {
+                        ContainerOp::Create => "apply creates it".to_string(),
+                        ContainerOp::Recreate { .. } => {
+                            "CONFIG CHANGED (apply recreates it)".to_string()
+                        }
+                        ContainerOp::Start { found_state } => {
+                            format!("{} (apply starts it)", found_state.to_uppercase())
+                        }
+                        ContainerOp::Recover { .. } => {
+                            "UNHEALTHY (apply recreates it and waits for its healthcheck)"
+                                .to_string()
+                        }
+                        ContainerOp::AwaitHealth { .. } => {
+                            "NOT YET HEALTHY (apply waits for its healthcheck)".to_string()
+                        }
+                    }),
+                    Change::RemoveContainer { container } if container == c => {
+                        Some("NOT DESIRED here (apply removes it)".to_string())
+                    }
+                    _ => None,
+                }),
                 config_current: match (want, found) {
                     (Some(w), Some(f)) => Some(*w == f.config_hash),
                     (Some(_), None) => Some(false),
@@ -227,7 +246,11 @@ fn print_text(
             ev.cloud.name,
             r.time,
             r.operator,
-            if r.ok { "ok" } else { "FAILED" },
+            match (&r.interrupted, r.ok) {
+                (Some(why), _) => format!("INTERRUPTED by {why}"),
+                (None, true) => "ok".to_string(),
+                (None, false) => "FAILED".to_string(),
+            },
             r.run_id,
             r.stopped
                 .as_ref()
@@ -243,7 +266,10 @@ fn print_text(
         let last = h
             .last_apply
             .as_ref()
-            .map(|l| format!("last apply {} {}", l.time, l.result))
+            .map(|l| match &l.unfinished {
+                Some(u) => format!("last apply {} {} ({u})", l.time, l.result),
+                None => format!("last apply {} {}", l.time, l.result),
+            })
             .unwrap_or_else(|| "never applied".into());
         let power = h.power.as_deref().unwrap_or("not read");
         let provisioned = match &h.provisioned {
@@ -268,19 +294,23 @@ fn print_text(
             );
             continue;
         }
+        let pending = match h.changes {
+            0 => String::new(),
+            n => format!(", {} to apply", provision::change::plural(n, "change")),
+        };
         println!(
-            "\n{} ({}): reachable, power {power}, {provisioned}, {last}, files {}/{} in sync",
+            "\n{} ({}): reachable, power {power}, {provisioned}, {last}, files {}/{} in sync{pending}",
             h.host,
             h.role,
             h.files_total - h.files_differing,
             h.files_total
         );
         for c in &h.containers {
-            let config = match (c.desired, c.config_current) {
-                (false, _) => "NOT DESIRED here (apply removes it)",
-                (true, Some(true)) => "config current",
-                (true, _) if c.state == "missing" => "to create",
-                _ => "CONFIG CHANGED (apply recreates it)",
+            let config = match &c.apply {
+                Some(what) => what.as_str(),
+                None if c.desired => "in sync",
+                // Not desired, but not removed by apply (a name it never makes).
+                None => "not managed by this inventory",
             };
             println!("  {:<28} {:<9} {:<10} {config}", c.name, c.state, c.health);
         }

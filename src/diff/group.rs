@@ -149,7 +149,8 @@ impl Grouper {
     /// A container change.
     pub fn container(&mut self, host: &str, name: &str, action: ContainerAction) {
         match action {
-            ContainerAction::Restart => self.summary.restarts += 1,
+            ContainerAction::Restart | ContainerAction::Recover => self.summary.restarts += 1,
+            ContainerAction::AwaitHealth => self.summary.health_waits += 1,
             ContainerAction::Start => self.summary.starts += 1,
             ContainerAction::Create => self.summary.containers_created += 1,
             ContainerAction::Remove => self.summary.containers_removed += 1,
@@ -159,7 +160,10 @@ impl Grouper {
             .or_default()
             .push(host.to_string());
         let label = match action {
-            ContainerAction::Restart | ContainerAction::Start => name.to_string(),
+            ContainerAction::Restart
+            | ContainerAction::Start
+            | ContainerAction::Recover
+            | ContainerAction::AwaitHealth => name.to_string(),
             ContainerAction::Create => format!("+{name}"),
             ContainerAction::Remove => format!("-{name}"),
         };

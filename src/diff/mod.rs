@@ -4,6 +4,7 @@
 
 pub mod format;
 pub mod group;
+pub mod redact;
 pub mod revisions;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +19,9 @@ pub use group::{FileItem, Grouper};
 
 /// Version of the JSON format (docs/diff.md).
 pub const FORMAT: u32 = 1;
+
+/// The old side of a diff, as a hidden line names it.
+pub const BASE_FILE: &str = "the base revision's file";
 
 /// One side of the comparison.
 pub struct Side<'a> {
@@ -51,6 +55,11 @@ pub enum ContainerAction {
     Restart,
     /// Started: the same configuration, but not running (plans only).
     Start,
+    /// Recreated: the same configuration, but running unhealthy (plans only).
+    Recover,
+    /// Its healthcheck waited for: running, the same configuration, but its
+    /// healthcheck has not passed since it started (plans only).
+    AwaitHealth,
     Remove,
 }
 
@@ -148,6 +157,9 @@ pub struct Summary {
     /// Stopped containers to start (plans only), counted per host.
     #[serde(default)]
     pub starts: usize,
+    /// Running containers whose healthcheck to wait for (plans only), counted per host.
+    #[serde(default)]
+    pub health_waits: usize,
     /// Container units to enable (plans only), counted per host.
     #[serde(default)]
     pub units_enabled: usize,
@@ -215,6 +227,12 @@ pub struct Report {
     /// are under `/etc/undercloud`, not `/etc/overcloud`).
     #[serde(skip)]
     pub undercloud: Option<String>,
+    /// Every host's role, for the summary's groups.
+    #[serde(skip)]
+    pub roles: BTreeMap<String, String>,
+    /// What apply will do on each host (plans only), for the summary's groups.
+    #[serde(skip)]
+    pub host_counts: BTreeMap<String, Counts>,
 }
 
 impl Report {
@@ -282,9 +300,17 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
     // Secret values that differ between the sides: (base value, head value).
     let changed_secrets = secret_changes(base.secrets, head.secrets);
     let mut grouper = Grouper::default();
+    let known = (
+        redact::Redactor::new(base.secrets),
+        redact::Redactor::new(head.secrets),
+    );
     for (name, b) in &base.state.hosts {
         if let Some(h) = head.state.hosts.get(name) {
-            compare_host(name, b, h, base, head, &changed_secrets, &mut grouper);
+            let sides = Compared {
+                known: &known,
+                changed_secrets: &changed_secrets,
+            };
+            compare_host(name, b, h, &sides, &mut grouper);
         }
     }
     let mut g = grouper.finish();
@@ -314,19 +340,27 @@ pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
             .chain(base.state.hosts.values())
             .find(|h| h.plane == crate::state::Plane::Undercloud)
             .map(|h| h.name.clone()),
+        roles: base
+            .state
+            .hosts
+            .values()
+            .chain(head.state.hosts.values())
+            .map(|h| (h.name.clone(), h.role.clone()))
+            .collect(),
+        host_counts: BTreeMap::new(),
     }
 }
 
+/// What [`compare_host`] compares with: the two sides' secrets ready to redact, and
+/// the forms of the secret values that differ between them.
+struct Compared<'a> {
+    known: &'a (redact::Redactor, redact::Redactor),
+    changed_secrets: &'a [(Vec<String>, Vec<String>)],
+}
+
 /// The changes of one host present at both revisions.
-fn compare_host(
-    name: &str,
-    b: &HostState,
-    h: &HostState,
-    base: &Side,
-    head: &Side,
-    changed_secrets: &[(Vec<String>, Vec<String>)],
-    grouper: &mut Grouper,
-) {
+fn compare_host(name: &str, b: &HostState, h: &HostState, c: &Compared, grouper: &mut Grouper) {
+    let changed_secrets = c.changed_secrets;
     let paths: BTreeSet<&String> = b.files.keys().chain(h.files.keys()).collect();
     for path in paths {
         let (bf, hf) = (b.files.get(path), h.files.get(path));
@@ -353,17 +387,30 @@ fn compare_host(
             (Some(x), Some(y)) if get(x) != get(y) => Some([get(x), get(y)]),
             _ => None,
         };
+        // The same redaction as a plan's, by line: the base's lines that may hold a
+        // secret the head has under the same key are hidden.
+        let Some(kind) = hf.or(bf).map(|f| &f.kind) else {
+            continue;
+        };
+        let (before, after) = redact::file(
+            kind,
+            bf.map(|f| redact::Version {
+                content: &f.content,
+                secrets: &c.known.0,
+            }),
+            hf.map(|f| redact::Version {
+                content: &f.content,
+                secrets: &c.known.1,
+            }),
+            BASE_FILE,
+        );
         grouper.file(FileItem {
             host: name.to_string(),
             path: path.clone(),
             service: hf.or(bf).map(|f| f.service.clone()).unwrap_or_default(),
             action,
-            before: bf
-                .map(|f| base.secrets.redact(&shown(&f.kind, &f.content)))
-                .unwrap_or_default(),
-            after: hf
-                .map(|f| head.secrets.redact(&shown(&f.kind, &f.content)))
-                .unwrap_or_default(),
+            before,
+            after,
             secret_changed,
             mode: pair(|f| format!("{:04o}", f.mode)),
             owner: pair(owner_of),

@@ -27,6 +27,17 @@ fn ev(node: &str, action: &str, outcome: Outcome, d: Duration, message: String) 
 /// one-time PXE boot and powers it on; waits for its SSH (through the undercloud, with
 /// backoff, until `boot_timeout`); checks it is the expected machine and meets its
 /// role's requirements (introspection); sets its host name. Returns its session and
+/// The action of a node the interrupted run did not start bringing up.
+pub const NOT_STARTED: &str = "bringing it up: not started (the run was interrupted)";
+
+/// The result of a node the interrupted run did not start bringing up.
+pub fn not_started() -> ActionFailed {
+    ActionFailed {
+        action: NOT_STARTED.into(),
+        message: String::new(),
+    }
+}
+
 /// what to record of it.
 pub async fn bring_up(
     cloud: &Cloud,

@@ -42,6 +42,9 @@ pub struct FakeContainer {
     pub state: String,
     /// Changes every time it is created.
     pub id: u64,
+    /// What its healthcheck last said, as podman shows it in the status line
+    /// (`healthy`, `unhealthy`, `starting`), or empty (none ran).
+    pub health: String,
 }
 
 /// What a fake host holds.
@@ -73,6 +76,9 @@ pub struct Faults {
     pub bring_up: Option<String>,
     /// These tasks fail, with these output lines.
     pub task: BTreeMap<String, String>,
+    /// While it runs this deploy step's containers, the run is interrupted (an
+    /// operator's Ctrl-C arriving then).
+    pub interrupt_in_step: Option<(u8, crate::interrupt::Interrupt)>,
 }
 
 /// One entry of the journal: the host and what it ran.
@@ -120,6 +126,11 @@ impl FakeHost {
     /// A copy of what it holds.
     pub fn snapshot(&self) -> FakeState {
         lock(&self.state).clone()
+    }
+
+    /// Changes what it holds (a container killed, a file edited by hand).
+    pub fn with_state(&self, f: impl FnOnce(&mut FakeState)) {
+        f(&mut lock(&self.state));
     }
 
     /// Changes its faults.
@@ -184,7 +195,11 @@ impl FakeHost {
                 ActualContainer {
                     state: c.state.clone(),
                     config_hash: c.config_hash.clone(),
-                    status: String::new(),
+                    status: if c.health.is_empty() {
+                        "Up".into()
+                    } else {
+                        format!("Up ({})", c.health)
+                    },
                 },
             );
         }
@@ -249,7 +264,14 @@ impl FakeHost {
             }
             Command::RunStep {
                 step, containers, ..
-            } => stdout = self.run_step(*step, containers),
+            } => {
+                if let Some((s, i)) = &lock(&self.faults).interrupt_in_step {
+                    if s == step {
+                        i.request("SIGINT");
+                    }
+                }
+                stdout = self.run_step(*step, containers)
+            }
             Command::RunTask { task } => {
                 self.note(format!("step {}: task {}", task.step, task.id));
                 match lock(&self.faults).task.get(&task.id) {
@@ -298,9 +320,11 @@ impl FakeHost {
                     x.state = "running".into();
                 }
                 out.push_str(&format!("A\t{name}\tstart\t0\t1\n"));
+            } else if let ContainerOp::AwaitHealth { .. } = c.op {
+                out.push_str(&format!("A\t{name}\tcheck\t0\t1\n"));
             } else {
                 let verb = c.op.verb();
-                if let ContainerOp::Recreate { .. } = c.op {
+                if let ContainerOp::Recreate { .. } | ContainerOp::Recover { .. } = c.op {
                     st.containers.remove(name);
                     out.push_str(&format!("A\t{name}\tremove\t0\t1\n"));
                 }
@@ -325,11 +349,24 @@ impl FakeHost {
                         config_hash: hash,
                         state: "running".into(),
                         id,
+                        health: if c.def.healthcheck.is_some() {
+                            "starting".into()
+                        } else {
+                            String::new()
+                        },
                     },
                 );
                 out.push_str(&format!("A\t{name}\t{verb}\t0\t1\n"));
             }
             if c.def.healthcheck.is_some() {
+                let health = if faults.unhealthy.contains(name) {
+                    "unhealthy"
+                } else {
+                    "healthy"
+                };
+                if let Some(x) = st.containers.get_mut(name) {
+                    x.health = health.into();
+                }
                 if faults.unhealthy.contains(name) {
                     out.push_str(&format!(
                         "H\t{name}\tunhealthy\t1000\nL\t{name}\tfake: {name} never became healthy\n"
@@ -512,10 +549,11 @@ impl super::Fleet for FakeFleet {
         self.undercloud.clone()
     }
 
-    fn node(&self, name: &str) -> Option<Result<Arc<dyn Host>, String>> {
-        self.connected
-            .get(name)
-            .map(|r| r.clone().map(|h| h as Arc<dyn Host>))
+    fn node(&self, name: &str) -> Option<Result<Arc<dyn Host>, super::Unreached>> {
+        self.connected.get(name).map(|r| match r {
+            Ok(h) => Ok(h.clone() as Arc<dyn Host>),
+            Err(e) => Err(super::Unreached::transient(e.clone())),
+        })
     }
 
     fn connect<'a>(&'a mut self, nodes: &'a [String], _parallel: usize) -> HostFuture<'a, ()> {

@@ -158,6 +158,34 @@ pub struct BringUp {
     pub run_id: String,
     /// RFC 3339, UTC: when, in the record.
     pub time: String,
+    /// Once requested, no node not yet started is brought up.
+    pub interrupt: crate::interrupt::Interrupt,
+}
+
+/// Why a host could not be connected to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreached {
+    /// The transport's error (it names the host).
+    pub message: String,
+    /// What to do first when running again cannot help by itself (a changed host
+    /// key): [`crate::transport::TransportError::remedy`].
+    pub remedy: Option<String>,
+}
+
+impl Unreached {
+    /// A fault that may pass: running again is the remedy.
+    pub fn transient(message: impl Into<String>) -> Unreached {
+        Unreached {
+            message: message.into(),
+            remedy: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Unreached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// The cloud's machines.
@@ -166,10 +194,10 @@ pub trait Fleet: Send + Sync {
     fn undercloud(&self) -> Arc<dyn Host>;
 
     /// A node's host, or why it could not be reached; `None` if never connected.
-    fn node(&self, name: &str) -> Option<Result<Arc<dyn Host>, String>>;
+    fn node(&self, name: &str) -> Option<Result<Arc<dyn Host>, Unreached>>;
 
     /// The host of a name of the desired state: the undercloud or a node.
-    fn host(&self, name: &str) -> Option<Result<Arc<dyn Host>, String>> {
+    fn host(&self, name: &str) -> Option<Result<Arc<dyn Host>, Unreached>> {
         let uc = self.undercloud();
         if uc.name() == name {
             return Some(Ok(uc));

@@ -166,11 +166,13 @@ pub fn step_script(containers: &[StepContainer<'_>], health_timeout: Duration) -
             ContainerOp::Create => {
                 format!("act {n} create podman {}", quote_all(&run_args(c.def)))
             }
-            ContainerOp::Recreate { .. } => format!(
+            ContainerOp::Recreate { .. } | ContainerOp::Recover { .. } => format!(
                 "act {n} remove podman rm --force --time 10 --ignore {n} && act {n} recreate podman {}",
                 quote_all(&run_args(c.def))
             ),
             ContainerOp::Start { .. } => format!("act {n} start podman start {n}"),
+            // Nothing to do to it but wait for its healthcheck, below.
+            ContainerOp::AwaitHealth { .. } => format!("act {n} check true"),
         };
         s.push_str(&format!("{{ {line} && touch \"$d/up.{name}\"; }} &\n"));
         // Only containers whose podman actions succeeded are waited for.

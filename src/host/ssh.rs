@@ -116,10 +116,13 @@ impl super::Fleet for SshFleet<'_> {
         self.sessions.undercloud.clone()
     }
 
-    fn node(&self, name: &str) -> Option<Result<Arc<dyn Host>, String>> {
+    fn node(&self, name: &str) -> Option<Result<Arc<dyn Host>, super::Unreached>> {
         self.sessions.nodes.get(name).map(|r| match r {
             Ok(s) => Ok(s.clone() as Arc<dyn Host>),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(super::Unreached {
+                message: e.to_string(),
+                remedy: e.remedy(),
+            }),
         })
     }
 
@@ -145,7 +148,11 @@ impl super::Fleet for SshFleet<'_> {
                 async move {
                     let _permit = limit.acquire_owned().await;
                     let t = Instant::now();
-                    let r = bringup::bring_up(cloud, sessions, node, how, reporter).await;
+                    let r = if how.interrupt.requested() {
+                        Err(bringup::not_started())
+                    } else {
+                        bringup::bring_up(cloud, sessions, node, how, reporter).await
+                    };
                     let p = reporter.progress();
                     match &r {
                         Ok((_, rec)) => p.host_done(

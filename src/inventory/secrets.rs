@@ -11,6 +11,10 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::source::{SourceMap, SourceTree};
 use crate::tomlfile;
 
+/// The longest form of a secret the secret matcher builds a DFA for; past it, a
+/// contiguous NFA (see `build_matcher`).
+const DFA_PATTERN_BYTES: usize = 1024;
+
 /// A secret's value. Formatting it never shows the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretValue(String);
@@ -195,7 +199,19 @@ impl Secrets {
                 owners.push(i);
             }
         }
-        aho_corasick::AhoCorasick::new(&patterns)
+        // A DFA (the fastest scan, aho-corasick's choice for a few patterns) takes
+        // time quadratic in a repetitive pattern's length to build: a 12,000-character
+        // secret of one letter took 10 s. For a long secret, the contiguous NFA, built
+        // in linear time and scanning nearly as fast.
+        let longest = patterns.iter().map(String::len).max().unwrap_or(0);
+        let kind = if longest <= DFA_PATTERN_BYTES {
+            None
+        } else {
+            Some(aho_corasick::AhoCorasickKind::ContiguousNFA)
+        };
+        aho_corasick::AhoCorasick::builder()
+            .kind(kind)
+            .build(&patterns)
             .ok()
             .map(|ac| (ac, owners))
     }
@@ -258,6 +274,29 @@ fn percent_encode(s: &str, keep_slash: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by tests/fuzz_inventory.rs: a BMC password of 12,357 times `x` made
+    /// validate take 10 s (the DFA's construction is quadratic in such a pattern).
+    /// 50,000 would take minutes; the NFA takes milliseconds.
+    #[test]
+    fn a_long_repetitive_secret_is_matched_in_linear_time() {
+        let long = "x".repeat(50_000);
+        let s = Secrets {
+            values: [(
+                "bmc".to_string(),
+                (SecretValue::new(long.clone()), SecretOrigin::File),
+            )]
+            .into(),
+            forms: Default::default(),
+            matcher: Default::default(),
+        };
+        let started = std::time::Instant::now();
+        assert!(s.appears_in(&format!("password={long}\n")));
+        assert!(!s.appears_in(&long[1..]));
+        assert_eq!(s.redact(&format!("a {long} b")), "a (secret) b");
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    }
 
     #[test]
     fn redacts_encoded_forms() {

@@ -106,7 +106,7 @@ fn build_inner(
     merge_tables(&mut vars, &inv.vars);
     let available = catalogue.available_roles(tree);
     let roles = resolve_roles(&inv, &catalogue, &networks, &available, diags);
-    let mut hosts = resolve_nodes(
+    let nodes = resolve_nodes(
         &NodeInputs {
             inv: &inv,
             networks: &networks,
@@ -119,7 +119,8 @@ fn build_inner(
         },
         diags,
     );
-    check_role_counts(&inv, &hosts, diags);
+    check_role_counts(&inv, &nodes.per_role, diags);
+    let mut hosts = nodes.hosts;
     check_service_secrets(&inv, &catalogue, &roles, &secrets, &secrets_hint, diags);
     overrides::check_targets(&inv, &catalogue, diags);
     hosts.sort_by(|a, b| a.name.cmp(&b.name));

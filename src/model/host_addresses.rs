@@ -2,10 +2,11 @@
 //! its pinned `addresses` checked, the rest allocated (the same host number as on the
 //! provisioning network); no address used twice on a network.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
+use std::rc::Rc;
 
 use super::address::{host_offset, in_range, nth_address, parse_ip};
 use super::build::loc;
@@ -17,7 +18,24 @@ use crate::inventory::Inventory;
 
 /// Who used an address first (`` `host` ``, or "the undercloud", "the VIP of
 /// `network`"...), and where it is written.
-type FirstUse = (String, Option<Range<usize>>);
+struct FirstUse {
+    /// A host's name (shared by its entries on every network), or the undercloud, a VIP
+    /// or a gateway as it is described.
+    who: Rc<str>,
+    /// Whether `who` is a host's name, quoted in a message.
+    host: bool,
+    span: Option<Range<usize>>,
+}
+
+impl FirstUse {
+    fn other(what: String, span: Option<Range<usize>>) -> Self {
+        FirstUse {
+            who: what.into(),
+            host: false,
+            span,
+        }
+    }
+}
 
 /// The addresses handed out so far, by network, to find one used twice.
 pub(super) struct AddressBook<'a> {
@@ -25,7 +43,8 @@ pub(super) struct AddressBook<'a> {
     networks: &'a BTreeMap<String, Network>,
     /// The provisioning network's name.
     ctl_name: &'a str,
-    used: BTreeMap<(String, IpAddr), FirstUse>,
+    /// By network, then address: a hash lookup per address, with no key to allocate.
+    used: BTreeMap<String, HashMap<IpAddr, FirstUse>>,
 }
 
 impl<'a> AddressBook<'a> {
@@ -36,11 +55,11 @@ impl<'a> AddressBook<'a> {
         networks: &'a BTreeMap<String, Network>,
         undercloud: &'a Undercloud,
     ) -> Self {
-        let mut used = BTreeMap::new();
+        let mut used: BTreeMap<String, HashMap<IpAddr, FirstUse>> = BTreeMap::new();
         if !inv.incomplete.contains(&"undercloud") {
-            used.insert(
-                (undercloud.network.clone(), undercloud.ctlplane_ip),
-                (
+            used.entry(undercloud.network.clone()).or_default().insert(
+                undercloud.ctlplane_ip,
+                FirstUse::other(
                     "the undercloud".into(),
                     Some(undercloud_ctlplane_ip(inv).span()),
                 ),
@@ -53,9 +72,9 @@ impl<'a> AddressBook<'a> {
                     .iter()
                     .find(|(n, _)| n.get_ref() == net_name)
                     .and_then(|(_, s)| s.vip.as_ref().map(|v| v.span()));
-                used.insert(
-                    (net_name.clone(), vip),
-                    (format!("the VIP of `{net_name}`"), span),
+                used.entry(net_name.clone()).or_default().insert(
+                    vip,
+                    FirstUse::other(format!("the VIP of `{net_name}`"), span),
                 );
             }
             if let Some(gw) = net.gateway {
@@ -64,8 +83,12 @@ impl<'a> AddressBook<'a> {
                     .iter()
                     .find(|(n, _)| n.get_ref() == net_name)
                     .and_then(|(_, s)| s.gateway.as_ref().map(|v| v.span()));
-                used.entry((net_name.clone(), gw))
-                    .or_insert((format!("the gateway of `{net_name}`"), span));
+                used.entry(net_name.clone())
+                    .or_default()
+                    .entry(gw)
+                    .or_insert_with(|| {
+                        FirstUse::other(format!("the gateway of `{net_name}`"), span)
+                    });
             }
         }
         AddressBook {
@@ -88,19 +111,21 @@ impl<'a> AddressBook<'a> {
         let ctlplane = self.networks.get(self.ctl_name);
         let ctlplane_ip = check_node_ctlplane(self.file, node, ctlplane, self.ctl_name, diags);
         let mut addresses = BTreeMap::new();
+        // One copy of the name for the host's entries on every network.
+        let name: Rc<str> = Rc::from(name);
         if let Some(ip) = ctlplane_ip {
             addresses.insert(self.ctl_name.to_string(), ip);
             self.note(
                 self.ctl_name,
                 ip,
-                name,
+                &name,
                 Some(node.ctlplane_ip.span()),
                 diags,
             );
         }
-        self.pin(node, name, role, &mut addresses, diags);
+        self.pin(node, &name, role, &mut addresses, diags);
         if let Some(ip) = ctlplane_ip {
-            self.allocate(node, name, role, ip, &mut addresses, diags);
+            self.allocate(node, &name, role, ip, &mut addresses, diags);
         }
         (ctlplane_ip, addresses)
     }
@@ -109,7 +134,7 @@ impl<'a> AddressBook<'a> {
     fn pin(
         &mut self,
         node: &NodeSpec,
-        name: &str,
+        name: &Rc<str>,
         role: &Role,
         addresses: &mut BTreeMap<String, IpAddr>,
         diags: &mut Diagnostics,
@@ -157,7 +182,7 @@ impl<'a> AddressBook<'a> {
     fn allocate(
         &mut self,
         node: &NodeSpec,
-        name: &str,
+        name: &Rc<str>,
         role: &Role,
         ip: IpAddr,
         addresses: &mut BTreeMap<String, IpAddr>,
@@ -201,15 +226,25 @@ impl<'a> AddressBook<'a> {
         &mut self,
         net: &str,
         ip: IpAddr,
-        who: &str,
+        who: &Rc<str>,
         span: Option<Range<usize>>,
         diags: &mut Diagnostics,
     ) {
-        let key = (net.to_string(), ip);
-        if let Some((first, first_span)) = self.used.get(&key) {
-            let mut d = Diagnostic::new(format!("duplicate address {ip} on network `{net}`: `{who}` and {first}"), Location::new(self.file, span))
+        if !self.used.contains_key(net) {
+            self.used.insert(net.to_string(), HashMap::new());
+        }
+        let Some(on_net) = self.used.get_mut(net) else {
+            return;
+        };
+        if let Some(first) = on_net.get(&ip) {
+            let label = if first.host {
+                format!("`{}`", first.who)
+            } else {
+                first.who.to_string()
+            };
+            let mut d = Diagnostic::new(format!("duplicate address {ip} on network `{net}`: `{who}` and {label}"), Location::new(self.file, span))
                 .help("give every host its own address on each network (pin it with `addresses` if it was allocated)");
-            if let Some(fs) = first_span {
+            if let Some(fs) = &first.span {
                 d = d.note(
                     "first used here",
                     Location::new(self.file, Some(fs.clone())),
@@ -217,12 +252,14 @@ impl<'a> AddressBook<'a> {
             }
             diags.push(d);
         } else {
-            let label = if who.starts_with("the ") {
-                who.to_string()
-            } else {
-                format!("`{who}`")
-            };
-            self.used.insert(key, (label, span));
+            on_net.insert(
+                ip,
+                FirstUse {
+                    who: who.clone(),
+                    host: !who.starts_with("the "),
+                    span,
+                },
+            );
         }
     }
 }

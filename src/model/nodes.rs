@@ -39,8 +39,21 @@ struct FirstUses {
     bmcs: BTreeMap<String, Range<usize>>,
 }
 
-/// A host for every node whose role the cloud uses, in inventory order.
-pub(super) fn resolve_nodes(input: &NodeInputs, diags: &mut Diagnostics) -> Vec<Host> {
+/// The nodes, resolved.
+pub(super) struct Resolved {
+    /// A host for every node whose role the cloud uses, in inventory order; none once
+    /// a problem is found.
+    pub hosts: Vec<Host>,
+    /// How many nodes each role the cloud uses has.
+    pub per_role: BTreeMap<String, usize>,
+}
+
+/// Checks every node; a host for every node whose role the cloud uses, as long as no
+/// problem is found. A load with any diagnostic gives no cloud (see
+/// [`super::build()`]), so the hosts are not kept past the first one: an inventory
+/// with an error on each of 200,000 nodes would otherwise hold every host, each with
+/// its copy of the global variables, only to throw them away.
+pub(super) fn resolve_nodes(input: &NodeInputs, diags: &mut Diagnostics) -> Resolved {
     let inv = input.inv;
     let file = &inv.path;
     let mut hosts = Vec::new();
@@ -52,10 +65,11 @@ pub(super) fn resolve_nodes(input: &NodeInputs, diags: &mut Diagnostics) -> Vec<
             report_unknown_role(inv, input.available_roles, node, diags);
             continue;
         };
-        let index = *per_role
-            .entry(role.name.clone())
-            .and_modify(|i| *i += 1)
-            .or_insert(0);
+        let index = {
+            let count = per_role.entry(role.name.clone()).or_insert(0);
+            *count += 1;
+            *count - 1
+        };
         let (name, name_span) = host_name(inv, node, node_span, role, index);
         check_host_name(inv, &name, &name_span, &mut seen.names, diags);
         let (ctlplane_ip, addresses) = address_book.assign(node, &name, role, diags);
@@ -70,6 +84,10 @@ pub(super) fn resolve_nodes(input: &NodeInputs, diags: &mut Diagnostics) -> Vec<
             diags,
         );
         check_pxe_boot(file, node, &name, &name_span, &bmc, &macs, diags);
+        if !diags.is_empty() {
+            hosts = Vec::new();
+            continue;
+        }
         let mut host_vars = input.vars.clone();
         merge_tables(&mut host_vars, &role.vars);
         merge_tables(&mut host_vars, &node.vars);
@@ -90,7 +108,7 @@ pub(super) fn resolve_nodes(input: &NodeInputs, diags: &mut Diagnostics) -> Vec<
             config: node.config.clone(),
         });
     }
-    hosts
+    Resolved { hosts, per_role }
 }
 
 /// A node whose role the cloud does not use: reported, unless the role is one of the

@@ -13,13 +13,15 @@ use crate::inventory::Inventory;
 /// Every override target of every level.
 pub fn check_targets(inv: &Inventory, catalogue: &Catalogue, diags: &mut Diagnostics) {
     let file = inv.path.as_path();
-    check_level(file, "[config]", &inv.config, catalogue, diags);
+    // Made once for every level (not once per node).
+    let known = known_targets(catalogue);
+    check_level(file, "[config]", &inv.config, &known, diags);
     for (role, usage) in &inv.roles {
         let level = format!("[roles.{}.config]", role.get_ref());
-        check_level(file, &level, &usage.config, catalogue, diags);
+        check_level(file, &level, &usage.config, &known, diags);
     }
     for (_, node) in &inv.nodes {
-        check_level(file, "the node's config", &node.config, catalogue, diags);
+        check_level(file, "the node's config", &node.config, &known, diags);
     }
 }
 
@@ -39,12 +41,11 @@ fn check_level(
     file: &Path,
     level: &str,
     config: &ConfigOverrides,
-    catalogue: &Catalogue,
+    known: &[&str],
     diags: &mut Diagnostics,
 ) {
-    let known = known_targets(catalogue);
     for (target, sections) in config {
-        if known.contains(&target.as_str()) {
+        if known.binary_search(&target.as_str()).is_ok() {
             continue;
         }
         // The first option written under it: where the override is.

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::build::loc;
 use super::networks::defines_network;
-use super::{merge_tables, Host, Network, Role};
+use super::{merge_tables, Network, Role};
 use crate::catalogue::{self, Catalogue};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::inventory::spec::RoleUseSpec;
@@ -134,11 +134,15 @@ fn role_in_use(name: &Spanned<String>, usage: &RoleUseSpec, def: &catalogue::Rol
     }
 }
 
-/// Every role's `count`, if set, must be its number of hosts.
-pub(super) fn check_role_counts(inv: &Inventory, hosts: &[Host], diags: &mut Diagnostics) {
+/// Every role's `count`, if set, must be its number of nodes (`per_role`).
+pub(super) fn check_role_counts(
+    inv: &Inventory,
+    per_role: &BTreeMap<String, usize>,
+    diags: &mut Diagnostics,
+) {
     for (name, usage) in &inv.roles {
         if let Some(count) = &usage.count {
-            let actual = hosts.iter().filter(|h| &h.role == name.get_ref()).count();
+            let actual = per_role.get(name.get_ref()).copied().unwrap_or(0);
             if *count.get_ref() != actual {
                 diags.push(
                     Diagnostic::new(

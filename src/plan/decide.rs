@@ -2,7 +2,7 @@
 //! changes that make it match. `plan` shows this list, `apply` executes it, `status`
 //! counts it: nothing else compares desired with actual. Pure.
 
-use crate::facts::{ActualHost, ActualPath};
+use crate::facts::{ActualHost, ActualPath, Health};
 use crate::state::{safe_container_name, DesiredDir, DesiredFile, FileKind, HostState};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -69,6 +69,17 @@ pub fn decide(desired: &HostState, facts: &ActualHost) -> Vec<Change> {
             },
             Some(a) if a.state != "running" => ContainerOp::Start {
                 found_state: a.state.clone(),
+            },
+            // Health is part of convergence: a running container whose healthcheck
+            // fails, or has not passed since it started, is not in sync.
+            Some(a) if def.healthcheck.is_some() => match a.health() {
+                Health::Unhealthy => ContainerOp::Recover {
+                    found_health: Health::Unhealthy.word().into(),
+                },
+                Health::Starting => ContainerOp::AwaitHealth {
+                    found_health: Health::Starting.word().into(),
+                },
+                Health::Healthy | Health::Unknown => continue,
             },
             Some(_) => continue,
         };
@@ -413,6 +424,76 @@ mod tests {
                     op: ContainerOp::Create
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn health_is_part_of_convergence() {
+        let mut hs = HostState::default();
+        let checked = |n: &str| {
+            let mut d = container(n, 3, "h");
+            d.healthcheck = Some(crate::catalogue::Healthcheck {
+                test: "true".into(),
+                interval: "30s".into(),
+                timeout: "10s".into(),
+                retries: 3,
+                start_period: "5s".into(),
+            });
+            d
+        };
+        for n in ["healthy", "sick", "booting", "exited", "unknown"] {
+            hs.containers.insert(n.into(), checked(n));
+        }
+        // Without a healthcheck, a status saying `(starting)` is not acted on.
+        hs.containers
+            .insert("plain".into(), container("plain", 3, "h"));
+        let mut facts = ActualHost::default();
+        for (n, state, status) in [
+            ("healthy", "running", "Up 2 minutes (healthy)"),
+            ("sick", "running", "Up 2 minutes (unhealthy)"),
+            ("booting", "running", "Up 40 minutes (starting)"),
+            ("exited", "exited", "Exited (137) 5 seconds ago"),
+            ("unknown", "running", "Up 2 minutes"),
+            ("plain", "running", "Up 2 minutes (starting)"),
+        ] {
+            let mut c = running(state, "h");
+            c.status = status.into();
+            facts.containers.insert(n.into(), c);
+        }
+        let got: Vec<(String, ContainerOp)> = decide(&hs, &facts)
+            .into_iter()
+            .map(|c| match c {
+                Change::Container { container, op, .. } => (container, op),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "booting".to_string(),
+                    ContainerOp::AwaitHealth {
+                        found_health: "starting".into()
+                    }
+                ),
+                (
+                    "exited".to_string(),
+                    ContainerOp::Start {
+                        found_state: "exited".into()
+                    }
+                ),
+                (
+                    "sick".to_string(),
+                    ContainerOp::Recover {
+                        found_health: "unhealthy".into()
+                    }
+                ),
+            ]
+        );
+        let counts = crate::change::Counts::of(&decide(&hs, &facts));
+        assert_eq!(
+            counts.brief(crate::change::Tense::Planned),
+            "1 container to recreate, 1 to start, 1 healthcheck to wait for"
         );
     }
 

@@ -2,8 +2,9 @@
 //! entry per change, grouped across hosts, secrets redacted), built from the plan's own
 //! changes, so that what it lists and counts is exactly what apply does.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use crate::diff::redact::{Redactor, Version};
 use crate::diff::{
     self, ContainerAction, FileAction, FileItem, Grouper, NodeChange, Report, ReportKind,
     RevisionInfo,
@@ -24,6 +25,7 @@ pub fn report(
     secrets: &Secrets,
 ) -> Report {
     let mut grouper = Grouper::default();
+    let known = Redactor::new(secrets);
     let empty = ActualHost::default();
     for (name, hp) in &plan.hosts {
         let Some(hs) = desired.hosts.get(name) else {
@@ -34,7 +36,7 @@ pub fn report(
             match change {
                 Change::WriteFile { path, fix } => {
                     if let Some(f) = hs.files.get(path) {
-                        grouper.file(file_item(name, f, fix, found, secrets));
+                        grouper.file(file_item(name, f, fix, found, &known));
                     }
                 }
                 Change::Directory { path, fix } => {
@@ -68,6 +70,8 @@ pub fn report(
                         ContainerOp::Create => ContainerAction::Create,
                         ContainerOp::Recreate { .. } => ContainerAction::Restart,
                         ContainerOp::Start { .. } => ContainerAction::Start,
+                        ContainerOp::Recover { .. } => ContainerAction::Recover,
+                        ContainerOp::AwaitHealth { .. } => ContainerAction::AwaitHealth,
                     };
                     grouper.container(name, container, action);
                 }
@@ -80,6 +84,19 @@ pub fn report(
         .iter()
         .filter(|n| matches!(n.action, NodeAction::Provision { .. }))
         .count();
+    let mut host_counts: BTreeMap<String, crate::change::Counts> = plan
+        .hosts
+        .values()
+        .map(|h| (h.host.clone(), h.counts()))
+        .collect();
+    for n in &plan.nodes {
+        if matches!(n.action, NodeAction::Provision { .. }) {
+            host_counts
+                .entry(n.node.clone())
+                .or_default()
+                .nodes_provisioned += 1;
+        }
+    }
     // As apply counts them: its hosts with a change (a node to provision is one).
     g.summary.hosts_changed = plan.hosts_changed();
     g.summary.hosts_total = plan.hosts.len();
@@ -111,6 +128,12 @@ pub fn report(
             .values()
             .find(|h| h.plane == crate::state::Plane::Undercloud)
             .map(|h| h.name.clone()),
+        roles: plan
+            .hosts
+            .values()
+            .map(|h| (h.host.clone(), h.role.clone()))
+            .collect(),
+        host_counts,
     }
 }
 
@@ -137,44 +160,42 @@ fn node_change(n: &super::NodePlan) -> NodeChange {
     }
 }
 
-/// One file change as the report shows it. The host's content is shown as found, with
-/// the secrets' values redacted as in the desired content, and in a file holding secrets
-/// every line of the host's that the desired file does not have is hidden (it may hold
-/// an old secret value). A line both have is shown redacted: it may hold a current
-/// secret (an unchanged password line of a changed environment file).
+/// The old side of a plan, as a hidden line names it.
+pub const HOST_FILE: &str = "the host's file";
+
+/// One file change as the report shows it: the host's content as found and the desired
+/// one, redacted by [`diff::redact::file`] as `provision diff` redacts (every known
+/// secret value shown as `(secret)`; a line of the host's whose key carries a secret in
+/// the desired file hidden, as it may hold an old value; every other line shown).
 fn file_item(
     host: &str,
     f: &DesiredFile,
     fix: &FileFix,
     found: &ActualHost,
-    secrets: &Secrets,
+    known: &Redactor,
 ) -> FileItem {
-    let after = secrets.redact(&diff::shown(&f.kind, &f.content));
+    let desired = || Version {
+        content: &f.content,
+        secrets: known,
+    };
+    let found_text = found
+        .contents
+        .get(&f.path)
+        .map(|bytes| String::from_utf8_lossy(bytes));
+    let old = match &found_text {
+        Some(text) if fix.content && !fix.creates() => Some(Version {
+            content: text,
+            secrets: known,
+        }),
+        _ => None,
+    };
+    let (shown_before, after) = diff::redact::file(&f.kind, old, Some(desired()), HOST_FILE);
     let before = if fix.creates() {
         String::new()
     } else if !fix.content {
         after.clone()
-    } else if let Some(bytes) = found.contents.get(&f.path) {
-        let text = String::from_utf8_lossy(bytes);
-        let text = diff::shown(&f.kind, &text);
-        if f.secret {
-            let known: BTreeSet<&str> = f.content.lines().collect();
-            text.lines()
-                .enumerate()
-                .map(|(i, l)| {
-                    if known.contains(l) {
-                        format!("{}\n", secrets.redact(l))
-                    } else {
-                        format!(
-                            "(line {} of the host's file hidden: this file holds secrets)\n",
-                            i + 1
-                        )
-                    }
-                })
-                .collect()
-        } else {
-            secrets.redact(&text)
-        }
+    } else if found_text.is_some() {
+        shown_before
     } else {
         match &fix.found {
             Some(kind) if !kind.starts_with("regular") => {

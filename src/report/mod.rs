@@ -35,6 +35,27 @@ pub fn default_run_dir(base: &Path, run_id: &str) -> PathBuf {
     base.join("runs").join(run_id)
 }
 
+/// The name of the full plan in a run's directory.
+pub const PLAN_FILE: &str = "plan.txt";
+
+/// Writes the full text of a run's plan (already redacted) as `run_dir/plan.txt`, mode
+/// 0600, creating the directory; returns its path.
+pub fn write_plan(run_dir: &Path, text: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(run_dir)?;
+    let path = run_dir.join(PLAN_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(text.as_bytes())?;
+    f.flush()?;
+    Ok(path)
+}
+
 /// Reports a run's events to its log and its person. Shared by the run's tasks (`Arc`).
 pub struct Reporter {
     /// `None` without a log, or once writing it has failed.
@@ -281,6 +302,27 @@ mod tests {
             default_run_dir(Path::new("/var/lib/provision"), "20261124T231001Z-3f9a"),
             Path::new("/var/lib/provision/runs/20261124T231001Z-3f9a")
         );
+    }
+
+    #[test]
+    fn the_plan_is_written_in_the_run_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = default_run_dir(dir.path(), "r2");
+        let p = write_plan(&run_dir, "Plan: 1 file to write\n").unwrap();
+        assert_eq!(p, run_dir.join("plan.txt"));
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "Plan: 1 file to write\n"
+        );
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The event log goes next to it.
+        let log = EventLog::create(&run_dir, "r2").unwrap();
+        assert_eq!(log.path(), run_dir.join("events.jsonl"));
+        // Written again (the same run dir given twice): replaced, not appended to.
+        write_plan(&run_dir, "x\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "x\n");
     }
 
     #[test]

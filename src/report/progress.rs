@@ -1,10 +1,12 @@
 //! What a person sees while `provision apply` runs, on stderr.
 //!
-//! A run is a sequence of *phases* (e.g. "files", "step 3/5: 4 containers"), each over a
-//! number of hosts that work in parallel. [`Progress`] has two modes:
+//! A run is a sequence of *phases* (e.g. "host preparation: files and directories",
+//! "step 3/5: containers"), each over a number of hosts that work in parallel (a phase
+//! with no host is one line: "step 4/5: containers: nothing to do"). [`Progress`] has
+//! two modes:
 //!
 //! - **interactive** (stderr is a terminal): an indicatif [`MultiProgress`] with one bar
-//!   for the current phase (`step 3/5: 4 containers on 3 hosts [=====>   ] 1/3 00:00:02`)
+//!   for the current phase (`step 3/5: containers on 3 hosts [=====>   ] 1/3 00:00:02`)
 //!   and one spinner line per host in flight showing what it is doing; finished hosts
 //!   and other lines are printed above the bars.
 //! - **plain** (CI logs, pipes): one line per thing that happened, prefixed with the
@@ -27,6 +29,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::change::plural;
 
 type Clock = Box<dyn Fn() -> Duration + Send + Sync>;
 
@@ -111,18 +115,30 @@ impl Progress {
     }
 
     /// Starts a phase over `hosts` hosts, ending the previous one. `title` names it, e.g.
-    /// `step 3/5` or `step 3/5: 4 containers`.
+    /// `step 3/5` or `step 3/5: containers` (the hosts are said after it: `... started:
+    /// 3 hosts`, `... on 3 hosts`). A phase with no host is one line, `<title>: nothing
+    /// to do`, and no phase.
     pub fn phase(&self, title: &str, hosts: usize) {
         let now = (self.clock)();
         let mut st = self.lock();
         end_phase(&mut st, now);
         let title = flatten(title);
+        if hosts == 0 {
+            let line = nothing_to_do_text(&title);
+            match &mut st.sink {
+                Sink::Plain(out) => write_plain(out, now, &line),
+                Sink::Bars { multi, .. } => {
+                    let _ = multi.println(line);
+                }
+            }
+            return;
+        }
         match &mut st.sink {
             Sink::Plain(out) => write_plain(out, now, &phase_started_text(&title, hosts)),
             Sink::Bars { multi, bar, .. } => {
                 let pb = multi.add(ProgressBar::new(hosts as u64));
                 pb.set_style(style(PHASE_TEMPLATE));
-                pb.set_message(format!("{title} on {}", count(hosts, "host")));
+                pb.set_message(format!("{title} on {}", plural(hosts, "host")));
                 pb.enable_steady_tick(TICK);
                 *bar = Some(pb);
             }
@@ -295,7 +311,11 @@ fn plain_line(elapsed: Duration, text: &str) -> String {
 }
 
 fn phase_started_text(title: &str, hosts: usize) -> String {
-    format!("{title} started: {}", count(hosts, "host"))
+    format!("{title} started: {}", plural(hosts, "host"))
+}
+
+fn nothing_to_do_text(title: &str) -> String {
+    format!("{title}: nothing to do")
 }
 
 fn phase_finished_text(
@@ -317,14 +337,6 @@ fn phase_finished_text(
 fn host_done_text(host: &str, summary: &str, ok: bool, took: Duration) -> String {
     let failed = if ok { "" } else { "FAILED " };
     format!("{host}: {failed}{summary} {:.2}s", took.as_secs_f64())
-}
-
-fn count(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }
 
 /// `text` as one line without control characters: ANSI escape sequences are dropped,
@@ -439,6 +451,11 @@ mod tests {
             "lab-compute-1: FAILED step 3 0.40s"
         );
         assert_eq!(phase_started_text("files", 1), "files started: 1 host");
+        assert_eq!(phase_started_text("files", 2), "files started: 2 hosts");
+        assert_eq!(
+            nothing_to_do_text("step 5/5: containers"),
+            "step 5/5: containers: nothing to do"
+        );
         assert_eq!(
             phase_finished_text("step 3/5", 3, 2, 0, ms(1120)),
             "step 3/5 finished: 2 ok, 0 failed, 1 unfinished in 1.12s"
@@ -485,7 +502,8 @@ mod tests {
         ms.store(2350, Ordering::SeqCst);
         p.host_done("lab-compute-2", "step 3 done (nothing to do)", true);
         ms.store(2400, Ordering::SeqCst);
-        p.phase("step 4/5", 1);
+        p.phase("step 4/5", 0);
+        p.phase("step 5/5", 1);
         ms.store(2500, Ordering::SeqCst);
         p.finish();
         p.finish(); // idempotent
@@ -498,8 +516,9 @@ mod tests {
              [  2.10s] lab-compute-1: FAILED step 3 0.80s\n\
              [  2.35s] lab-compute-2: step 3 done (nothing to do) 1.12s\n\
              [  2.40s] step 3/5 finished: 2 ok, 1 failed in 1.17s\n\
-             [  2.40s] step 4/5 started: 1 host\n\
-             [  2.50s] step 4/5 finished: 0 ok, 0 failed, 1 unfinished in 0.10s\n"
+             [  2.40s] step 4/5: nothing to do\n\
+             [  2.40s] step 5/5 started: 1 host\n\
+             [  2.50s] step 5/5 finished: 0 ok, 0 failed, 1 unfinished in 0.10s\n"
         );
         assert_no_control(&text);
         assert!(!p.is_interactive());

@@ -141,6 +141,58 @@ pub enum TransportError {
     },
 }
 
+impl TransportError {
+    /// What the operator must do first when running again cannot help by itself (a
+    /// host key to check, a key to install), step by step; `None` when the fault may
+    /// pass (a timeout, a dropped connection) and running again is the remedy.
+    pub fn remedy(&self) -> Option<String> {
+        // known_hosts names a host on port 22 by its address, else `[address]:port`.
+        let pattern = |addr: &str| match addr.rsplit_once(':') {
+            Some((a, "22")) => a.to_string(),
+            Some((a, p)) => format!("[{a}]:{p}"),
+            None => addr.to_string(),
+        };
+        match self {
+            TransportError::HostKeyChanged {
+                host,
+                addr,
+                fingerprint,
+                known_hosts,
+                line,
+                ..
+            } => Some(format!(
+                "re-running cannot help: {host}'s host key is not the one recorded. On {host}'s console (not over the network), \
+                 run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`: it must print {fingerprint}. If it does (the machine was \
+                 reinstalled), remove the old key, `ssh-keygen -R '{p}' -f {known_hosts}` (line {line}), record the new one, \
+                 `provision ping INVENTORY --accept-new-host-keys`, and apply again. If it does not, do not connect: \
+                 something else answers at {addr}.",
+                p = pattern(addr)
+            )),
+            TransportError::UnknownHostKey {
+                host,
+                addr,
+                fingerprint,
+                known_hosts,
+            } => Some(format!(
+                "re-running cannot help: {known_hosts} has no key for {host} ({addr}). Check on its console that \
+                 `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints {fingerprint}, then record it \
+                 (`provision ping INVENTORY --accept-new-host-keys`) and apply again."
+            )),
+            TransportError::AuthFailed { host, user, .. } => Some(format!(
+                "re-running cannot help: {host} refuses the inventory's SSH key for `{user}`. Add its public key to \
+                 ~{user}/.ssh/authorized_keys on {host} (or fix [ssh] in the inventory), then apply again."
+            )),
+            TransportError::KeyFile { path, .. } => Some(format!(
+                "re-running cannot help: fix the private key {path} (the inventory's [ssh] key), then apply again."
+            )),
+            TransportError::HostKeysUnreadable { host, .. } => Some(format!(
+                "re-running cannot help: make the known_hosts file readable (it checks {host}'s key), then apply again."
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Quotes a string for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()

@@ -215,23 +215,29 @@ pub fn power(ev: &Evaluation, system: &str, reset: &str) {
     );
 }
 
+/// Runs `ssh HOST CMD` through the lab's ssh_config: whether it exited 0 (`false`
+/// when the host does not answer within 1 s).
+pub fn ssh_ok(host: &str, cmd: &str) -> bool {
+    Command::new("ssh")
+        .args([
+            "-F",
+            "lab/state/ssh_config",
+            "-o",
+            "ConnectTimeout=1",
+            host,
+            cmd,
+        ])
+        .current_dir(repo())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 /// Waits (at most 30 s) until `host` answers SSH (`up`) or stops answering (`!up`).
 pub fn wait_ssh(host: &str, up: bool) {
     for _ in 0..120 {
-        let ok = Command::new("ssh")
-            .args([
-                "-F",
-                "lab/state/ssh_config",
-                "-o",
-                "ConnectTimeout=1",
-                host,
-                "true",
-            ])
-            .current_dir(repo())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let ok = ssh_ok(host, "true");
         if ok == up {
             return;
         }
