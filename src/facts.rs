@@ -203,21 +203,85 @@ fn parse_podman_json(text: &str) -> BTreeMap<String, ActualContainer> {
     out
 }
 
-/// The one command that reads everything about `files` and `dirs`: one `stat` of all,
-/// one `sha256sum` of all files, one `podman ps`.
-pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool, plane: Plane) -> String {
-    let q = |v: &[&str]| {
-        v.iter()
-            .map(|p| shell_quote(p))
-            .collect::<Vec<_>>()
-            .join(" ")
+/// The quick check (POSIX awk: mawk and gawk both run it). Input: the files' stat
+/// lines (`S`, path, kind, mode, uid, gid, user, group, `size:inode:mtime:ctime`).
+/// Passes each line through; for a regular file whose stat equals the one the stamp
+/// (`-v stamp=`) recorded, prints the recorded hash as `sha256sum` would; writes the
+/// paths of the others, one per line, to `-v todo=`, for one `sha256sum`. With
+/// `-v rec=1` it also writes the trusted entries to `-v keep=` as stamp lines.
+const QUICK_CHECK: &str = r#"BEGIN { FS = "\t"
+  if (stamp != "") while ((getline l < stamp) > 0) { n = split(l, f, "\t"); if (n == 3 && length(f[3]) == 64) { st[f[1]] = f[2]; h[f[1]] = f[3] } }
+  printf "" > todo; if (rec) printf "" > keep }
+$1 == "S" { print
+  if (($3 == "regular file" || $3 == "regular empty file") && ($2 in st) && st[$2] == $9) {
+    print h[$2] "  " $2; if (rec) print $2 "\t" $9 "\t" h[$2] > keep
+  } else print $2 > todo }"#;
+
+/// Records, from the stat lines (`-v stats=`) and `sha256sum`'s lines on its input,
+/// the stamp lines of the files hashed now whose ctime is more than a second before
+/// `-v now=` (a file changed within the same timestamp tick as its read could keep
+/// its stat through a second write: it is hashed again next time, as git does with a
+/// racy index entry).
+const QUICK_RECORD: &str = r#"BEGIN { FS = "\t"
+  while ((getline l < stats) > 0) { n = split(l, f, "\t"); if (n >= 9 && (f[3] == "regular file" || f[3] == "regular empty file")) { split(f[9], t, ":"); if (t[4] + 0 < now - 1) st[f[2]] = f[9] } } }
+length($0) > 66 && substr($0, 65, 2) == "  " { p = substr($0, 67); if (p in st) print p "\t" st[p] "\t" substr($0, 1, 64) }"#;
+
+const STAT: &str = "S\t%n\t%F\t%a\t%u\t%g\t%U\t%G\t%s:%i:%.9Y:%.9Z";
+
+/// The part of [`gather_command`] that stats and hashes `files`: with
+/// [`ReadFacts::quick_check`], the stamp at `stamp` stands for the hash of each file
+/// whose stat it recorded; with [`ReadFacts::record_files`], the stamp is rewritten.
+fn hash_command(files: &[&str], how: ReadFacts, stamp: &str) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let fl = files
+        .iter()
+        .map(|p| shell_quote(p))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !how.quick_check && !how.record_files {
+        return format!("stat -c '{STAT}' -- {fl} 2>/dev/null; sha256sum -- {fl} 2>/dev/null; ");
+    }
+    // Stat the files into a temporary folder, trust the recorded hashes whose stat is
+    // unchanged, hash the rest at once, and (recording) rewrite the stamp.
+    let st = shell_quote(stamp);
+    let record = if how.record_files {
+        format!(
+            "awk -v stats=\"$q/s\" -v now=\"$now\" {r} < \"$q/n\" > \"$q/k2\"; \
+             cat \"$q/k\" \"$q/k2\" 2>/dev/null > {st}.tmp && mv -f {st}.tmp {st}; ",
+            r = shell_quote(QUICK_RECORD),
+        )
+    } else {
+        String::new()
     };
-    let (fl, dl) = (q(files), q(dirs));
-    let hash = if files.is_empty() {
+    format!(
+        "q=$(mktemp -d \"${{TMPDIR:-/tmp}}/provision-facts.XXXXXX\") && {{ now=$(date +%s); \
+         stat -c '{STAT}' -- {fl} 2>/dev/null > \"$q/s\"; \
+         awk -v stamp={src} -v todo=\"$q/t\" -v keep=\"$q/k\" -v rec={rec} {a} \"$q/s\"; \
+         if [ -s \"$q/t\" ]; then tr '\\n' '\\000' < \"$q/t\" | xargs -0 sha256sum -- 2>/dev/null > \"$q/n\"; else : > \"$q/n\"; fi; \
+         cat \"$q/n\"; {record}rm -rf \"$q\"; }}; ",
+        src = if how.quick_check { st.clone() } else { "''".to_string() },
+        rec = u8::from(how.record_files),
+        a = shell_quote(QUICK_CHECK),
+    )
+}
+
+/// The one command that reads everything about `files` and `dirs`: one `stat` of all,
+/// one `sha256sum` of the files (with [`ReadFacts::quick_check`], only of those whose
+/// stat differs from the files stamp's record), one `podman ps` (or the running stamp).
+pub fn gather_command(files: &[&str], dirs: &[&str], how: ReadFacts, plane: Plane) -> String {
+    let dl = dirs
+        .iter()
+        .map(|p| shell_quote(p))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let stat_dirs = if dirs.is_empty() {
         String::new()
     } else {
-        format!("sha256sum -- {fl} 2>/dev/null; ")
+        format!("stat -c '{STAT}' -- {dl} 2>/dev/null; ")
     };
+    let hash = hash_command(files, how, plane.files_stamp());
     let podman = format!(
         "command -v podman >/dev/null 2>&1 && {{ echo '{PODMAN_BEGIN}'; \
            podman ps -a --filter label=managed_by=provision --format json 2>/dev/null; echo; echo '{PODMAN_END}'; }}"
@@ -226,7 +290,7 @@ pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool, plane: P
     // crun state names a live process) and none of them is unhealthy or not yet
     // healthy (podman's health log of it, where it has one, says `healthy`): else
     // podman is asked, whose status line carries the health.
-    let containers = if trust_stamp {
+    let containers = if how.trust_stamp {
         format!(
             "ok=0; if [ -s {s} ]; then ok=1; while read -r n id h; do \
                st=/run/runc/$id/state.json; [ -e \"$st\" ] || st=/run/crun/$id/status; \
@@ -241,20 +305,18 @@ pub fn gather_command(files: &[&str], dirs: &[&str], trust_stamp: bool, plane: P
     } else {
         podman
     };
-    format!(
-        "stat -c 'S\t%n\t%F\t%a\t%u\t%g\t%U\t%G' -- {fl} {dl} 2>/dev/null; {hash}{containers}; true"
-    )
+    format!("{stat_dirs}{hash}{containers}; true")
 }
 
 /// [`gather_command`] for everything `desired` manages.
-pub fn host_command(desired: &HostState, trust_stamp: bool) -> String {
+pub fn host_command(desired: &HostState, how: ReadFacts) -> String {
     let files: Vec<&str> = desired.files.keys().map(String::as_str).collect();
     let dirs: Vec<&str> = desired
         .directories
         .iter()
         .map(|d| d.path.as_str())
         .collect();
-    let gather = gather_command(&files, &dirs, trust_stamp, desired.plane);
+    let gather = gather_command(&files, &dirs, how, desired.plane);
     if desired.exact_dirs.is_empty() {
         return gather;
     }
@@ -299,7 +361,7 @@ fn parse_paths(mut host: ActualHost, out: &str) -> ActualHost {
     for line in out.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
-            ["S", path, kind, mode, uid, gid, user, group] => {
+            ["S", path, kind, mode, uid, gid, user, group, ..] => {
                 host.paths.insert(
                     path.to_string(),
                     ActualPath {
@@ -394,11 +456,19 @@ pub struct ReadFacts {
     /// Read the containers from the running stamp while it holds
     /// ([`Plane::running_stamp`]), else from `podman ps`.
     pub trust_stamp: bool,
+    /// Hash only the files whose stat differs from the files stamp's record
+    /// ([`Plane::files_stamp`]); the others keep their recorded hash. `plan
+    /// --full-check` turns it off.
+    pub quick_check: bool,
+    /// Rewrite the files stamp from what this read found (apply's survey; a plan
+    /// writes nothing on a host).
+    pub record_files: bool,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn parses_stat_hash_and_podman_lines() {
@@ -445,7 +515,11 @@ mod tests {
             ),
             ("running", "hash1")
         );
-        let c = gather_command(&["/etc/a"], &[], true, Plane::Overcloud);
+        let how = ReadFacts {
+            trust_stamp: true,
+            ..ReadFacts::default()
+        };
+        let c = gather_command(&["/etc/a"], &[], how, Plane::Overcloud);
         assert!(
             c.contains("/run/runc/$id/state.json") && c.contains("podman ps -a"),
             "{c}"
@@ -456,13 +530,135 @@ mod tests {
 
     #[test]
     fn the_command_quotes_paths() {
-        let c = gather_command(&["/etc/a b"], &["/var/x"], false, Plane::Overcloud);
+        let c = gather_command(
+            &["/etc/a b"],
+            &["/var/x"],
+            ReadFacts::default(),
+            Plane::Overcloud,
+        );
         assert!(c.contains("sha256sum -- '/etc/a b' 2>/dev/null"), "{c}");
         assert!(c.contains("'/etc/a b'"), "{c}");
         assert!(
             c.contains("podman ps -a --filter label=managed_by=provision --format json"),
             "{c}"
         );
+    }
+
+    /// Runs the real hash command under each awk this machine has (mawk, gawk): a
+    /// recorded hash stands while the stat is unchanged and only then; a racy entry is
+    /// not recorded.
+    #[test]
+    fn the_quick_check_trusts_only_an_unchanged_stat() {
+        use std::os::unix::fs::MetadataExt;
+        let awks: Vec<&str> = ["/usr/bin/mawk", "/usr/bin/gawk", "/usr/bin/original-awk"]
+            .into_iter()
+            .filter(|a| std::path::Path::new(a).exists())
+            .collect();
+        assert!(!awks.is_empty(), "no awk to run the quick check");
+        for awk in awks {
+            let dir = tempfile::tempdir().unwrap();
+            let bin = dir.path().join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            std::os::unix::fs::symlink(awk, bin.join("awk")).unwrap();
+            let stamp = dir.path().join("stamp");
+            let stamp_s = stamp.display().to_string();
+            let (a, b) = (dir.path().join("a.conf"), dir.path().join("b.conf"));
+            std::fs::write(&a, "alpha\n").unwrap();
+            std::fs::write(&b, "beta\n").unwrap();
+            let (a_s, b_s) = (a.display().to_string(), b.display().to_string());
+            let files = [a_s.as_str(), b_s.as_str()];
+            let run = |how: ReadFacts| -> ActualHost {
+                let out = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(hash_command(&files, how, &stamp_s))
+                    .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.stderr.is_empty(),
+                    "{awk}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                parse_gather(&String::from_utf8_lossy(&out.stdout))
+            };
+            let sha = |s: &str| crate::state::hex(&<sha2::Sha256 as sha2::Digest>::digest(s));
+            let record = ReadFacts {
+                quick_check: true,
+                record_files: true,
+                ..ReadFacts::default()
+            };
+            let quick = ReadFacts {
+                quick_check: true,
+                ..ReadFacts::default()
+            };
+            // Just written: hashed, but racy (ctime within the last second): not recorded.
+            let h = run(record);
+            assert_eq!(
+                h.paths[&a_s].sha256.as_deref(),
+                Some(sha("alpha\n").as_str()),
+                "{awk}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&stamp).unwrap(),
+                "",
+                "{awk}: racy entries recorded"
+            );
+            // Set both ctimes back past the racy second: wait it out, then record.
+            std::thread::sleep(std::time::Duration::from_millis(2100));
+            run(record);
+            let rec = std::fs::read_to_string(&stamp).unwrap();
+            assert_eq!(rec.lines().count(), 2, "{awk}: {rec}");
+            let m = std::fs::metadata(&a).unwrap();
+            assert!(
+                rec.contains(&format!("{a_s}\t{}:{}:", m.len(), m.ino()))
+                    && rec.contains(&sha("alpha\n")),
+                "{awk}: {rec}"
+            );
+            // A planted hash shows through while the stat is unchanged: it is trusted.
+            let planted = rec.replace(&sha("beta\n"), &"0".repeat(64));
+            std::fs::write(&stamp, &planted).unwrap();
+            assert_eq!(
+                run(quick).paths[&b_s].sha256.as_deref(),
+                Some("0".repeat(64).as_str()),
+                "{awk}"
+            );
+            // ...and a full check (no quick check) sees past it.
+            assert_eq!(
+                run(ReadFacts::default()).paths[&b_s].sha256.as_deref(),
+                Some(sha("beta\n").as_str()),
+                "{awk}"
+            );
+            // An edit in place that keeps the size and puts the mtime back is still seen
+            // (its ctime moved); so is a file replaced under the same name (new inode).
+            let mtime = std::fs::metadata(&b).unwrap().modified().unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&b)
+                .unwrap()
+                .write_all(b"BETA\n")
+                .unwrap();
+            let f = std::fs::File::options().write(true).open(&b).unwrap();
+            f.set_modified(mtime).unwrap();
+            drop(f);
+            assert_eq!(std::fs::metadata(&b).unwrap().modified().unwrap(), mtime);
+            assert_eq!(
+                run(quick).paths[&b_s].sha256.as_deref(),
+                Some(sha("BETA\n").as_str()),
+                "{awk}"
+            );
+            let ino = std::fs::metadata(&a).unwrap().ino();
+            let tmp = dir.path().join("a.new");
+            std::fs::write(&tmp, "ALPHA\n").unwrap();
+            std::fs::rename(&tmp, &a).unwrap();
+            assert_ne!(std::fs::metadata(&a).unwrap().ino(), ino);
+            assert_eq!(
+                run(quick).paths[&a_s].sha256.as_deref(),
+                Some(sha("ALPHA\n").as_str()),
+                "{awk}"
+            );
+            // A plan (quick check, no recording) leaves the stamp as it was.
+            assert_eq!(std::fs::read_to_string(&stamp).unwrap(), planted, "{awk}");
+        }
     }
 
     #[test]

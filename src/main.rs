@@ -89,6 +89,10 @@ enum Command {
         /// file's lines added and removed, no diff (text only).
         #[arg(long)]
         summary: bool,
+        /// Hash every managed file, even those whose size, inode, mtime and ctime are
+        /// what the last apply recorded (by default their recorded hash is trusted).
+        #[arg(long)]
+        full_check: bool,
     },
     /// Make the hosts match the inventory: shows the plan, asks for confirmation (or
     /// --yes), then writes only the files that differ and (re)creates only the
@@ -244,6 +248,7 @@ fn main() -> ExitCode {
             power_off_removed,
             out,
             summary,
+            full_check,
         } => cli::plan::plan(cli::plan::PlanArgs {
             inventory: &inventory,
             limit: limit.as_deref(),
@@ -254,6 +259,7 @@ fn main() -> ExitCode {
             power_off_removed,
             out: out.as_deref(),
             summary,
+            full_check,
         }),
         Command::Apply {
             target,

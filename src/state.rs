@@ -86,6 +86,16 @@ impl Plane {
             Plane::Undercloud => "/var/lib/undercloud/.provision-running",
         }
     }
+    /// The files stamp apply's survey leaves on a host: per managed file, its path, its
+    /// `size:inode:mtime:ctime` (ns) and its SHA-256, tab-separated. A later read trusts
+    /// the recorded hash only while the file's stat is exactly that (git's index and
+    /// rsync's quick check): any write changes the ctime, which no user can set back.
+    pub fn files_stamp(self) -> &'static str {
+        match self {
+            Plane::Overcloud => "/var/lib/overcloud/.provision-files",
+            Plane::Undercloud => "/var/lib/undercloud/.provision-files",
+        }
+    }
 }
 
 /// Folders outside a plane's own roots that services may write files into: podman's and

@@ -105,6 +105,8 @@ async fn redecide(
         read: ReadFacts {
             contents: false,
             trust_stamp: false,
+            quick_check: false,
+            record_files: false,
         },
         parallel: opts.parallel,
         timeout: opts.timeout,

@@ -71,6 +71,8 @@ impl Options {
             read: ReadFacts {
                 contents: self.read_contents,
                 trust_stamp: true,
+                quick_check: true,
+                record_files: true,
             },
             parallel: self.parallel,
             timeout: self.timeout,

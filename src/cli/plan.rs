@@ -23,6 +23,8 @@ pub struct PlanArgs<'a> {
     pub out: Option<&'a Path>,
     /// Text in short (`format::summary`), as apply shows a plan.
     pub summary: bool,
+    /// Hash every file, trusting no recorded hash (`--full-check`).
+    pub full_check: bool,
 }
 
 pub fn plan(a: PlanArgs<'_>) -> ExitCode {
@@ -47,6 +49,8 @@ pub fn plan(a: PlanArgs<'_>) -> ExitCode {
             read: ReadFacts {
                 contents: true,
                 trust_stamp: true,
+                quick_check: !a.full_check,
+                record_files: false,
             },
             parallel: a.parallel,
             timeout: COMMAND_TIMEOUT,

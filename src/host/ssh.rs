@@ -31,11 +31,7 @@ impl Host for Session {
     ) -> HostFuture<'a, Result<ActualHost, TransportError>> {
         Box::pin(async move {
             let out = self
-                .exec(
-                    &facts::host_command(desired, how.trust_stamp),
-                    None,
-                    timeout,
-                )
+                .exec(&facts::host_command(desired, how), None, timeout)
                 .await?;
             let mut actual = facts::parse_gather(&out.stdout_text());
             // Second round trip, only for files whose content differs: for the diffs.
