@@ -7,14 +7,16 @@
 #   (the NICs' network boot), mmdebstrap and extlinux (the box), python3-libvirt (the
 #   BMCs: sushy-tools' libvirt driver), genisoimage is not needed (the config drive is
 #   an ext4 image made by mkfs.ext4 -d), podman with runc and conmon (box.sh imports the
-#   node image into the box's image store with it), python3-venv (sushy-tools' venv).
+#   node image into the box's image store with it), python3-venv (sushy-tools' venv),
+#   dnsmasq-base (libvirt runs it for the management network's DHCP), curl and
+#   openssh-client (lab.sh asks the BMCs and the VMs).
 #
 #   vagrant/deps.sh          install what is missing
 #   vagrant/deps.sh --check  exit 1 if something is missing (prints what)
 set -euo pipefail
 PKGS=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients ipxe-qemu
       mmdebstrap extlinux syslinux-common python3-libvirt e2fsprogs fdisk qemu-utils
-      podman runc conmon python3-venv)
+      podman runc conmon python3-venv dnsmasq-base curl openssh-client)
 BACKPORTS_PKGS=(qemu-system-x86)
 missing=()
 for p in "${PKGS[@]}" "${BACKPORTS_PKGS[@]}"; do
