@@ -1145,3 +1145,109 @@ async fn an_undercloud_that_is_not_ready_stops_apply_before_anything_changes() {
         "something was written"
     );
 }
+
+/// Issue 19's quick check, against real hosts: apply's survey records every managed
+/// file's stat and hash in the files stamp; a plan trusts a recorded hash only while the
+/// file's size, inode, mtime and ctime are unchanged. A hash planted in the stamp shows
+/// through (the proof that it is trusted), `--full-check` sees past it, and an edit made
+/// behind provision's back is seen with its mtime put back or not.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_trusts_the_files_stamp_only_while_a_files_stat_is_unchanged() {
+    let _g = serial().await;
+    let runs = tempfile::tempdir().unwrap();
+    let lab = LabCopy::new("");
+    let ev = load(&lab.inventory());
+    let f = fleet(&ev).await;
+    let (o, out, err) = apply(&lab, runs.path(), "base", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
+    // Files written within the last second are not recorded (racy): let them age, then
+    // a no-op apply's survey records them all.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (o, out, err) = apply(&lab, runs.path(), "noop", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
+    let host = "lab-controller-0";
+    let s = node(&f, host);
+    let stamp = sh(s, "cat /var/lib/overcloud/.provision-files").await;
+    let recorded: BTreeMap<&str, (&str, &str)> = stamp
+        .lines()
+        .filter_map(|l| {
+            let v: Vec<&str> = l.split('\t').collect();
+            (v.len() == 3).then(|| (v[0], (v[1], v[2])))
+        })
+        .collect();
+    for (path, file) in &ev.state.hosts[host].files {
+        let (stat, sha) = recorded
+            .get(path.as_str())
+            .unwrap_or_else(|| panic!("{path} is not in the files stamp:\n{stamp}"));
+        assert_eq!(*sha, file.sha256(), "{path}: recorded hash");
+        let real = sh(s, &format!("stat -c '%s:%i:%.9Y:%.9Z' {path}")).await;
+        assert_eq!(*stat, real.trim(), "{path}: recorded stat");
+    }
+    let conf = "/etc/overcloud/keystone/keystone.conf";
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+
+    // A wrong hash planted in the stamp for an unchanged file is believed by the quick
+    // check (so the stamp is what is read) and not by --full-check.
+    let good = file_sha(&ev, host, conf);
+    sh(
+        s,
+        &format!(
+            "cp /var/lib/overcloud/.provision-files /tmp/stamp.saved && \
+             sed -i 's/{good}/{}/' /var/lib/overcloud/.provision-files",
+            "0".repeat(64)
+        ),
+    )
+    .await;
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the planted hash was not read: {out}"
+    );
+    assert!(out.contains(conf), "{out}");
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode", "--full-check"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "--full-check believed the stamp: {out}"
+    );
+    sh(s, "cp /tmp/stamp.saved /var/lib/overcloud/.provision-files").await;
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+
+    // An edit in place that keeps the size, the inode and (put back) the mtime: the
+    // ctime moved, so the file is hashed and the drift is seen, with its diff.
+    let before = sh(s, &format!("stat -c '%s %i %Y' {conf}")).await;
+    sh(
+        s,
+        &format!(
+            "touch -r {conf} /tmp/conf.ref && \
+             printf '#' | dd of={conf} bs=1 seek=0 conv=notrunc status=none && \
+             touch -r /tmp/conf.ref {conf}"
+        ),
+    )
+    .await;
+    assert_eq!(sh(s, &format!("stat -c '%s %i %Y' {conf}")).await, before);
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an in-place edit was missed: {out}"
+    );
+    assert!(out.contains(&format!("~ {conf}")), "{out}");
+    // An append (mtime not put back) is seen too.
+    sh(s, &format!("echo '# hand edit' >> {conf}")).await;
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("-# hand edit"), "{out}");
+    // apply puts it back; the plan is empty again.
+    let (o, out, err) = apply(&lab, runs.path(), "repair", &[]);
+    assert!(o.status.success(), "{out}\n{err}");
+    let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+}
+
+fn file_sha(ev: &Evaluation, host: &str, path: &str) -> String {
+    ev.state.hosts[host].files[path].sha256().to_string()
+}

@@ -48,6 +48,8 @@ async fn plan_one(ev: &Evaluation, host: &str) -> (Report, Sessions) {
         read: ReadFacts {
             contents: true,
             trust_stamp: false,
+            quick_check: false,
+            record_files: false,
         },
         parallel: 4,
         timeout: Duration::from_secs(30),

@@ -94,7 +94,8 @@ pub fn at_nth(tree: &MemoryTree, path: &str, needle: &str, nth: usize) -> String
 pub const EMPTY_NODE: &str =
     "podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null; \
      podman volume rm --all --force >/dev/null; \
-     rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/lib/overcloud/.provision-running /var/log/overcloud/* \
+     rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/lib/overcloud/.provision-running \
+            /var/lib/overcloud/.provision-files /var/log/overcloud/* \
             /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision";
 
 /// The same for the undercloud's own services (its lock and records stay).
