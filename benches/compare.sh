@@ -32,7 +32,9 @@
 # nothing. Any difference or tool failure is printed with the table.
 # Before the figures, one untimed provision apply does provision's bare-metal stage
 # (adopting and introspecting every node, once; ansible and pyinfra have none).
-# Also per N: the floor, `provision ping` (a handshake per host + one command), and
+# Also per N: the podman floor (podman_floor below: the cold and one-change runs'
+# container work alone, by a bare script per node; the table gives provision's ratio
+# to it), the floor, `provision ping` (a handshake per host + one command), and
 # `provision plan` on converged nodes (median of 3), and where provision's median cold
 # and one-change runs spent their time (their event logs, benches/compare/events.py).
 #
@@ -88,7 +90,7 @@ empty_nodes() {
     for round in 1 2 3 4 5; do
         : >"$work/empty.failed"
         for h in $pending; do
-            { run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null 2>&1; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/lib/overcloud/.provision-running /var/log/overcloud/* /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision 2>/dev/null
+            { run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null 2>&1; rm -rf /etc/overcloud/* /var/lib/overcloud/* /var/lib/overcloud/.provision-running /var/lib/overcloud/.provision-files /var/log/overcloud/* /etc/containers/registries.conf.d/50-provision.conf /etc/logrotate.d/provision 2>/dev/null
                 left=$(podman ps -aq --filter label=managed_by=provision; find /etc/overcloud /var/lib/overcloud /var/log/overcloud -mindepth 1 ! -type d | head -3)
                 [ -z "$left" ] || { echo $left; exit 1; }' \
                 >"$work/empty.$h" 2>&1 || echo "$h" >>"$work/empty.failed"; } &
@@ -250,7 +252,63 @@ floor() {
         q+=("$(awk -v a="$s" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')")
         [[ $rc == 0 ]] || checks+=("$n hosts, provision plan on converged nodes: exit $rc (0 = no changes): $(tail -n 2 "$work/out" | tr '\n' ' ')")
     done
-    floors+=("$n hosts: provision ping $(median "${p[@]}") s (runs ${p[*]}), provision plan (no changes) $(median "${q[@]}") s (runs ${q[*]}), provision apply no-op ${t[provision.noop]} s")
+    floors+=("$n hosts: provision ping $(median "${p[@]}") s (runs ${p[*]}), provision plan (no changes) $(median "${q[@]}") s (runs ${q[*]}), provision apply no-op ${t[provision.noop]} s ($(ratio "${t[provision.noop]}" "$(median "${p[@]}")") of ping)")
+}
+
+# run_floor KIND: the podman floor's KIND script (cold | change | revert, written by
+# podman_floor) on every node at once; sets secs; a node whose script failed or printed
+# an error is recorded in checks
+run_floor() {
+    local kind=$1 h start
+    : >"$work/floor/failed"
+    start=$(now)
+    for h in $nodes; do
+        { run_ssh "$h" 'sh -s' <"$work/floor/$kind.$h" >"$work/floor/out.$h" 2>&1 &&
+            [[ ! -s $work/floor/out.$h ]] || echo "$h" >>"$work/floor/failed"; } &
+    done
+    wait
+    secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')
+    for h in $(cat "$work/floor/failed"); do
+        checks+=("$n hosts, podman floor $kind: $h FAILED: $(head -c 200 "$work/floor/out.$h" | tr '\n' ' ')")
+    done
+}
+
+# podman_floor: the container work of provision's cold and one-change runs and nothing
+# else (benches/compare/podman.py floor: per step, the same `podman run` arguments at
+# once, then each container's healthcheck until it passes), on every node in parallel
+# over the same SSH connections, median of COMPARE_PROVISION_RUNS runs each.
+#   cold    from the converged base with every managed container removed (untimed, as
+#           are the files, which the floor does not write): create them all
+#   change  from the base: recreate the containers the one change recreates, with the
+#           changed render's arguments; untimed before each run but the first, put back
+#           the base's (revert)
+podman_floor() {
+    local i h cold=() change=()
+    mkdir -p "$work/floor"
+    for h in $nodes; do
+        python3 "$lib/podman.py" floor "$work/base" "$h" >"$work/floor/cold.$h"
+        python3 "$lib/podman.py" floor "$work/changed" "$h" "$work/base" >"$work/floor/change.$h"
+        python3 "$lib/podman.py" floor "$work/base" "$h" "$work/changed" >"$work/floor/revert.$h"
+    done
+    log "podman floor: $n nodes, back to the base (not timed)"
+    timed provision base "$n-floor-base"
+    for ((i = 1; i <= prov_runs; i++)); do
+        log "podman floor: $n nodes, cold $i/$prov_runs"
+        for h in $nodes; do
+            run_ssh "$h" 'podman ps -aq --filter label=managed_by=provision | xargs -r podman rm -f -t 0 >/dev/null 2>&1; true' &
+        done
+        wait
+        run_floor cold; cold+=("$secs")
+    done
+    for ((i = 1; i <= prov_runs; i++)); do
+        if ((i > 1)); then run_floor revert; fi
+        log "podman floor: $n nodes, one change $i/$prov_runs"
+        run_floor change; change+=("$secs")
+    done
+    t[floor.cold]=$(median "${cold[@]}")
+    t[floor.change]=$(median "${change[@]}")
+    details+=("$n hosts, podman floor ($prov_runs runs each; s): cold ${cold[*]}; one change ${change[*]}")
+    log "podman floor: cold ${t[floor.cold]} s, one change ${t[floor.change]} s"
 }
 
 rows=()
@@ -284,8 +342,13 @@ for n in "${sizes[@]}"; do
     explain cold
     explain change
     floor
+    podman_floor
+    floor_rows=("| $n | podman floor | ${t[floor.cold]} | | ${t[floor.change]} |"
+        "| $n | provision / podman floor | $(ratio "${t[provision.cold]}" "${t[floor.cold]}") | | $(ratio "${t[provision.change]}" "${t[floor.change]}") |")
     if [[ $others == 0 ]]; then
-        rows+=("| $n | provision | ${t[provision.cold]} | ${t[provision.noop]} | ${t[provision.change]} |")
+        rows+=("| $n | provision | ${t[provision.cold]} | ${t[provision.noop]} | ${t[provision.change]} |" "${floor_rows[@]}")
+        unset t
+        lab/lab.sh down >/dev/null
         continue
     fi
     measure ansible "$other_runs"
@@ -293,6 +356,7 @@ for n in "${sizes[@]}"; do
     for tool in provision ansible pyinfra; do
         rows+=("| $n | $tool | ${t[$tool.cold]} | ${t[$tool.noop]} | ${t[$tool.change]} |")
     done
+    rows+=("${floor_rows[@]}")
     for other in ansible pyinfra; do
         rows+=("| $n | $other / provision | $(ratio "${t[$other.cold]}" "${t[provision.cold]}") | $(ratio "${t[$other.noop]}" "${t[provision.noop]}") | $(ratio "${t[$other.change]}" "${t[provision.change]}") |")
     done

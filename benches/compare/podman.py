@@ -12,6 +12,16 @@ BTreeMap), and `restart_script` is what provision runs to (re)create it:
 
     python3 podman.py RENDER HOST     prints each container's argv as JSON (one a line),
                                       for checking against provision's own
+    python3 podman.py floor RENDER HOST [FROM]
+                                      prints the podman floor's script for HOST (below)
+
+The podman floor (benches/compare.sh) is the container work of a run and nothing else:
+per deploy step in order, the step's containers started at once with the same `podman
+run` arguments, then each one's healthcheck run until it passes (at most 50 tries, 0.2 s
+apart; the first try passes for a container that is ready). Without FROM it creates
+every container of RENDER (a cold run, after the containers were removed); with FROM,
+only the containers whose config hash differs from FROM's are recreated (`podman rm
+--force --time 10 --ignore` first), as a one-change run does.
 """
 import glob
 import json
@@ -92,6 +102,39 @@ def restarts_by_service(render, host):
     }
 
 
+def floor_script(render, host, base=None):
+    """The podman floor's shell script for `host` (see the module's docstring)."""
+    defs = container_defs(render, host)
+    if base is not None:
+        old = container_defs(base, host)
+        h = lambda d: d.get("labels", {}).get("provision.config_hash")
+        defs = {n: d for n, d in defs.items() if n not in old or h(old[n]) != h(d)}
+    lines = ["set +e"]
+    for step in sorted({d.get("step", 0) for d in defs.values()}):
+        ds = [d for d in defs.values() if d.get("step", 0) == step]
+        for d in ds:
+            n = shlex.quote(d["name"])
+            run = "podman " + " ".join(shlex.quote(x) for x in run_args(d)) + " >/dev/null"
+            if base is not None:
+                run = f"podman rm --force --time 10 --ignore {n} >/dev/null && {run}"
+            lines.append(f"{{ {run} || echo {n}: run failed >&2; }} &")
+        lines.append("wait")
+        for d in ds:
+            if not d.get("healthcheck"):
+                continue
+            n = shlex.quote(d["name"])
+            lines.append(
+                f"( i=0; until podman healthcheck run {n} >/dev/null 2>&1; do i=$((i+1));"
+                f" [ $i -lt {HEALTH_TRIES} ] || {{ echo {n}: not healthy >&2; exit 1; }}; sleep {HEALTH_SLEEP}; done ) &"
+            )
+        lines.append("wait")
+    lines.append("true")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    for name, d in container_defs(sys.argv[1], sys.argv[2]).items():
-        print(json.dumps([name] + run_args(d)))
+    if sys.argv[1] == "floor":
+        print(floor_script(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None), end="")
+    else:
+        for name, d in container_defs(sys.argv[1], sys.argv[2]).items():
+            print(json.dumps([name] + run_args(d)))
