@@ -137,7 +137,13 @@ impl<'a> Apply<'a> {
     ) -> Result<Apply<'a>, BeginError> {
         let uc = fleet.undercloud();
         let held = uc.lock(&ev.cloud.name, holder).await?;
-        let checked = undercloud::check(&ev.cloud, uc.as_ref()).await;
+        // Under the lock, the undercloud's readiness, the cloud's keys and the records
+        // at once: channels of the one connection, one round trip instead of four.
+        let (checked, keyed, records) = tokio::join!(
+            undercloud::check(&ev.cloud, uc.as_ref()),
+            survey::with_keys(ev, &*fleet),
+            survey::read_records(uc.as_ref(), &ev.cloud.name)
+        );
         let problem = match checked {
             Ok(c) if c.problems.is_empty() => None,
             Ok(c) => Some(BeginError::NotReady {
@@ -150,14 +156,21 @@ impl<'a> Apply<'a> {
             held.release().await;
             return Err(e);
         }
-        let ev = match survey::with_keys(ev, &*fleet).await {
+        let ev = match keyed {
             Ok(ev) => ev,
             Err(e) => {
                 held.release().await;
                 return Err(BeginError::Survey(e));
             }
         };
-        match survey::survey(&ev, fleet, &opts.survey()).await {
+        let records = match records {
+            Ok(r) => r,
+            Err(e) => {
+                held.release().await;
+                return Err(BeginError::Survey(e));
+            }
+        };
+        match survey::survey_from(&ev, fleet, &opts.survey(), records).await {
             Ok(survey) => Ok(Apply {
                 ev,
                 fleet,

@@ -14,7 +14,7 @@ use crate::baremetal::record::{self, NodesRecord};
 use crate::evaluate::Evaluation;
 use crate::facts::{ActualHost, ReadFacts};
 use crate::host::join_all;
-use crate::host::{Command, Fleet};
+use crate::host::{Command, Fleet, Host};
 use crate::keys;
 use crate::plan::{NodeAction, NodePlan, Plan};
 use crate::state::DesiredState;
@@ -54,14 +54,45 @@ pub struct Survey {
     pub unreachable: Vec<Unreachable>,
 }
 
+/// The undercloud's records a survey starts from: the provisioned nodes and the tasks
+/// that succeeded.
+pub struct Records {
+    pub nodes: NodesRecord,
+    pub tasks: TasksRecord,
+}
+
+/// Reads both records of the undercloud at once (one round trip, two channels).
+pub async fn read_records(undercloud: &dyn Host, cloud: &str) -> Result<Records, String> {
+    let (nodes, tasks) = tokio::join!(
+        super::baremetal::read_nodes(undercloud, cloud),
+        super::record::read_tasks(undercloud, cloud)
+    );
+    Ok(Records {
+        nodes: nodes?,
+        tasks: tasks?,
+    })
+}
+
 /// Surveys every host of the evaluation's desired state through `fleet`.
 pub async fn survey(
     ev: &Evaluation,
     fleet: &mut dyn Fleet,
     opts: &SurveyOptions,
 ) -> Result<Survey, String> {
+    let records = read_records(fleet.undercloud().as_ref(), &ev.cloud.name).await?;
+    survey_from(ev, fleet, opts, records).await
+}
+
+/// [`survey`] from records already read (apply and plan read them while they read
+/// the keys).
+pub async fn survey_from(
+    ev: &Evaluation,
+    fleet: &mut dyn Fleet,
+    opts: &SurveyOptions,
+    records: Records,
+) -> Result<Survey, String> {
     let cloud = &ev.cloud;
-    let nodes = super::baremetal::read_nodes(fleet.undercloud().as_ref(), &cloud.name).await?;
+    let Records { nodes, tasks } = records;
     let names = ev.state.hosts.keys().filter(|n| cloud.host(n).is_some());
     let pending = record::pending(names, &nodes);
     let connect: Vec<String> = ev
@@ -72,7 +103,6 @@ pub async fn survey(
         .cloned()
         .collect();
     fleet.connect(&connect, opts.parallel).await;
-    let tasks = super::record::read_tasks(fleet.undercloud().as_ref(), &cloud.name).await?;
     let (mut facts, unreachable) = read_all(&ev.state, fleet, &pending, opts).await;
     let empty = ActualHost::default();
     for n in &pending {
@@ -200,8 +230,13 @@ pub async fn plan(
     opts: &SurveyOptions,
     label: &str,
 ) -> Result<(Survey, crate::diff::Report, Evaluation), String> {
-    let ev = with_keys(ev, &*fleet).await?;
-    let s = survey(&ev, fleet, opts).await?;
+    let uc = fleet.undercloud();
+    let (keyed, records) = tokio::join!(
+        with_keys(ev, &*fleet),
+        read_records(uc.as_ref(), &ev.cloud.name)
+    );
+    let ev = keyed?;
+    let s = survey_from(&ev, fleet, opts, records?).await?;
     let report =
         crate::plan::report::report(label, &s.plan, &ev.state, &s.facts, &ev.cloud.secrets);
     Ok((s, report, ev))
