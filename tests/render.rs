@@ -358,3 +358,29 @@ fn every_container_gets_a_systemd_unit_ordered_by_deploy_step_unless_the_hosts_h
         .values()
         .all(|h| h.files.keys().all(|p| !p.starts_with("/etc/systemd/"))));
 }
+
+/// The Vagrant lab's `[lab]` healthcheck interval and timeout reach the stand-ins'
+/// podman definitions (`--health-interval`, `--health-timeout`) and only theirs: a real
+/// image (rsyslog in the VMs) keeps its service's; the config hash follows.
+#[test]
+fn the_labs_stand_in_health_interval_and_timeout_reach_only_the_stand_ins() {
+    let ev = match eval(&repo_tree(), "inventories/vagrant.toml") {
+        Ok(ev) => ev,
+        Err(f) => panic!("{}", f.render()),
+    };
+    let c = &ev.state.hosts["vagrant-controller-0"].containers;
+    let hc = c["keystone"].healthcheck.as_ref().unwrap();
+    assert_eq!((hc.interval.as_str(), hc.timeout.as_str()), ("600s", "60s"));
+    let real = c["rsyslog"].healthcheck.as_ref().unwrap();
+    assert_eq!(
+        (real.interval.as_str(), real.timeout.as_str()),
+        ("30s", "10s")
+    );
+    let def = &ev.state.hosts["vagrant-controller-0"].files
+        ["/var/lib/overcloud/containers/keystone.json"];
+    assert!(
+        def.content.contains("\"interval\": \"600s\""),
+        "{}",
+        def.content
+    );
+}

@@ -217,6 +217,11 @@ def inventory(s, uc_address, uc_port, count=None, variables=()):
     w('real_images = ["dnsmasq", "rsyslog"]')
     w('stand_in_command = ["/usr/local/bin/stand-in"]')
     w('stand_in_healthcheck = "stand-in-healthcheck"')
+    w("# Under TCG a `podman healthcheck run` costs seconds of a node's one vCPU: podman's")
+    w("# timers every 30 s for a dozen containers kept the controller saturated (load 20)")
+    w("# until checks timed out and healthy stand-ins showed unhealthy (docs/performance.md).")
+    w(f"stand_in_health_interval = {whole(s, 'VAGRANT_LAB_HEALTH_INTERVAL', 1, 86400)}")
+    w(f"stand_in_health_timeout = {whole(s, 'VAGRANT_LAB_HEALTH_CHECK_TIMEOUT', 1, 3600)}")
     w('stand_in_task_command = ["/usr/local/bin/stand-in-task"]')
     return "\n".join(L) + "\n", nodes
 

@@ -103,6 +103,14 @@ pub struct LabSpec {
     pub stand_in_command: Vec<String>,
     /// The healthcheck every container with one runs instead of its service's.
     pub stand_in_healthcheck: Option<String>,
+    /// Seconds between two runs of a stand-in's healthcheck by podman's timer
+    /// (`--health-interval`), instead of its service's. A lab of qemu TCG VMs sets it
+    /// long: each `podman healthcheck run` costs seconds of its one vCPU, and a dozen
+    /// containers every 30 s kept it saturated until checks timed out.
+    pub stand_in_health_interval: Option<std::num::NonZeroU32>,
+    /// Seconds a stand-in's healthcheck may take (`--health-timeout`), instead of its
+    /// service's.
+    pub stand_in_health_timeout: Option<std::num::NonZeroU32>,
     /// Per service, another healthcheck (a test breaks one service with `"false"`).
     #[serde(default)]
     pub healthchecks: BTreeMap<String, String>,

@@ -152,6 +152,12 @@ impl Renderer<'_> {
                 {
                     hc.test = test.clone();
                 }
+                if let Some(secs) = lab.stand_in_health_interval {
+                    hc.interval = format!("{secs}s");
+                }
+                if let Some(secs) = lab.stand_in_health_timeout {
+                    hc.timeout = format!("{secs}s");
+                }
             }
         }
         // The config hash covers the definition (without its labels) and every file the
