@@ -205,8 +205,17 @@ fn file_item(
         }
     };
     // A definition whose config hash alone changed: written, and the container restarts.
-    let note = (fix.content && before == after && matches!(f.kind, FileKind::Container { .. }))
-        .then(|| "only its config hash changes (the container restarts)".to_string());
+    // Any other file whose hash differs though no line shown does is still a change the
+    // plan must show: the difference is in what is not shown (a hidden secret's line), or
+    // in the files stamp's recorded hash (the quick check), which --full-check reads anew.
+    let note = (fix.content && before == after).then(|| {
+        if matches!(f.kind, FileKind::Container { .. }) {
+            "only its config hash changes (the container restarts)".to_string()
+        } else {
+            "its hash differs from the desired one but no line shown does: the difference is              in a hidden line, or in the hash the files stamp recorded (`plan --full-check`              hashes it anew); rewritten"
+                .to_string()
+        }
+    });
     FileItem {
         host: host.to_string(),
         path: f.path.clone(),
