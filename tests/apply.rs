@@ -1222,17 +1222,26 @@ async fn plan_trusts_the_files_stamp_only_while_a_files_stat_is_unchanged() {
 
     // An edit in place that keeps the size, the inode and (put back) the mtime: the
     // ctime moved, so the file is hashed and the drift is seen, with its diff.
+    // (The first byte is replaced by another one: the rendered file starts with a `#`
+    // comment, so writing `#` there would change nothing.)
     let before = sh(s, &format!("stat -c '%s %i %Y' {conf}")).await;
+    let sha_before = sh(s, &format!("sha256sum {conf}")).await;
     sh(
         s,
         &format!(
             "touch -r {conf} /tmp/conf.ref && \
-             printf '#' | dd of={conf} bs=1 seek=0 conv=notrunc status=none && \
+             if [ \"$(head -c 1 {conf})\" = '#' ]; then c=';'; else c='#'; fi && \
+             printf '%s' \"$c\" | dd of={conf} bs=1 seek=0 conv=notrunc status=none && \
              touch -r /tmp/conf.ref {conf}"
         ),
     )
     .await;
     assert_eq!(sh(s, &format!("stat -c '%s %i %Y' {conf}")).await, before);
+    assert_ne!(
+        sh(s, &format!("sha256sum {conf}")).await,
+        sha_before,
+        "the edit changed nothing"
+    );
     let (o, out, _) = provision(&["plan", &lab.inv(), "--detailed-exitcode"]);
     assert_eq!(
         o.status.code(),
