@@ -244,12 +244,13 @@ fn hash_command(files: &[&str], how: ReadFacts, stamp: &str) -> String {
         return format!("stat -c '{STAT}' -- {fl} 2>/dev/null; sha256sum -- {fl} 2>/dev/null; ");
     }
     // Stat the files into a temporary folder, trust the recorded hashes whose stat is
-    // unchanged, hash the rest at once, and (recording) rewrite the stamp.
+    // unchanged, hash the rest at once, and (recording) rewrite the stamp, mode 0600:
+    // it holds hashes of files that hold secrets.
     let st = shell_quote(stamp);
     let record = if how.record_files {
         format!(
             "awk -v stats=\"$q/s\" -v now=\"$now\" {r} < \"$q/n\" > \"$q/k2\"; \
-             cat \"$q/k\" \"$q/k2\" 2>/dev/null > {st}.tmp && mv -f {st}.tmp {st}; ",
+             rm -f {st}.tmp; (umask 077; cat \"$q/k\" \"$q/k2\" 2>/dev/null > {st}.tmp) && mv -f {st}.tmp {st}; ",
             r = shell_quote(QUICK_RECORD),
         )
     } else {
@@ -608,6 +609,14 @@ mod tests {
             run(record);
             let rec = std::fs::read_to_string(&stamp).unwrap();
             assert_eq!(rec.lines().count(), 2, "{awk}: {rec}");
+            // Hashes of files that hold secrets: root's only (a weak password could be
+            // guessed offline against a known template).
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&stamp).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{awk}"
+            );
             let m = std::fs::metadata(&a).unwrap();
             assert!(
                 rec.contains(&format!("{a_s}\t{}:{}:", m.len(), m.ino()))
