@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::state::{HostState, Plane};
-use crate::transport::shell_quote;
+use crate::transport::{shell_quote, shell_quote_all};
 
 /// What a managed path is on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,11 +235,7 @@ fn hash_command(files: &[&str], how: ReadFacts, stamp: &str) -> String {
     if files.is_empty() {
         return String::new();
     }
-    let fl = files
-        .iter()
-        .map(|p| shell_quote(p))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let fl = shell_quote_all(files);
     if !how.quick_check && !how.record_files {
         return format!("stat -c '{STAT}' -- {fl} 2>/dev/null; sha256sum -- {fl} 2>/dev/null; ");
     }
@@ -272,11 +268,7 @@ fn hash_command(files: &[&str], how: ReadFacts, stamp: &str) -> String {
 /// one `sha256sum` of the files (with [`ReadFacts::quick_check`], only of those whose
 /// stat differs from the files stamp's record), one `podman ps` (or the running stamp).
 pub fn gather_command(files: &[&str], dirs: &[&str], how: ReadFacts, plane: Plane) -> String {
-    let dl = dirs
-        .iter()
-        .map(|p| shell_quote(p))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let dl = shell_quote_all(dirs);
     let stat_dirs = if dirs.is_empty() {
         String::new()
     } else {

@@ -37,14 +37,9 @@ impl Command<'_> {
                 ..
             } => step_script(containers, *health_timeout),
             Command::RunTask { task } => task_script(task),
-            Command::RemoveFiles { paths } => format!(
-                "rm -f -- {}",
-                paths
-                    .iter()
-                    .map(|p| shell_quote(p))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
+            Command::RemoveFiles { paths } => {
+                format!("rm -f -- {}", crate::transport::shell_quote_all(paths))
+            }
             Command::WriteStamp { plane } => crate::facts::stamp_command(*plane),
             Command::ReadFile { path } => {
                 format!("cat {} 2>/dev/null || true", shell_quote(path))
@@ -276,10 +271,7 @@ pub fn task_script(t: &TaskDef) -> String {
 }
 
 fn quote_all(args: &[String]) -> String {
-    args.iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::transport::shell_quote_all(args)
 }
 
 /// One command creating or fixing `dirs`; it stops at the first failure, with that

@@ -205,6 +205,15 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// Quotes each word for a POSIX shell, joined by spaces.
+pub fn shell_quote_all<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::shell_quote;
