@@ -172,8 +172,14 @@ pub fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
 }
 
 impl Cloud {
+    /// The overcloud host `name`: a binary search, `hosts` being sorted by name (a
+    /// lookup per host of thousands stays cheap); a linear one should the order have
+    /// been disturbed since.
     pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+        match self.hosts.binary_search_by(|h| h.name.as_str().cmp(name)) {
+            Ok(i) => Some(&self.hosts[i]),
+            Err(_) => self.hosts.iter().find(|h| h.name == name),
+        }
     }
 
     /// The full reference of image `name`: `<registry>/<name>:<tag>` (its own tag if
