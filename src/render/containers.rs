@@ -30,10 +30,10 @@ impl Renderer<'_> {
         for (svc, ctx, mounts) in pending {
             let (used, shared_mounts) = container_files(hs, svc, host, diags);
             let container = self.container(svc, plane, &used, &mounts, shared_mounts, &ctx, diags);
-            let def_file = self.definition_file(&container, svc, plane);
+            let mut def_file = self.definition_file(&container, svc, plane);
             // Its environment is rendered from the manifest: where a secret would come from.
             let at = Location::file(&svc.file);
-            self.check_secrets(host, svc, &def_file, &at, &at, diags);
+            self.check_secrets(host, svc, &mut def_file, &at, &at, diags);
             self.insert_file(hs, svc, host, def_file, diags);
             hs.containers.insert(container.name.clone(), container);
         }
@@ -49,7 +49,7 @@ impl Renderer<'_> {
         let def_json = serde_json::to_string_pretty(container).unwrap_or_default() + "\n";
         DesiredFile {
             path: format!("{}/{}.json", plane.container_defs(), svc.name),
-            secret: self.cloud.secrets.appears_in(&def_json),
+            secret: false, // check_secrets knows
             content: def_json,
             mode: 0o600,
             owner: "root".into(),

@@ -254,9 +254,9 @@ impl Renderer<'_> {
         kind: FileKind,
         diags: &mut Diagnostics,
     ) -> DesiredFile {
-        let file = DesiredFile {
+        let mut file = DesiredFile {
             path: f.dest.get_ref().clone(),
-            secret: self.cloud.secrets.appears_in(&content),
+            secret: false, // check_secrets knows
             content,
             mode: parse_mode(f.mode.get_ref()).unwrap_or(0o640),
             owner: f.owner.clone(),
@@ -266,23 +266,25 @@ impl Renderer<'_> {
         };
         let mode_at = Location::new(&svc.file, Some(f.mode.span()));
         let dest_at = Location::new(&svc.file, Some(f.dest.span()));
-        self.check_secrets(host, svc, &file, &dest_at, &mode_at, diags);
+        self.check_secrets(host, svc, &mut file, &dest_at, &mode_at, diags);
         file
     }
 
     /// A file holds only the secrets its service declares (`secrets = [...]`: a value
     /// copied into `vars` or an override would land where nothing says it is secret),
-    /// and a file that holds one gives no access to every user of the host.
+    /// and a file that holds one gives no access to every user of the host. Sets the
+    /// file's `secret` (one scan of its content for both).
     pub(super) fn check_secrets(
         &self,
         host: &Host,
         svc: &Service,
-        f: &DesiredFile,
+        f: &mut DesiredFile,
         dest_at: &Location,
         mode_at: &Location,
         diags: &mut Diagnostics,
     ) {
         let found = self.cloud.secrets.found_in(&f.content);
+        f.secret = !found.is_empty();
         let declared: Vec<&str> = svc
             .manifest
             .secrets

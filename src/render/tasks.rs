@@ -89,8 +89,8 @@ impl Renderer<'_> {
             mounts.push(format!("{}:{}:ro", file.path, cpath.get_ref()));
             used.push(file);
         }
-        let env_file = self.task_environment(&id, svc, plane, t, ctx, diags)?;
-        if let Some(f) = &env_file {
+        let mut env_file = self.task_environment(&id, svc, plane, t, ctx, diags)?;
+        if let Some(f) = &mut env_file {
             let at = Location::new(&svc.file, Some(t.name.span()));
             self.check_secrets(host, svc, f, &at, &at, diags);
         }
@@ -238,7 +238,7 @@ impl Renderer<'_> {
                 svc.name,
                 t.name.get_ref()
             ),
-            secret: self.cloud.secrets.appears_in(&content),
+            secret: false, // check_secrets knows
             content,
             mode: 0o600,
             owner: "root".into(),
