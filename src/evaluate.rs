@@ -8,7 +8,7 @@ use crate::diagnostics::{self, Diagnostics};
 use crate::model::{self, Cloud, LoadOptions};
 use crate::render::Renderer;
 use crate::source::{SourceMap, SourceTree};
-use crate::state::DesiredState;
+use crate::state::{DesiredState, HostState};
 
 /// A successful evaluation.
 #[derive(Clone)]
@@ -92,6 +92,45 @@ pub fn evaluate(
     tree: &dyn SourceTree,
     opts: &LoadOptions,
 ) -> Result<Evaluation, Failure> {
+    let mut state = DesiredState::default();
+    let loaded = evaluate_each(inventory, tree, opts, |r| {
+        if let Rendered::Host(hs) = r {
+            state.hosts.insert(hs.name.clone(), hs);
+        }
+    })?;
+    Ok(Evaluation {
+        cloud: loaded.cloud,
+        state,
+        sources: loaded.sources,
+        warnings: loaded.warnings,
+    })
+}
+
+/// What [`evaluate_each`] hands over as it goes: the model, once, before any host;
+/// then each host's desired state (the undercloud's among them), in name order.
+pub enum Rendered<'a> {
+    Cloud(&'a Cloud),
+    Host(HostState),
+}
+
+/// A successful [`evaluate_each`]: an evaluation without its desired state, which
+/// went host by host to the caller.
+pub struct Evaluated {
+    pub cloud: Cloud,
+    pub sources: SourceMap,
+    pub warnings: Diagnostics,
+}
+
+/// As [`evaluate`], handing each host's desired state to `each` as soon as it is
+/// rendered instead of holding them all: what compares thousands of hosts in the
+/// memory of a few (`provision diff`). `each` sees every host even when one fails;
+/// whether the evaluation failed is known only at the end.
+pub fn evaluate_each(
+    inventory: &Path,
+    tree: &dyn SourceTree,
+    opts: &LoadOptions,
+    mut each: impl FnMut(Rendered<'_>),
+) -> Result<Evaluated, Failure> {
     let loaded = model::build(inventory, tree, opts);
     let mut diags = loaded.diags;
     let Some(cloud) = loaded.cloud else {
@@ -102,23 +141,34 @@ pub fn evaluate(
         });
     };
     let renderer = Renderer::new(&cloud, &mut diags);
-    let state = if diags.is_empty() {
-        renderer.render_all(&mut diags)
-    } else {
-        DesiredState::default()
-    };
+    if diags.is_empty() {
+        each(Rendered::Cloud(&cloud));
+        let repositories = crate::keys::repositories(&cloud);
+        let mut hosts: Vec<(&str, Option<&model::Host>)> = cloud
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), Some(h)))
+            .collect();
+        hosts.push((cloud.undercloud.name.as_str(), None));
+        hosts.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, host) in hosts {
+            let mut hs = match host {
+                Some(h) => renderer.render_host(h, &mut diags),
+                None => renderer.render_undercloud(&mut diags),
+            };
+            crate::keys::declare_host(&cloud, &repositories, &mut hs);
+            each(Rendered::Host(hs));
+        }
+    }
     let warnings = renderer.warnings();
     drop(renderer);
     diags.sort();
     if diags.is_empty() {
-        let mut ev = Evaluation {
+        Ok(Evaluated {
             cloud,
-            state,
             sources: loaded.sources,
             warnings,
-        };
-        crate::keys::declare(&ev.cloud, &mut ev.state);
-        Ok(ev)
+        })
     } else {
         Err(Failure {
             diags,

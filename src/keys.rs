@@ -17,7 +17,7 @@ use base64ct::{Base64Url, Encoding};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Cloud;
-use crate::state::{DesiredDir, DesiredFile, DesiredState, FileKind, STATE_DIR};
+use crate::state::{DesiredDir, DesiredFile, DesiredState, FileKind, HostState, STATE_DIR};
 
 /// The store's format version.
 pub const FORMAT: u32 = 1;
@@ -144,27 +144,28 @@ pub fn rotate(store: &mut KeyStore, id: &str, max_active: usize) -> Result<(), K
 
 /// The key repositories' folders in the evaluation's desired state, before any key is
 /// known (so a render, a diff and a plan agree on them): on every host of a service
-/// that declares a repository, its folder, 0700.
-pub fn declare(cloud: &Cloud, state: &mut DesiredState) {
-    let repos = repositories(cloud);
-    for hs in state.hosts.values_mut() {
-        let Some(host) = cloud.host(&hs.name) else {
-            continue;
-        };
-        for r in repos.iter().filter(|r| host.services.contains(&r.service)) {
-            hs.directories.retain(|d| d.path != r.dir);
-            hs.directories.push(DesiredDir {
-                path: r.dir.clone(),
-                mode: "0700".into(),
-                owner: r.owner.clone(),
-                group: r.group.clone(),
-            });
-        }
+/// that declares a repository, its folder, 0700. `repositories`: the cloud's
+/// ([`repositories`]); one host at a time, as the evaluation renders them.
+pub fn declare_host(cloud: &Cloud, repositories: &[Repository], hs: &mut HostState) {
+    let Some(host) = cloud.host(&hs.name) else {
+        return;
+    };
+    for r in repositories
+        .iter()
+        .filter(|r| host.services.contains(&r.service))
+    {
+        hs.directories.retain(|d| d.path != r.dir);
+        hs.directories.push(DesiredDir {
+            path: r.dir.clone(),
+            mode: "0700".into(),
+            owner: r.owner.clone(),
+            group: r.group.clone(),
+        });
     }
 }
 
 /// Adds the keys of `store` to the evaluation's desired state (its folders come from
-/// [`declare`]): one file per key (0600) on every host of the service, and nothing else
+/// [`declare_host`]): one file per key (0600) on every host of the service, and nothing else
 /// in its folder; on the
 /// undercloud, the store itself (0600, owned by the SSH user). Every key becomes a
 /// secret of the run (redacted everywhere).

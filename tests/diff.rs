@@ -112,13 +112,46 @@ fn fixture() -> Fixture {
     }
 }
 
+/// `provision diff ARGS` in `cwd`, killed (and the test failed) past 120 s: the two
+/// revisions render on two threads, and a side that stops must not leave the other
+/// waiting.
 fn diff(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provision"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provision"))
         .arg("diff")
         .args(args)
         .current_dir(cwd)
-        .output()
-        .unwrap()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read both pipes on their own threads, so a large report cannot fill one.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out_pipe, &mut v).map(|_| v)
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err_pipe, &mut v).map(|_| v)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("provision diff {args:?} ran past 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
 }
 
 fn hosts(v: &serde_json::Value) -> Vec<String> {
@@ -443,6 +476,43 @@ fn no_changes_exits_zero() {
 }
 
 #[test]
+fn the_revisions_swapped_remove_the_added_host() {
+    let f = fixture();
+    let o = diff(
+        &f.root,
+        &[
+            "inventories/example-production.toml",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD~1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["hosts_added"].as_array().unwrap().is_empty());
+    let removed: Vec<&str> = r["hosts_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, ["overcloud-novacompute-20"]);
+    assert_eq!(r["hosts_removed"][0]["role"], "Compute");
+    assert!(r["hosts_removed"][0]["files"].as_u64().unwrap() > 0);
+    // The hosts of both revisions changed as the other way round, less the one removed.
+    assert_eq!(r["summary"]["hosts_removed"], 1);
+    assert!(r["summary"]["hosts_changed"].as_u64().unwrap() > 20);
+}
+
+#[test]
 fn clear_errors_for_bad_revisions_and_trees() {
     let f = fixture();
     let o = diff(
@@ -504,6 +574,27 @@ fn clear_errors_for_bad_revisions_and_trees() {
     );
     assert!(
         err.contains("--> templates/memcached/service.toml:1:1"),
+        "{err}"
+    );
+    assert!(err.contains("unknown field `command_typo`"), "{err}");
+
+    // The same revisions the other way round: the base fails, before rendering any
+    // host, while the head renders its 27 (more than it may render ahead of the
+    // comparison): the base's error, and no wait.
+    let o = diff(
+        &f.root,
+        &[
+            "inventories/example-production.toml",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD~1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("does not evaluate at base revision HEAD"),
         "{err}"
     );
     assert!(err.contains("unknown field `command_typo`"), "{err}");

@@ -268,10 +268,9 @@ fn owner_of(f: &DesiredFile) -> String {
     format!("{}:{}", f.owner, f.group)
 }
 
-fn host_ref(name: &str, side: &Side) -> HostRef {
-    let hs = &side.state.hosts[name];
+fn host_ref(hs: &HostState) -> HostRef {
     HostRef {
-        name: name.to_string(),
+        name: hs.name.clone(),
         role: hs.role.clone(),
         files: hs.files.len(),
         containers: hs.containers.len(),
@@ -280,74 +279,107 @@ fn host_ref(name: &str, side: &Side) -> HostRef {
 
 /// Compares `base` with `head`.
 pub fn compare(inventory: &str, base: &Side, head: &Side) -> Report {
-    let mut hosts_added: Vec<HostRef> = head
+    let mut c = Comparison::new(base.secrets, head.secrets);
+    let names: BTreeSet<&String> = base
         .state
         .hosts
         .keys()
-        .filter(|h| !base.state.hosts.contains_key(*h))
-        .map(|h| host_ref(h, head))
+        .chain(head.state.hosts.keys())
         .collect();
-    let mut hosts_removed: Vec<HostRef> = base
-        .state
-        .hosts
-        .keys()
-        .filter(|h| !head.state.hosts.contains_key(*h))
-        .map(|h| host_ref(h, base))
-        .collect();
-    hosts_added.sort_by_key(|h| natural_key(&h.name));
-    hosts_removed.sort_by_key(|h| natural_key(&h.name));
+    for name in names {
+        c.host(base.state.hosts.get(name), head.state.hosts.get(name));
+    }
+    c.finish(inventory, base.label.clone(), head.label.clone())
+}
 
-    // Secret values that differ between the sides: (base value, head value).
-    let changed_secrets = secret_changes(base.secrets, head.secrets);
-    let mut grouper = Grouper::default();
-    let known = (
-        redact::Redactor::new(base.secrets),
-        redact::Redactor::new(head.secrets),
-    );
-    for (name, b) in &base.state.hosts {
-        if let Some(h) = head.state.hosts.get(name) {
-            let sides = Compared {
-                known: &known,
-                changed_secrets: &changed_secrets,
-            };
-            compare_host(name, b, h, &sides, &mut grouper);
+/// A comparison fed host by host (each host's two sides together, in any order), so
+/// that no side's whole desired state need be held: what [`compare`] does for two
+/// whole states, and `provision diff` as both revisions render.
+pub struct Comparison {
+    known: (redact::Redactor, redact::Redactor),
+    /// Secret values that differ between the sides: (base value, head value).
+    changed_secrets: Vec<(Vec<String>, Vec<String>)>,
+    grouper: Grouper,
+    hosts_added: Vec<HostRef>,
+    hosts_removed: Vec<HostRef>,
+    undercloud: [Option<String>; 2],
+    roles: BTreeMap<String, String>,
+}
+
+impl Comparison {
+    pub fn new(base: &Secrets, head: &Secrets) -> Comparison {
+        Comparison {
+            known: (redact::Redactor::new(base), redact::Redactor::new(head)),
+            changed_secrets: secret_changes(base, head),
+            grouper: Grouper::default(),
+            hosts_added: Vec::new(),
+            hosts_removed: Vec::new(),
+            undercloud: [None, None],
+            roles: BTreeMap::new(),
         }
     }
-    let mut g = grouper.finish();
-    g.summary.hosts_added = hosts_added.len();
-    g.summary.hosts_removed = hosts_removed.len();
-    Report {
-        format: FORMAT,
-        kind: ReportKind::Diff,
-        inventory: inventory.to_string(),
-        base: base.label.clone(),
-        head: head.label.clone(),
-        hosts_added,
-        hosts_removed,
-        files: g.files,
-        directories: g.directories,
-        containers: g.containers,
-        units: g.units,
-        tasks: g.tasks,
-        host_groups: g.host_groups,
-        nodes: Vec::new(),
-        summary: g.summary,
-        changes: None,
-        undercloud: head
-            .state
-            .hosts
-            .values()
-            .chain(base.state.hosts.values())
-            .find(|h| h.plane == crate::state::Plane::Undercloud)
-            .map(|h| h.name.clone()),
-        roles: base
-            .state
-            .hosts
-            .values()
-            .chain(head.state.hosts.values())
-            .map(|h| (h.name.clone(), h.role.clone()))
-            .collect(),
-        host_counts: BTreeMap::new(),
+
+    /// One host: its state at the base revision and at the head (at least one).
+    pub fn host(&mut self, base: Option<&HostState>, head: Option<&HostState>) {
+        for (i, hs) in [base, head].into_iter().enumerate() {
+            if let Some(hs) = hs {
+                if hs.plane == crate::state::Plane::Undercloud {
+                    self.undercloud[i].get_or_insert_with(|| hs.name.clone());
+                }
+                // The head's role where both have one.
+                self.roles.insert(hs.name.clone(), hs.role.clone());
+            }
+        }
+        match (base, head) {
+            (Some(b), Some(h)) => {
+                let sides = Compared {
+                    known: &self.known,
+                    changed_secrets: &self.changed_secrets,
+                };
+                compare_host(&b.name, b, h, &sides, &mut self.grouper);
+            }
+            (None, Some(h)) => self.hosts_added.push(host_ref(h)),
+            (Some(b), None) => self.hosts_removed.push(host_ref(b)),
+            (None, None) => {}
+        }
+    }
+
+    /// The report of every host fed.
+    pub fn finish(self, inventory: &str, base: RevisionInfo, head: RevisionInfo) -> Report {
+        let Comparison {
+            mut hosts_added,
+            mut hosts_removed,
+            grouper,
+            undercloud: [uc_base, uc_head],
+            roles,
+            ..
+        } = self;
+        hosts_added.sort_by_key(|h| natural_key(&h.name));
+        hosts_removed.sort_by_key(|h| natural_key(&h.name));
+        let mut g = grouper.finish();
+        g.summary.hosts_added = hosts_added.len();
+        g.summary.hosts_removed = hosts_removed.len();
+        Report {
+            format: FORMAT,
+            kind: ReportKind::Diff,
+            inventory: inventory.to_string(),
+            base,
+            head,
+            hosts_added,
+            hosts_removed,
+            files: g.files,
+            directories: g.directories,
+            containers: g.containers,
+            units: g.units,
+            tasks: g.tasks,
+            host_groups: g.host_groups,
+            nodes: Vec::new(),
+            summary: g.summary,
+            changes: None,
+            undercloud: uc_head.or(uc_base),
+            roles,
+            host_counts: BTreeMap::new(),
+        }
     }
 }
 

@@ -2,11 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::RevisionInfo;
-use crate::evaluate::{evaluate, Evaluation};
+use std::sync::mpsc;
+
+use super::{Comparison, RevisionInfo};
+use crate::evaluate::{evaluate_each, Evaluated, Rendered};
 use crate::git::{GitError, Repo, WorkTree};
+use crate::inventory::Secrets;
 use crate::model::LoadOptions;
 use crate::source::SourceTree;
+use crate::state::HostState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevisionError {
@@ -47,14 +51,16 @@ impl Source {
     }
 }
 
-/// Evaluates `inventory` (relative to the repository root) at `source`.
+/// Evaluates `inventory` (relative to the repository root) at `source`, handing each
+/// host's desired state to `each` as it renders ([`evaluate_each`]).
 pub fn evaluate_at(
     repo: &Repo,
     inventory: &Path,
     source: &Source,
     side: &'static str,
     opts: &LoadOptions,
-) -> Result<Evaluation, RevisionError> {
+    each: impl FnMut(Rendered<'_>),
+) -> Result<Evaluated, RevisionError> {
     let work = WorkTree {
         root: repo.root.clone(),
     };
@@ -76,16 +82,32 @@ pub fn evaluate_at(
     }
     let mut opts = opts.clone();
     opts.secrets_fallback = Some(repo.root.clone());
-    evaluate(inventory, tree, &opts).map_err(|f| RevisionError::Invalid {
+    evaluate_each(inventory, tree, &opts, each).map_err(|f| RevisionError::Invalid {
         side,
         rev,
         report: f.render(),
     })
 }
 
+/// What the head side's thread sends the comparing one: its secrets first, then its
+/// hosts in name order.
+enum FromHead {
+    Secrets(Secrets),
+    Host(HostState),
+}
+
+/// Hosts the head side may render ahead of the comparison: the memory of a few hosts,
+/// whatever the cloud's size.
+const HEAD_AHEAD: usize = 16;
+
 /// `provision diff`: the desired state of `inventory` (a path in the working tree of
 /// the repository around `cwd`) at `base` compared with `head` (a revision, or the
-/// working tree with its uncommitted changes). Both sides are evaluated at once.
+/// working tree with its uncommitted changes).
+///
+/// Both sides render at once, host by host, and each host is compared as soon as both
+/// of its sides are: the head renders on its own thread, at most [`HEAD_AHEAD`] hosts
+/// ahead, and the base on this one, which compares. Neither whole desired state is
+/// ever held, so memory stays that of a few hosts and the report.
 pub fn diff_revisions(
     cwd: &Path,
     inventory: &Path,
@@ -100,27 +122,112 @@ pub fn diff_revisions(
         None => Source::WorkingTree,
     };
     let opts = LoadOptions::from_process_env();
-    let (b, h) = std::thread::scope(|s| {
-        let b = s.spawn(|| evaluate_at(&repo, &rel, &base_src, "base", &opts));
-        let h = evaluate_at(&repo, &rel, &head_src, "head", &opts);
-        (b.join(), h)
+    let (to_base, from_head) = mpsc::sync_channel::<FromHead>(HEAD_AHEAD);
+    let (b, h, comparison) = std::thread::scope(|s| {
+        let (repo, rel, head_src, opts) = (&repo, &rel, &head_src, &opts);
+        let h = s.spawn(move || {
+            // A send fails only once the base side has stopped listening (it failed):
+            // this side still renders every host, for its own diagnostics.
+            evaluate_at(repo, rel, head_src, "head", opts, |r| {
+                let _ = to_base.send(match r {
+                    Rendered::Cloud(c) => FromHead::Secrets(c.secrets.clone()),
+                    Rendered::Host(hs) => FromHead::Host(hs),
+                });
+            })
+            // `to_base` is dropped here: the base side sees the end of the head's hosts.
+        });
+        let mut merge = Merge {
+            from_head: &from_head,
+            comparison: None,
+            next_head: None,
+            head_gone: false,
+        };
+        let b = evaluate_at(repo, rel, &base_src, "base", opts, |r| match r {
+            Rendered::Cloud(c) => merge.start(&c.secrets),
+            Rendered::Host(hs) => merge.base_host(hs),
+        });
+        merge.rest_of_head();
+        let comparison = merge.comparison.take();
+        drop(from_head);
+        (b, h.join(), comparison)
     });
-    let b = b
-        .map_err(|_| "evaluating the base revision failed unexpectedly".to_string())?
+    b.map_err(|e| e.to_string())?;
+    h.map_err(|_| "evaluating the head revision failed unexpectedly".to_string())?
         .map_err(|e| e.to_string())?;
-    let h = h.map_err(|e| e.to_string())?;
-    let label = rel.display().to_string();
-    Ok(super::compare(
-        &label,
-        &super::Side {
-            label: base_src.info(),
-            state: &b.state,
-            secrets: &b.cloud.secrets,
-        },
-        &super::Side {
-            label: head_src.info(),
-            state: &h.state,
-            secrets: &h.cloud.secrets,
-        },
-    ))
+    let comparison = comparison.ok_or("the head revision gave no desired state to compare")?;
+    Ok(comparison.finish(&rel.display().to_string(), base_src.info(), head_src.info()))
+}
+
+/// The base side's end of the comparison: a merge of the two sides' hosts, both in
+/// name order.
+struct Merge<'a> {
+    from_head: &'a mpsc::Receiver<FromHead>,
+    /// Once both sides' secrets are known.
+    comparison: Option<Comparison>,
+    /// A head host received but not yet compared: its name is past the base's so far.
+    next_head: Option<HostState>,
+    /// The head side has sent its last host.
+    head_gone: bool,
+}
+
+impl Merge<'_> {
+    fn start(&mut self, base_secrets: &Secrets) {
+        if let Ok(FromHead::Secrets(head_secrets)) = self.from_head.recv() {
+            self.comparison = Some(Comparison::new(base_secrets, &head_secrets));
+        } else {
+            // The head failed before rendering: nothing to compare with; its error is
+            // reported once the base side is done.
+            self.head_gone = true;
+        }
+    }
+
+    /// The next head host, in name order.
+    fn head_host(&mut self) -> Option<HostState> {
+        if let Some(h) = self.next_head.take() {
+            return Some(h);
+        }
+        if self.head_gone {
+            return None;
+        }
+        match self.from_head.recv() {
+            Ok(FromHead::Host(h)) => Some(h),
+            Ok(FromHead::Secrets(_)) | Err(_) => {
+                self.head_gone = true;
+                None
+            }
+        }
+    }
+
+    fn base_host(&mut self, b: HostState) {
+        if self.comparison.is_none() {
+            return;
+        }
+        loop {
+            let h = self.head_host();
+            let Some(c) = self.comparison.as_mut() else {
+                return;
+            };
+            match h {
+                Some(h) if h.name < b.name => c.host(None, Some(&h)),
+                Some(h) if h.name == b.name => return c.host(Some(&b), Some(&h)),
+                Some(h) => {
+                    self.next_head = Some(h);
+                    return c.host(Some(&b), None);
+                }
+                None => return c.host(Some(&b), None),
+            }
+        }
+    }
+
+    /// The head's hosts past the base's last: added ones.
+    fn rest_of_head(&mut self) {
+        if self.comparison.is_none() {
+            return;
+        }
+        while let Some(h) = self.head_host() {
+            if let Some(c) = self.comparison.as_mut() {
+                c.host(None, Some(&h));
+            }
+        }
+    }
 }

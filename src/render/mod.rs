@@ -20,7 +20,7 @@ use minijinja::Environment;
 
 use crate::diagnostics::Diagnostics;
 use crate::model::{Cloud, Host};
-use crate::state::{DesiredState, HostState, Plane};
+use crate::state::{HostState, Plane};
 use context::SharedContext;
 use option_check::{Findings, OptionChecker};
 use templates::Origin;
@@ -90,19 +90,6 @@ impl<'c> Renderer<'c> {
         let mut w = self.warnings.lock().map(|w| w.clone()).unwrap_or_default();
         w.sort();
         w
-    }
-
-    /// Renders the whole desired state (the undercloud's services and every overcloud
-    /// host); every problem of every host is in `diags`.
-    pub fn render_all(&self, diags: &mut Diagnostics) -> DesiredState {
-        let mut state = DesiredState::default();
-        let uc = self.render_undercloud(diags);
-        state.hosts.insert(uc.name.clone(), uc);
-        for host in &self.cloud.hosts {
-            let hs = self.render_host(host, diags);
-            state.hosts.insert(host.name.clone(), hs);
-        }
-        state
     }
 
     /// Renders one overcloud host.
