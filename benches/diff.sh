@@ -12,7 +12,7 @@ n="${1:-1000}"
 cargo build --release --locked -q
 bin="$repo_dir/target/release/provision"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n ${DIFF_KEEP:-} ]] && echo "kept $work" >&2 || rm -rf "$work"' EXIT
 g() { git -c user.name=bench -c user.email=bench@example.invalid -c commit.gpgsign=false "$@"; }
 
 mkdir -p "$work/cloud/inventories"
