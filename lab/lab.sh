@@ -506,7 +506,7 @@ cmd_up() {
         ssh-keygen -q -t ed25519 -N '' -C provision-lab -f "$STATE/id_ed25519"
     fi
     local inventory
-    inventory="$("$PY" "$LIB" gen "$STATE" --nodes "$nodes" --spare "$spare" $powered_off)"
+    inventory="$("$PY" "$LIB" gen "$STATE" --nodes "$nodes" --spare "$spare" $powered_off ${real_images:+--real-images})"
 
     local name addr kind
     : > "$STATE/known_hosts.tmp"

@@ -52,21 +52,35 @@ def die(msg):
 LAB_REQUIREMENTS = "{ memory_mb = 512, cpus = 1, disks = 1, disk_gb = 1 }"
 
 
-def inventory_text(n):
-    """An inventory like inventories/lab.toml for lab/state/: one Controller at .11 and
-    n-1 Computes at .12 ..."""
+def lab_inventory_base(real_images):
+    """inventories/lab.toml as a file in lab/state/ reads it: its paths rewritten.
+    Without `real_images` (a lab up without --real-images, whose images are all the
+    busybox stand-in), its [lab] real_images is empty: every container and task runs
+    the stand-in, none a real program its image does not hold."""
     base = open(os.path.join(REPO, "inventories", "lab.toml")).read()
-    # Keep the networks, vars and everything else of lab.toml; rewrite the paths (the
-    # file lives in lab/state/), the role counts and the nodes.
-    # from [cloud] to the first node, without lab.toml's own header
+    if not real_images:
+        base, count = re.subn(r'(?m)^real_images = \[[^\]]*\]\n',
+                              "# lab/lab.sh up without --real-images: every image is the stand-in\n"
+                              "real_images = []\n", base)
+        if count != 1:
+            die("inventories/lab.toml: no `real_images = [...]` in its [lab] table to empty")
+    base = re.sub(r'(?m)^templates = ".*"$', 'templates = "../../templates"', base)
+    base = re.sub(r'(?m)^roles = ".*"$', 'roles = "../../roles"', base)
+    base = re.sub(r'(?m)^private_key = ".*"$', 'private_key = "id_ed25519"', base)
+    base = re.sub(r'(?m)^known_hosts = ".*"$', 'known_hosts = "known_hosts"', base)
+    base = re.sub(r'(?m)^file = "lab.secrets.toml"$',
+                  'file = "../../inventories/lab.secrets.toml"', base)
+    return base
+
+
+def inventory_text(n, real_images):
+    """An inventory like inventories/lab.toml for lab/state/: one Controller at .11 and
+    n-1 Computes at .12 ... (its real_images as lab_inventory_base says)."""
+    base = lab_inventory_base(real_images)
+    # Keep the networks, vars and everything else of lab.toml; replace the role counts
+    # and the nodes: from [cloud] to the first node, without lab.toml's own header
     head = base.split("[[nodes]]", 1)[0]
     head = head[head.index("[cloud]"):]
-    head = re.sub(r'(?m)^templates = ".*"$', 'templates = "../../templates"', head)
-    head = re.sub(r'(?m)^roles = ".*"$', 'roles = "../../roles"', head)
-    head = re.sub(r'(?m)^private_key = ".*"$', 'private_key = "id_ed25519"', head)
-    head = re.sub(r'(?m)^known_hosts = ".*"$', 'known_hosts = "known_hosts"', head)
-    head = re.sub(r'(?m)^file = "lab.secrets.toml"$',
-                  'file = "../../inventories/lab.secrets.toml"', head)
     # role counts: drop lab.toml's [roles.X] tables, write ours (with the lab's requirements)
     head = re.sub(r'(?m)^\[roles\.[A-Za-z]+\]\n(?:[^\[\n][^\n]*\n)*\n?', "", head).rstrip() + "\n\n"
     head = (f"# lab-{n}.toml: the local lab with {n} nodes (one Controller, {n - 1} Compute),\n"
@@ -148,12 +162,20 @@ def cmd_gen(a):
     if not 1 <= n <= MAX_NODES:
         die(f"--nodes must be between 1 and {MAX_NODES}")
     state = a.state
-    if n == 6:
+    if n == 6 and a.real_images:
         inv = os.path.join(REPO, "inventories", "lab.toml")
+    elif n == 6:
+        # lab.toml's own nodes, every image the stand-in
+        inv = os.path.join(state, "lab-6.toml")
+        with open(inv + ".tmp", "w") as f:
+            f.write("# lab-6.toml: inventories/lab.toml for a lab up without --real-images\n"
+                    "# (every image the stand-in), written by lab/lab.sh up; do not edit.\n"
+                    + lab_inventory_base(False))
+        os.replace(inv + ".tmp", inv)
     else:
         inv = os.path.join(state, f"lab-{n}.toml")
         with open(inv + ".tmp", "w") as f:
-            f.write(inventory_text(n))
+            f.write(inventory_text(n, a.real_images))
         os.replace(inv + ".tmp", inv)
     hosts = hosts_of_inventory(inv)
     hosts += spare_hosts(inv, hosts, a.spare)
@@ -693,6 +715,7 @@ def main():
     g.add_argument("--nodes", type=int, default=6)
     g.add_argument("--spare", type=int, default=0)
     g.add_argument("--powered-off", action="store_true")
+    g.add_argument("--real-images", action="store_true")
     g.set_defaults(fn=cmd_gen)
     n = sub.add_parser("notifier")
     n.add_argument("state")
