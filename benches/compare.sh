@@ -202,7 +202,7 @@ measure() {
         snapshot "$work/snap.before"
         timed "$tool" base "$n-$tool-noop-$i"; noop+=("$secs"); [[ $i == 1 ]] && noop_did=$did
         snapshot "$work/snap.after"
-        is_noop "$tool" || { noop_bad=1; checks+=("$n hosts, $tool no-op $i: CHANGED SOMETHING: $did; first/last node: $(diff "$work/snap.before" "$work/snap.after" | grep -c '^>') files or containers new or rewritten"); }
+        is_noop "$tool" || { noop_bad=1; checks+=("$n hosts, $tool no-op $i: CHANGED SOMETHING: $did; first/last node: $(diff "$work/snap.before" "$work/snap.after" | grep -c '^>' || true) files or containers new or rewritten: $(diff "$work/snap.before" "$work/snap.after" | grep '^>' | head -n 3 | tr '\n' ' ')"); }
     done
     for ((i = 1; i <= runs; i++)); do
         if ((i > 1)); then

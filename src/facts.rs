@@ -241,12 +241,14 @@ fn hash_command(files: &[&str], how: ReadFacts, stamp: &str) -> String {
     }
     // Stat the files into a temporary folder, trust the recorded hashes whose stat is
     // unchanged, hash the rest at once, and (recording) rewrite the stamp, mode 0600:
-    // it holds hashes of files that hold secrets.
+    // it holds hashes of files that hold secrets. A stamp that would not change is not
+    // rewritten: a no-op apply writes nothing.
     let st = shell_quote(stamp);
     let record = if how.record_files {
         format!(
             "awk -v stats=\"$q/s\" -v now=\"$now\" {r} < \"$q/n\" > \"$q/k2\"; \
-             rm -f {st}.tmp; (umask 077; cat \"$q/k\" \"$q/k2\" 2>/dev/null > {st}.tmp) && mv -f {st}.tmp {st}; ",
+             rm -f {st}.tmp; (umask 077; cat \"$q/k\" \"$q/k2\" 2>/dev/null > {st}.tmp) && \
+             {{ cmp -s {st}.tmp {st} && rm -f {st}.tmp || mv -f {st}.tmp {st}; }}; ",
             r = shell_quote(QUICK_RECORD),
         )
     } else {
@@ -615,6 +617,18 @@ mod tests {
                     && rec.contains(&sha("alpha\n")),
                 "{awk}: {rec}"
             );
+            // Recording again with nothing changed leaves the stamp as it was: the same
+            // inode and modification time (a no-op apply writes nothing).
+            let before = std::fs::metadata(&stamp).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            run(record);
+            let after = std::fs::metadata(&stamp).unwrap();
+            assert_eq!(
+                (after.ino(), after.modified().unwrap()),
+                (before.ino(), before.modified().unwrap()),
+                "{awk}: the stamp was rewritten with nothing changed"
+            );
+            assert_eq!(std::fs::read_to_string(&stamp).unwrap(), rec, "{awk}");
             // A planted hash shows through while the stat is unchanged: it is trusted.
             let planted = rec.replace(&sha("beta\n"), &"0".repeat(64));
             std::fs::write(&stamp, &planted).unwrap();
