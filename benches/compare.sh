@@ -166,12 +166,14 @@ timed() {
 
 # snapshot FILE: every file's mtime under /etc/overcloud and /var/lib/overcloud, and
 # every container's id, on the first and last node (a rewritten file or a recreated
-# container shows)
+# container shows). Not the files stamp, provision's own record of its files' stats:
+# the first no-op after a run that wrote files records their new stats (the run's own
+# survey read them before it wrote them); a later no-op leaves it as it was.
 snapshot() {
     local h
     for h in $(echo "$nodes" | awk '{print $1, $NF}'); do
         echo "== $h"
-        run_ssh "$h" 'find /etc/overcloud /var/lib/overcloud -type f -printf "%T@ %p\n" | sort -k2; podman ps -a --format "{{.ID}} {{.Names}}" | sort -k2' || echo "ssh failed"
+        run_ssh "$h" 'find /etc/overcloud /var/lib/overcloud -type f ! -name .provision-files -printf "%T@ %p\n" | sort -k2; podman ps -a --format "{{.ID}} {{.Names}}" | sort -k2' || echo "ssh failed"
     done >"$1"
 }
 
@@ -202,7 +204,7 @@ measure() {
         snapshot "$work/snap.before"
         timed "$tool" base "$n-$tool-noop-$i"; noop+=("$secs"); [[ $i == 1 ]] && noop_did=$did
         snapshot "$work/snap.after"
-        is_noop "$tool" || { noop_bad=1; checks+=("$n hosts, $tool no-op $i: CHANGED SOMETHING: $did; first/last node: $(diff "$work/snap.before" "$work/snap.after" | grep -c '^>' || true) files or containers new or rewritten: $(diff "$work/snap.before" "$work/snap.after" | grep '^>' | head -n 3 | tr '\n' ' ')"); }
+        is_noop "$tool" || { noop_bad=1; checks+=("$n hosts, $tool no-op $i: CHANGED SOMETHING: $did; first/last node: $(diff "$work/snap.before" "$work/snap.after" | grep -c '^>' || true) files or containers new or rewritten: $( (diff "$work/snap.before" "$work/snap.after" || true) | grep '^>' | head -n 3 | tr '\n' ' ')"); }
     done
     for ((i = 1; i <= runs; i++)); do
         if ((i > 1)); then
