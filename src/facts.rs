@@ -127,9 +127,10 @@ pub fn stamp_command(plane: Plane) -> String {
     )
 }
 
-/// Where podman (root, default run root) keeps each container's health log:
-/// `<this>/<id>/healthcheck.log`, `{"Status":"healthy",...}`.
-const HEALTH_LOGS: &str = "/run/containers/storage/overlay-containers";
+/// Where podman (root, default run root) keeps each container's run files: its health
+/// log, `<this>/<id>/healthcheck.log` (`{"Status":"healthy",...}`), and the pid of its
+/// process, `<this>/<id>/userdata/pidfile`.
+const CONTAINER_RUN_DIRS: &str = "/run/containers/storage/overlay-containers";
 
 const STAMP_BEGIN: &str = "--- running stamp ---";
 const STAMP_END: &str = "--- end running stamp ---";
@@ -281,18 +282,23 @@ pub fn gather_command(files: &[&str], dirs: &[&str], how: ReadFacts, plane: Plan
         "command -v podman >/dev/null 2>&1 && {{ echo '{PODMAN_BEGIN}'; \
            podman ps -a --filter label=managed_by=provision --format json 2>/dev/null; echo; echo '{PODMAN_END}'; }}"
     );
-    // The stamp, if every container in it still runs under the same id (its runc or
-    // crun state names a live process) and none of them is unhealthy or not yet
-    // healthy (podman's health log of it, where it has one, says `healthy`): else
-    // podman is asked, whose status line carries the health.
+    // The stamp, if every container in it still runs under the same id (runc or crun
+    // holds its state, and the process of podman's pidfile of it lives) and none of
+    // them is unhealthy or not yet healthy (podman's health log of it, where it has
+    // one, begins `{"Status":"healthy"`): else podman is asked, whose status line
+    // carries the health. Shell builtins only (`read`, `case`, `[`): no process per
+    // container, where a grep, head and tr of each took 0.1 s of a controller's
+    // 27 containers, on every host at once.
     let containers = if how.trust_stamp {
         format!(
             "ok=0; if [ -s {s} ]; then ok=1; while read -r n id h; do \
-               st=/run/runc/$id/state.json; [ -e \"$st\" ] || st=/run/crun/$id/status; \
-               pid=$(grep -o '\"[a-z_]*pid\": *[0-9]*' \"$st\" 2>/dev/null | head -n 1 | tr -dc 0-9); \
-               [ -n \"$pid\" ] && [ -d /proc/$pid ] || {{ ok=0; break; }}; \
-               hl={HEALTH_LOGS}/$id/healthcheck.log; \
-               [ ! -e \"$hl\" ] || grep -q '^{{\"Status\":\"healthy\"' \"$hl\" || {{ ok=0; break; }}; \
+               [ -e /run/runc/$id/state.json ] || [ -e /run/crun/$id/status ] || {{ ok=0; break; }}; \
+               pid=; read -r pid < {CONTAINER_RUN_DIRS}/$id/userdata/pidfile 2>/dev/null; \
+               case $pid in ''|*[!0-9]*) ok=0; break ;; esac; \
+               [ -d /proc/$pid ] || {{ ok=0; break; }}; \
+               hl={CONTAINER_RUN_DIRS}/$id/healthcheck.log; \
+               if [ -e \"$hl\" ]; then l=; read -r l < \"$hl\"; \
+                 case $l in '{{\"Status\":\"healthy\"'*) ;; *) ok=0; break ;; esac; fi; \
              done < {s}; fi; \
              if [ $ok = 1 ]; then echo '{STAMP_BEGIN}'; cat {s}; echo '{STAMP_END}'; else {podman}; fi",
             s = plane.running_stamp()
