@@ -204,34 +204,48 @@ fn parse_podman_json(text: &str) -> BTreeMap<String, ActualContainer> {
     out
 }
 
-/// The quick check (POSIX awk: mawk and gawk both run it). Input: the files' stat
-/// lines (`S`, path, kind, mode, uid, gid, user, group, `size:inode:mtime:ctime`).
-/// Passes each line through; for a regular file whose stat equals the one the stamp
-/// (`-v stamp=`) recorded, prints the recorded hash as `sha256sum` would; writes the
-/// paths of the others, one per line, to `-v todo=`, for one `sha256sum`. With
-/// `-v rec=1` it also writes the trusted entries to `-v keep=` as stamp lines.
-const QUICK_CHECK: &str = r#"BEGIN { FS = "\t"
-  if (stamp != "") while ((getline l < stamp) > 0) { n = split(l, f, "\t"); if (n == 3 && length(f[3]) == 64) { st[f[1]] = f[2]; h[f[1]] = f[3] } }
-  printf "" > todo; if (rec) printf "" > keep }
+/// The quick check and its record, one POSIX awk (mawk, gawk and the one true awk run
+/// it) on `stat`'s lines of the files (`S`, path, kind, mode, uid, gid, user, group,
+/// `size:inode:mtime:ctime`), so that a host whose files are all as recorded runs no
+/// other process:
+/// - each line is passed through; for a regular file whose stat equals the one the
+///   stamp (`-v stamp=`, or none) recorded, the recorded hash is printed as `sha256sum`
+///   would; the other regular files are hashed by one `sha256sum`, whose lines are
+///   printed too;
+/// - with `-v out=` (the stamp to record), the trusted entries and those of the files
+///   hashed now whose ctime is more than a second in the past are written there, mode
+///   0600, in the stat's order, only when that differs from what the stamp holds (a
+///   no-op apply writes nothing). A file changed within the same timestamp tick as its
+///   read could keep its stat through a second write: it is hashed again next time, as
+///   git does with a racy index entry.
+const QUICK_CHECK: &str = r#"function q(s) { gsub(/'/, "'\\''", s); return "'" s "'" }
+BEGIN { FS = "\t"; old = ""; got = -1; src = stamp; if (src == "") src = out
+  if (src != "") { while ((got = (getline l < src)) > 0) { old = old l "\n"
+      if (stamp != "") { n = split(l, f, "\t"); if (n == 3 && length(f[3]) == 64) { st[f[1]] = f[2]; h[f[1]] = f[3] } } }
+    close(src) } }
 $1 == "S" { print
-  if (($3 == "regular file" || $3 == "regular empty file") && ($2 in st) && st[$2] == $9) {
-    print h[$2] "  " $2; if (rec) print $2 "\t" $9 "\t" h[$2] > keep
-  } else print $2 > todo }"#;
-
-/// Records, from the stat lines (`-v stats=`) and `sha256sum`'s lines on its input,
-/// the stamp lines of the files hashed now whose ctime is more than a second before
-/// `-v now=` (a file changed within the same timestamp tick as its read could keep
-/// its stat through a second write: it is hashed again next time, as git does with a
-/// racy index entry).
-const QUICK_RECORD: &str = r#"BEGIN { FS = "\t"
-  while ((getline l < stats) > 0) { n = split(l, f, "\t"); if (n >= 9 && (f[3] == "regular file" || f[3] == "regular empty file")) { split(f[9], t, ":"); if (t[4] + 0 < now - 1) st[f[2]] = f[9] } } }
-length($0) > 66 && substr($0, 65, 2) == "  " { p = substr($0, 67); if (p in st) print p "\t" st[p] "\t" substr($0, 1, 64) }"#;
+  if ($3 == "regular file" || $3 == "regular empty file") {
+    i++; at[$2] = i; sv[$2] = $9
+    if (($2 in st) && st[$2] == $9) { print h[$2] "  " $2; e[i] = $2 "\t" $9 "\t" h[$2] "\n" } else todo = todo " " q($2)
+  } }
+END {
+  if (todo != "") {
+    if (out != "") { d = "date +%s"; d | getline now; close(d) }
+    c = "sha256sum --" todo " 2>/dev/null"
+    while ((c | getline l) > 0) { print l
+      if (out != "" && length(l) > 66 && substr(l, 65, 2) == "  ") { p = substr(l, 67)
+        if (p in at) { split(sv[p], t, ":"); if (t[4] + 0 < now - 1) e[at[p]] = p "\t" sv[p] "\t" substr(l, 1, 64) "\n" } } }
+    close(c) }
+  if (out != "") { r = ""; for (j = 1; j <= i; j++) if (j in e) r = r e[j]
+    if (r != old || got < 0) { w = "umask 077; rm -f " q(out ".tmp") "; cat > " q(out ".tmp") " && mv -f " q(out ".tmp") " " q(out); printf "%s", r | w; close(w) } } }"#;
 
 const STAT: &str = "S\t%n\t%F\t%a\t%u\t%g\t%U\t%G\t%s:%i:%.9Y:%.9Z";
 
 /// The part of [`gather_command`] that stats and hashes `files`: with
 /// [`ReadFacts::quick_check`], the stamp at `stamp` stands for the hash of each file
-/// whose stat it recorded; with [`ReadFacts::record_files`], the stamp is rewritten.
+/// whose stat it recorded; with [`ReadFacts::record_files`], the stamp is rewritten
+/// when it would change. Two processes (`stat`, `awk`) when every file is as
+/// recorded: this runs on every host at every plan and apply.
 fn hash_command(files: &[&str], how: ReadFacts, stamp: &str) -> String {
     if files.is_empty() {
         return String::new();
@@ -240,29 +254,19 @@ fn hash_command(files: &[&str], how: ReadFacts, stamp: &str) -> String {
     if !how.quick_check && !how.record_files {
         return format!("stat -c '{STAT}' -- {fl} 2>/dev/null; sha256sum -- {fl} 2>/dev/null; ");
     }
-    // Stat the files into a temporary folder, trust the recorded hashes whose stat is
-    // unchanged, hash the rest at once, and (recording) rewrite the stamp, mode 0600:
-    // it holds hashes of files that hold secrets. A stamp that would not change is not
-    // rewritten: a no-op apply writes nothing.
     let st = shell_quote(stamp);
-    let record = if how.record_files {
-        format!(
-            "awk -v stats=\"$q/s\" -v now=\"$now\" {r} < \"$q/n\" > \"$q/k2\"; \
-             rm -f {st}.tmp; (umask 077; cat \"$q/k\" \"$q/k2\" 2>/dev/null > {st}.tmp) && \
-             {{ cmp -s {st}.tmp {st} && rm -f {st}.tmp || mv -f {st}.tmp {st}; }}; ",
-            r = shell_quote(QUICK_RECORD),
-        )
-    } else {
-        String::new()
-    };
     format!(
-        "q=$(mktemp -d \"${{TMPDIR:-/tmp}}/provision-facts.XXXXXX\") && {{ now=$(date +%s); \
-         stat -c '{STAT}' -- {fl} 2>/dev/null > \"$q/s\"; \
-         awk -v stamp={src} -v todo=\"$q/t\" -v keep=\"$q/k\" -v rec={rec} {a} \"$q/s\"; \
-         if [ -s \"$q/t\" ]; then tr '\\n' '\\000' < \"$q/t\" | xargs -0 sha256sum -- 2>/dev/null > \"$q/n\"; else : > \"$q/n\"; fi; \
-         cat \"$q/n\"; {record}rm -rf \"$q\"; }}; ",
-        src = if how.quick_check { st.clone() } else { "''".to_string() },
-        rec = u8::from(how.record_files),
+        "stat -c '{STAT}' -- {fl} 2>/dev/null | awk -v stamp={src} -v out={out} {a}; ",
+        src = if how.quick_check {
+            st.clone()
+        } else {
+            "''".to_string()
+        },
+        out = if how.record_files {
+            st
+        } else {
+            "''".to_string()
+        },
         a = shell_quote(QUICK_CHECK),
     )
 }
@@ -300,7 +304,8 @@ pub fn gather_command(files: &[&str], dirs: &[&str], how: ReadFacts, plane: Plan
                if [ -e \"$hl\" ]; then l=; read -r l < \"$hl\"; \
                  case $l in '{{\"Status\":\"healthy\"'*) ;; *) ok=0; break ;; esac; fi; \
              done < {s}; fi; \
-             if [ $ok = 1 ]; then echo '{STAMP_BEGIN}'; cat {s}; echo '{STAMP_END}'; else {podman}; fi",
+             if [ $ok = 1 ]; then echo '{STAMP_BEGIN}'; while read -r n id h; do echo \"$n $id $h\"; done < {s}; \
+               echo '{STAMP_END}'; else {podman}; fi",
             s = plane.running_stamp()
         )
     } else {
@@ -679,6 +684,80 @@ mod tests {
             );
             // A plan (quick check, no recording) leaves the stamp as it was.
             assert_eq!(std::fs::read_to_string(&stamp).unwrap(), planted, "{awk}");
+        }
+    }
+
+    /// Names with a quote and spaces go through the quick check's own `sha256sum` and
+    /// its stamp; recording without the quick check (`plan --full-check` semantics for
+    /// the read, apply's for the record) replaces a stale stamp.
+    #[test]
+    fn the_quick_check_quotes_names_and_replaces_a_stale_stamp() {
+        let awks: Vec<&str> = ["/usr/bin/mawk", "/usr/bin/gawk", "/usr/bin/original-awk"]
+            .into_iter()
+            .filter(|a| std::path::Path::new(a).exists())
+            .collect();
+        assert!(!awks.is_empty(), "no awk to run the quick check");
+        let sha = |s: &str| crate::state::hex(&<sha2::Sha256 as sha2::Digest>::digest(s));
+        for awk in awks {
+            let dir = tempfile::tempdir().unwrap();
+            let bin = dir.path().join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            std::os::unix::fs::symlink(awk, bin.join("awk")).unwrap();
+            let odd = dir.path().join("it's a 'file'.conf");
+            std::fs::write(&odd, "odd\n").unwrap();
+            let odd_s = odd.display().to_string();
+            let stamp = dir.path().join("stamp");
+            let stamp_s = stamp.display().to_string();
+            std::fs::write(
+                &stamp,
+                "/gone\t1:2:3:4\t".to_string() + &"1".repeat(64) + "\n",
+            )
+            .unwrap();
+            let run = |how: ReadFacts| -> ActualHost {
+                let out = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(hash_command(&[odd_s.as_str()], how, &stamp_s))
+                    .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.stderr.is_empty(),
+                    "{awk}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                parse_gather(&String::from_utf8_lossy(&out.stdout))
+            };
+            std::thread::sleep(std::time::Duration::from_millis(2100));
+            let record_only = ReadFacts {
+                record_files: true,
+                ..ReadFacts::default()
+            };
+            let h = run(record_only);
+            assert_eq!(
+                h.paths[&odd_s].sha256.as_deref(),
+                Some(sha("odd\n").as_str()),
+                "{awk}"
+            );
+            let rec = std::fs::read_to_string(&stamp).unwrap();
+            assert!(
+                !rec.contains("/gone"),
+                "{awk}: the stale entry stayed: {rec}"
+            );
+            assert!(
+                rec.starts_with(&format!("{odd_s}\t")) && rec.contains(&sha("odd\n")),
+                "{awk}: {rec}"
+            );
+            // Trusted from the stamp: a planted hash shows that no sha256sum ran.
+            std::fs::write(&stamp, rec.replace(&sha("odd\n"), &"2".repeat(64))).unwrap();
+            let quick = ReadFacts {
+                quick_check: true,
+                ..ReadFacts::default()
+            };
+            assert_eq!(
+                run(quick).paths[&odd_s].sha256.as_deref(),
+                Some("2".repeat(64).as_str()),
+                "{awk}"
+            );
         }
     }
 
