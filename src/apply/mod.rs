@@ -223,12 +223,21 @@ impl<'a> Apply<'a> {
             out.interrupted = Some(why);
         }
         // The stamps only after a whole run: a host left midway is read from podman.
-        if out.stopped.is_none() && !out.undercloud_failed && out.interrupted.is_none() {
-            self.write_stamps(&out).await;
-        }
+        let stamps = out.stopped.is_none() && !out.undercloud_failed && out.interrupted.is_none();
         out.seconds = started.elapsed().as_secs_f64();
-        self.record_tasks(&out, info, &reporter).await;
-        if let Err(e) = record::save(self.fleet.undercloud().as_ref(), &self.ev, &out, info).await {
+        // The stamps (on the hosts) and the two records (two files of the undercloud) at
+        // once: none reads what another writes. Then the lock is released.
+        let uc = self.fleet.undercloud();
+        let (_, _, saved) = tokio::join!(
+            async {
+                if stamps {
+                    self.write_stamps(&out).await;
+                }
+            },
+            self.record_tasks(&out, info, &reporter),
+            record::save(uc.as_ref(), &self.ev, &out, info)
+        );
+        if let Err(e) = saved {
             reporter.progress().println(&format!(
                 "warning: cannot record this apply on the undercloud ({}): {e}",
                 record::record_path(&self.ev.cloud.name)
