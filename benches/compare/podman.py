@@ -16,12 +16,16 @@ BTreeMap), and `restart_script` is what provision runs to (re)create it:
                                       prints the podman floor's script for HOST (below)
 
 The podman floor (benches/compare.sh) is the container work of a run and nothing else:
-per deploy step in order, the step's containers started at once with the same `podman
-run` arguments, then each one's healthcheck run until it passes (at most 50 tries, 0.2 s
-apart; the first try passes for a container that is ready). Without FROM it creates
-every container of RENDER (a cold run, after the containers were removed); with FROM,
-only the containers whose config hash differs from FROM's are recreated (`podman rm
---force --time 10 --ignore` first), as a one-change run does.
+per deploy step in order, the step's tasks one after the other (their `podman run --rm`
+arguments from the manifest, as provision runs them), then the step's containers started
+at once with the same `podman run` arguments, then each one's healthcheck run until it
+passes (at most 50 tries, 0.2 s apart; the first try passes for a container that is
+ready). Without FROM it creates every container of RENDER and runs no task (a cold run,
+after the containers were removed: the undercloud's record of the tasks that ran stays,
+so provision runs none either); with FROM, only the containers whose config hash
+differs from FROM's are recreated (`podman rm --force --time 10 --ignore` first), and
+the tasks whose image or digests (definition, mounted files) differ from FROM's run
+again, as a one-change run does.
 """
 import glob
 import json
@@ -102,15 +106,29 @@ def restarts_by_service(render, host):
     }
 
 
+def task_defs(render, host):
+    """The host's tasks in the render's manifest, in the order they run, by id."""
+    with open(os.path.join(render, "manifest.json")) as f:
+        m = json.load(f)
+    return {t["id"]: t for t in m["hosts"].get(host, {}).get("tasks", [])}
+
+
 def floor_script(render, host, base=None):
     """The podman floor's shell script for `host` (see the module's docstring)."""
     defs = container_defs(render, host)
+    tasks = {}
     if base is not None:
         old = container_defs(base, host)
         h = lambda d: d.get("labels", {}).get("provision.config_hash")
         defs = {n: d for n, d in defs.items() if n not in old or h(old[n]) != h(d)}
+        was = task_defs(base, host)
+        key = lambda t: (t["image"], t["definition_hash"], t["files_hash"])
+        tasks = {i: t for i, t in task_defs(render, host).items() if i not in was or key(was[i]) != key(t)}
     lines = ["set +e"]
-    for step in sorted({d.get("step", 0) for d in defs.values()}):
+    for step in sorted({d.get("step", 0) for d in defs.values()} | {t["step"] for t in tasks.values()}):
+        for t in (t for t in tasks.values() if t["step"] == step):
+            run = "podman " + " ".join(shlex.quote(x) for x in t["podman_args"]) + " >/dev/null"
+            lines.append(f"{run} || echo {shlex.quote(t['id'])}: run failed >&2")
         ds = [d for d in defs.values() if d.get("step", 0) == step]
         for d in ds:
             n = shlex.quote(d["name"])

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::inventory::Secrets;
-use crate::state::{ContainerDef, DesiredDir, DesiredState, FileKind};
+use crate::state::{ContainerDef, DesiredDir, DesiredState, FileKind, TaskDef};
 
 /// Name of the manifest in a render folder.
 pub const MANIFEST: &str = "manifest.json";
@@ -41,6 +41,23 @@ pub struct HostManifest<'a> {
     pub directories: &'a [DesiredDir],
     pub files: Vec<FileManifest<'a>>,
     pub containers: Vec<ContainerDef>,
+    /// The host's tasks, in the order they run (step, then order within it).
+    pub tasks: Vec<TaskManifest<'a>>,
+}
+
+/// A task as `podman` runs it: what `benches/compare.sh`'s podman floor runs, and
+/// what tells whether it runs again (its digests and image).
+#[derive(Serialize)]
+pub struct TaskManifest<'a> {
+    pub id: &'a str,
+    pub step: u8,
+    pub order: u16,
+    pub image: &'a str,
+    pub definition_hash: &'a str,
+    pub files_hash: &'a str,
+    /// The `podman` arguments (after `podman`), secrets redacted (a task's values are
+    /// in its environment file, not on its command line).
+    pub podman_args: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -112,6 +129,23 @@ pub fn manifest<'a>(cloud: &'a str, state: &'a DesiredState, secrets: &Secrets) 
                     *v = secrets.redact(v);
                 }
             }
+            let mut tasks: Vec<&TaskDef> = hs.tasks.values().collect();
+            tasks.sort_by(|a, b| (a.step, a.order, &a.id).cmp(&(b.step, b.order, &b.id)));
+            let tasks = tasks
+                .into_iter()
+                .map(|t| TaskManifest {
+                    id: &t.id,
+                    step: t.step,
+                    order: t.order,
+                    image: &t.image,
+                    definition_hash: &t.definition_hash,
+                    files_hash: &t.files_hash,
+                    podman_args: crate::host::script::task_args(t)
+                        .iter()
+                        .map(|a| secrets.redact(a))
+                        .collect(),
+                })
+                .collect();
             (
                 name.as_str(),
                 HostManifest {
@@ -119,6 +153,7 @@ pub fn manifest<'a>(cloud: &'a str, state: &'a DesiredState, secrets: &Secrets) 
                     directories: &hs.directories,
                     files,
                     containers,
+                    tasks,
                 },
             )
         })
