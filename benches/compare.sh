@@ -33,8 +33,8 @@
 # Before the figures, one untimed provision apply does provision's bare-metal stage
 # (adopting and introspecting every node, once; ansible and pyinfra have none).
 # Also per N: the podman floor (podman_floor below: the cold and one-change runs'
-# container work alone, by a bare script per node; the table gives provision's ratio
-# to it), the floor, `provision ping` (a handshake per host + one command), and
+# container work alone, the tasks the run runs included, by a bare script per node;
+# the table gives provision's ratio to it), the floor, `provision ping` (a handshake per host + one command), and
 # `provision plan` on converged nodes (median of 3), and where provision's median cold
 # and one-change runs spent their time (their event logs, benches/compare/events.py).
 #
