@@ -3,19 +3,72 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use std::sync::{Arc, OnceLock};
+
+use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::Value;
 use serde::Serialize;
 
 use crate::model::{Cloud, Host};
 
 /// A host as seen in `groups.<service>`.
-#[derive(Serialize)]
-struct GroupMember<'a> {
-    name: &'a str,
-    fqdn: &'a str,
-    role: &'a str,
+#[derive(Debug, Serialize)]
+struct GroupMember {
+    name: String,
+    fqdn: String,
+    role: String,
     ctlplane_ip: IpAddr,
-    networks: &'a BTreeMap<String, IpAddr>,
+    networks: BTreeMap<String, IpAddr>,
+}
+
+/// `groups`: the hosts of every service, each group made a template value the first
+/// time a template reads it. A compute node reads two or three small groups; making
+/// every group of thousands of members up front cost more than rendering it.
+#[derive(Debug)]
+pub struct Groups {
+    /// Every overcloud host, in inventory order.
+    hosts: Vec<GroupMember>,
+    /// Each service's hosts (indices into `hosts`) and, once read, its value.
+    groups: BTreeMap<String, (Vec<usize>, OnceLock<Value>)>,
+}
+
+impl Groups {
+    fn members(&self, idx: &[usize]) -> Vec<&GroupMember> {
+        idx.iter().filter_map(|i| self.hosts.get(*i)).collect()
+    }
+}
+
+impl Object for Groups {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let (idx, value) = self.groups.get(key.as_str()?)?;
+        Some(value.get_or_init(|| ser(&self.members(idx))).clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(
+            self.groups
+                .keys()
+                .map(|k| Value::from(k.as_str()))
+                .collect(),
+        )
+    }
+}
+
+/// What a digest of `groups` covers (render/cache.rs): every group and its members,
+/// without making them template values.
+impl Serialize for Groups {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.groups.len()))?;
+        for (name, (idx, _)) in &self.groups {
+            m.serialize_entry(name, &self.members(idx))?;
+        }
+        m.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -68,20 +121,22 @@ pub struct SharedContext {
 
 impl SharedContext {
     pub fn new(cloud: &Cloud) -> Self {
-        let mut groups: BTreeMap<&str, Vec<GroupMember>> = BTreeMap::new();
+        let mut groups: BTreeMap<String, (Vec<usize>, OnceLock<Value>)> = BTreeMap::new();
         for svc in cloud.catalogue.services.keys() {
-            groups.insert(svc.as_str(), Vec::new());
+            groups.insert(svc.clone(), Default::default());
         }
-        for h in &cloud.hosts {
+        let mut hosts = Vec::with_capacity(cloud.hosts.len());
+        for (i, h) in cloud.hosts.iter().enumerate() {
             for svc in &h.services {
-                groups.entry(svc.as_str()).or_default().push(GroupMember {
-                    name: &h.name,
-                    fqdn: &h.fqdn,
-                    role: &h.role,
-                    ctlplane_ip: h.ctlplane_ip,
-                    networks: &h.addresses,
-                });
+                groups.entry(svc.clone()).or_default().0.push(i);
             }
+            hosts.push(GroupMember {
+                name: h.name.clone(),
+                fqdn: h.fqdn.clone(),
+                role: h.role.clone(),
+                ctlplane_ip: h.ctlplane_ip,
+                networks: h.addresses.clone(),
+            });
         }
         let networks: BTreeMap<&str, NetView> = cloud
             .networks
@@ -128,7 +183,7 @@ impl SharedContext {
             },
             networks: crate::render::context::ser(&networks),
             vip: crate::render::context::ser(&vip),
-            groups: crate::render::context::ser(&groups),
+            groups: Value::from_object(Groups { hosts, groups }),
             undercloud: minijinja::context! {
                 name => cloud.undercloud.name.clone(),
                 fqdn => cloud.undercloud.fqdn.clone(),

@@ -51,8 +51,9 @@ pub fn write(header: &str, ini: &RenderedIni) -> String {
 }
 
 /// A section or option name must not change the file's structure: letters, digits and
-/// `_.-` (and `:` in a section), as oslo.config's names are. Else a located error.
-pub fn check_name(what: &str, name: &str, at: &Location) -> Result<(), Diagnostic> {
+/// `_.-` (and `:` in a section), as oslo.config's names are. Else an error located at
+/// `at()` (made only then).
+pub fn check_name(what: &str, name: &str, at: impl FnOnce() -> Location) -> Result<(), Diagnostic> {
     let allowed =
         |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c) || (what == "section" && c == ':');
     if !name.is_empty() && name.chars().all(allowed) {
@@ -63,7 +64,7 @@ pub fn check_name(what: &str, name: &str, at: &Location) -> Result<(), Diagnosti
             "INI {what} name `{}` is not valid: it would change the file's structure",
             name.escape_debug()
         ),
-        at.clone(),
+        at(),
     )
     .help(format!(
         "an oslo.config {what} name holds letters, digits and `_.-`{} only",

@@ -17,11 +17,12 @@ use crate::ini_values::{ConfigOverrides, IniScalar, IniSections, IniValue};
 use crate::model::Host;
 use crate::state::FileKind;
 
-/// One option of the merged layers: its value, its template name, where it is written.
+/// One option of the merged layers: its value and where it is written (its template
+/// name is made only for a templated value).
 struct Merged<'a> {
     value: &'a IniValue,
-    name: String,
-    at: Location,
+    file: &'a Path,
+    span: std::ops::Range<usize>,
 }
 
 impl Renderer<'_> {
@@ -101,15 +102,15 @@ impl Renderer<'_> {
             for (section, options) in layer.iter() {
                 let sec = merged.entry(section.as_str()).or_default();
                 for (key, value) in options {
-                    let at = Location::new(file, Some(value.span()));
-                    ini::check_name("section", section, &at)?;
-                    ini::check_name("option", key, &at)?;
+                    let located = || Location::new(file, Some(value.span()));
+                    ini::check_name("section", section, located)?;
+                    ini::check_name("option", key, located)?;
                     sec.insert(
                         key.as_str(),
                         Merged {
                             value: value.get_ref(),
-                            name: value_name(file, section, key, value.span().start),
-                            at,
+                            file,
+                            span: value.span(),
                         },
                     );
                 }
@@ -120,10 +121,13 @@ impl Renderer<'_> {
         for (section, options) in merged {
             let sec = out.entry(section.to_string()).or_default();
             let sec_origins = origins.entry(section.to_string()).or_default();
-            for (key, Merged { value, name, at }) in options {
+            for (key, Merged { value, file, span }) in options {
+                let offset = span.start;
+                let name = || value_name(file, section, key, offset);
+                let at = Location::new(file, Some(span));
                 let rendered = match value {
                     IniValue::String(s) => {
-                        let v = self.render_str(&name, s, ctx)?;
+                        let v = self.render_template_str(name, s, ctx)?;
                         if v.trim().is_empty() {
                             continue;
                         }
@@ -134,7 +138,11 @@ impl Renderer<'_> {
                         for (i, item) in items.iter().enumerate() {
                             match item {
                                 IniScalar::String(s) => {
-                                    let v = self.render_str(&format!("{name}[{i}]"), s, ctx)?;
+                                    let v = self.render_template_str(
+                                        || format!("{}[{i}]", name()),
+                                        s,
+                                        ctx,
+                                    )?;
                                     if !v.trim().is_empty() {
                                         parts.push(v.trim().to_string());
                                     }
@@ -147,7 +155,8 @@ impl Renderer<'_> {
                     IniValue::Multi { multi } => {
                         let mut parts = Vec::new();
                         for (i, s) in multi.iter().enumerate() {
-                            let v = self.render_str(&format!("{name}[{i}]"), s, ctx)?;
+                            let v =
+                                self.render_template_str(|| format!("{}[{i}]", name()), s, ctx)?;
                             if !v.trim().is_empty() {
                                 parts.push(v.trim().to_string());
                             }

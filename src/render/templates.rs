@@ -311,6 +311,20 @@ impl Renderer<'_> {
         })
     }
 
+    /// [`Renderer::render_str`], with the name made only for a templated `text`.
+    pub(super) fn render_template_str(
+        &self,
+        name: impl FnOnce() -> String,
+        text: &str,
+        ctx: &Value,
+    ) -> Result<String, Diagnostic> {
+        if is_template(text) {
+            self.render_named(&name(), ctx)
+        } else {
+            Ok(text.to_string())
+        }
+    }
+
     /// Renders `text`, registered as `name` if it is templated; a plain value as it is.
     pub(super) fn render_str(
         &self,
