@@ -93,7 +93,7 @@ pub fn evaluate(
     opts: &LoadOptions,
 ) -> Result<Evaluation, Failure> {
     let mut state = DesiredState::default();
-    let loaded = evaluate_each(inventory, tree, opts, |r| {
+    let loaded = evaluate_each(inventory, tree, opts, None, |r| {
         if let Rendered::Host(hs) = r {
             state.hosts.insert(hs.name.clone(), hs);
         }
@@ -124,11 +124,14 @@ pub struct Evaluated {
 /// As [`evaluate`], handing each host's desired state to `each` as soon as it is
 /// rendered instead of holding them all: what compares thousands of hosts in the
 /// memory of a few (`provision diff`). `each` sees every host even when one fails;
-/// whether the evaluation failed is known only at the end.
+/// whether the evaluation failed is known only at the end. With a `cache`, a service
+/// renders once for the hosts (and the evaluations sharing it) that give it the same
+/// inputs ([`crate::render::cache`]).
 pub fn evaluate_each(
     inventory: &Path,
     tree: &dyn SourceTree,
     opts: &LoadOptions,
+    cache: Option<std::sync::Arc<crate::render::cache::RenderCache>>,
     mut each: impl FnMut(Rendered<'_>),
 ) -> Result<Evaluated, Failure> {
     let loaded = model::build(inventory, tree, opts);
@@ -140,7 +143,7 @@ pub fn evaluate_each(
             sources: loaded.sources,
         });
     };
-    let renderer = Renderer::new(&cloud, &mut diags);
+    let renderer = Renderer::with_cache(&cloud, &mut diags, cache);
     if diags.is_empty() {
         each(Rendered::Cloud(&cloud));
         let repositories = crate::keys::repositories(&cloud);

@@ -384,3 +384,87 @@ fn the_labs_stand_in_health_interval_and_timeout_reach_only_the_stand_ins() {
         def.content
     );
 }
+
+/// Every host's state, rendered through `cache` or without one, or the errors.
+fn states(
+    tree: &provision::source::MemoryTree,
+    cache: Option<std::sync::Arc<provision::render::cache::RenderCache>>,
+) -> Result<Vec<String>, String> {
+    use provision::evaluate::{evaluate_each, Rendered};
+    let mut hosts = Vec::new();
+    let result = evaluate_each(
+        std::path::Path::new(PROD),
+        tree,
+        &provision::model::LoadOptions::default(),
+        cache,
+        |r| {
+            if let Rendered::Host(hs) = r {
+                // Everything a host's state holds, secret flags among them.
+                hosts.push(format!(
+                    "{} {:?}\n{:#?}\n{:#?}\n{:#?}\n{:#?}",
+                    hs.name,
+                    hs.exact_dirs,
+                    hs.files.values().collect::<Vec<_>>(),
+                    hs.containers,
+                    hs.tasks,
+                    hs.directories
+                ));
+            }
+        },
+    );
+    result.map(|_| hosts).map_err(|f| f.render())
+}
+
+#[test]
+fn a_render_cache_shared_by_two_revisions_gives_what_rendering_each_gives() {
+    use provision::render::cache::RenderCache;
+    let base = repo_tree();
+    // The head: a role variable (nova.conf of every compute), a template (rsyslog on
+    // every host) and a secret in the computes' files changed; the rest as it was.
+    let mut head = repo_tree();
+    edit(
+        &mut head,
+        PROD,
+        "cpu_allocation_ratio = 8.0",
+        "cpu_allocation_ratio = 4.0",
+    );
+    edit(
+        &mut head,
+        "inventories/example-production.secrets.toml",
+        "rabbitmq_password = \"example-2f305f8bfca42c6e\"",
+        "rabbitmq_password = \"example-rotated-0001\"",
+    );
+    let rsyslog = "templates/rsyslog/rsyslog.conf.j2";
+    let text = read(&head, rsyslog);
+    head.insert(rsyslog, format!("# changed by the test\n{text}"));
+    let cache = RenderCache::new();
+    let base_cached = states(&base, Some(cache.clone())).expect("base renders");
+    let within = cache.hits();
+    let head_cached = states(&head, Some(cache.clone())).expect("head renders");
+    assert_eq!(base_cached, states(&base, None).unwrap());
+    assert_eq!(head_cached, states(&head, None).unwrap());
+    assert_ne!(base_cached, head_cached);
+    // The head took from the base what the change does not touch.
+    assert!(cache.hits() > within + 20, "{within} then {}", cache.hits());
+
+    // A secret whose new value is text the files hold anyway (a section name of every
+    // nova.conf): the same files, handed over from the base, fail the head as they do
+    // when rendered.
+    let mut leaked = repo_tree();
+    edit(
+        &mut leaked,
+        "inventories/example-production.secrets.toml",
+        "bmc_password = \"example-bmc-Xq7\"",
+        "bmc_password = \"oslo_concurrency\"",
+    );
+    let cache = RenderCache::new();
+    states(&base, Some(cache.clone())).expect("base renders");
+    let hits = cache.hits();
+    let cached = states(&leaked, Some(cache.clone())).expect_err("the leaked secret fails");
+    assert!(cache.hits() > hits, "the head reused the base's services");
+    assert!(cached.contains("bmc_password"), "{cached}");
+    assert_eq!(
+        cached,
+        states(&leaked, None).expect_err("fails rendered too")
+    );
+}

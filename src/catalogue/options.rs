@@ -5,6 +5,7 @@
 //! it is written for in `schema/release.toml`; `validate --release NAME` checks against
 //! another. See docs/catalogue.md, "Option catalogues".
 
+use sha2::Digest;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -132,6 +133,8 @@ pub struct OptionSchema {
     /// keystoneauth's own options of such a section: `auth_type` and `auth_section`
     /// (`register_auth_conf_options`, at run time too).
     pub auth_common: Section,
+    /// The sha256 of the file's text: what a cached render was checked against.
+    pub digest: [u8; 32],
 }
 
 #[derive(Deserialize)]
@@ -268,6 +271,7 @@ impl OptionSchema {
             files,
             auth_plugins,
             auth_common,
+            digest: sha2::Sha256::digest(text.as_bytes()).into(),
         })
     }
 

@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use super::{Comparison, RevisionInfo};
 use crate::evaluate::{evaluate_each, Evaluated, Rendered};
 use crate::git::{GitError, Repo, WorkTree};
 use crate::inventory::Secrets;
 use crate::model::LoadOptions;
+use crate::render::cache::RenderCache;
 use crate::source::SourceTree;
 use crate::state::HostState;
 
@@ -59,6 +60,7 @@ pub fn evaluate_at(
     source: &Source,
     side: &'static str,
     opts: &LoadOptions,
+    cache: &Arc<RenderCache>,
     each: impl FnMut(Rendered<'_>),
 ) -> Result<Evaluated, RevisionError> {
     let work = WorkTree {
@@ -82,10 +84,12 @@ pub fn evaluate_at(
     }
     let mut opts = opts.clone();
     opts.secrets_fallback = Some(repo.root.clone());
-    evaluate_each(inventory, tree, &opts, each).map_err(|f| RevisionError::Invalid {
-        side,
-        rev,
-        report: f.render(),
+    evaluate_each(inventory, tree, &opts, Some(Arc::clone(cache)), each).map_err(|f| {
+        RevisionError::Invalid {
+            side,
+            rev,
+            report: f.render(),
+        }
     })
 }
 
@@ -122,13 +126,15 @@ pub fn diff_revisions(
         None => Source::WorkingTree,
     };
     let opts = LoadOptions::from_process_env();
+    // One cache for both sides: a service the change does not touch renders once.
+    let cache = RenderCache::new();
     let (to_base, from_head) = mpsc::sync_channel::<FromHead>(HEAD_AHEAD);
     let (b, h, comparison) = std::thread::scope(|s| {
-        let (repo, rel, head_src, opts) = (&repo, &rel, &head_src, &opts);
+        let (repo, rel, head_src, opts, cache) = (&repo, &rel, &head_src, &opts, &cache);
         let h = s.spawn(move || {
             // A send fails only once the base side has stopped listening (it failed):
             // this side still renders every host, for its own diagnostics.
-            evaluate_at(repo, rel, head_src, "head", opts, |r| {
+            evaluate_at(repo, rel, head_src, "head", opts, cache, |r| {
                 let _ = to_base.send(match r {
                     Rendered::Cloud(c) => FromHead::Secrets(c.secrets.clone()),
                     Rendered::Host(hs) => FromHead::Host(hs),
@@ -142,7 +148,7 @@ pub fn diff_revisions(
             next_head: None,
             head_gone: false,
         };
-        let b = evaluate_at(repo, rel, &base_src, "base", opts, |r| match r {
+        let b = evaluate_at(repo, rel, &base_src, "base", opts, cache, |r| match r {
             Rendered::Cloud(c) => merge.start(&c.secrets),
             Rendered::Host(hs) => merge.base_host(hs),
         });

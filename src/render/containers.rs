@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use sha2::{Digest, Sha256};
 
+use super::services::Pending;
 use super::Renderer;
 use crate::catalogue::Service;
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
@@ -24,16 +25,40 @@ impl Renderer<'_> {
         hs: &mut HostState,
         host: &Host,
         plane: Plane,
-        pending: Vec<(&Service, Value, Vec<(String, String)>)>,
+        pending: Vec<Pending>,
         diags: &mut Diagnostics,
     ) {
-        for (svc, ctx, mounts) in pending {
+        for Pending {
+            svc,
+            ctx,
+            mounts,
+            output,
+        } in pending
+        {
+            // Its environment is rendered from the manifest: where a secret would come from.
+            let at = Location::file(&svc.file);
+            // A container whose files are all its service's: in the cache's key.
+            let output = output.filter(|_| svc.manifest.shared_files.is_empty());
+            if let Some((container, def_file)) = output.as_ref().and_then(|o| o.container.get()) {
+                let mut def_file = def_file.clone();
+                if output.as_ref().map(|o| o.secrets_id) != Some(self.secrets_id()) {
+                    self.check_secrets(host, svc, &mut def_file, &at, &at, diags);
+                }
+                self.insert_file(hs, svc, host, def_file, diags);
+                hs.containers
+                    .insert(container.name.clone(), container.clone());
+                continue;
+            }
+            let before = self.findings(diags);
             let (used, shared_mounts) = container_files(hs, svc, host, diags);
             let container = self.container(svc, plane, &used, &mounts, shared_mounts, &ctx, diags);
             let mut def_file = self.definition_file(&container, svc, plane);
-            // Its environment is rendered from the manifest: where a secret would come from.
-            let at = Location::file(&svc.file);
             self.check_secrets(host, svc, &mut def_file, &at, &at, diags);
+            if let Some(o) = output
+                .filter(|o| o.secrets_id == self.secrets_id() && self.findings(diags) == before)
+            {
+                let _ = o.container.set((container.clone(), def_file.clone()));
+            }
             self.insert_file(hs, svc, host, def_file, diags);
             hs.containers.insert(container.name.clone(), container);
         }
@@ -300,7 +325,7 @@ fn container_unit(
 
 /// The hosts that run `service`, short name and FQDN, on their internal_api address
 /// (their ctlplane one without): the names its container resolves.
-fn peers(cloud: &crate::model::Cloud, service: &str) -> BTreeMap<String, String> {
+pub(super) fn peers(cloud: &crate::model::Cloud, service: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for h in cloud
         .hosts

@@ -2,6 +2,7 @@
 //! definitions), computed from the model with minijinja. Pure: no host is contacted,
 //! and the same input gives byte-identical output.
 
+pub mod cache;
 mod containers;
 pub mod context;
 mod escape;
@@ -14,7 +15,7 @@ mod tasks;
 mod templates;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use minijinja::Environment;
 
@@ -35,12 +36,27 @@ pub struct Renderer<'c> {
     options: Option<OptionChecker<'c>>,
     /// What is shown but does not fail the run (deprecated options...).
     warnings: Mutex<Diagnostics>,
+    /// Services already rendered with the same inputs, when rendering shares them
+    /// ([`cache`]); `None`: every service is rendered.
+    cache: Option<Arc<cache::RenderCache>>,
+    /// This revision's side of the cache.
+    memo: cache::SideMemo,
 }
 
 impl<'c> Renderer<'c> {
     /// Compiles every template of the catalogue and every templated INI value; syntax
     /// errors are reported in `diags`.
     pub fn new(cloud: &'c Cloud, diags: &mut Diagnostics) -> Self {
+        Self::with_cache(cloud, diags, None)
+    }
+
+    /// [`Renderer::new`], rendering a service once for every host (and every renderer
+    /// sharing `cache`) that gives it the same inputs.
+    pub fn with_cache(
+        cloud: &'c Cloud,
+        diags: &mut Diagnostics,
+        cache: Option<Arc<cache::RenderCache>>,
+    ) -> Self {
         let secrets: Vec<String> = cloud
             .secrets
             .names()
@@ -66,6 +82,8 @@ impl<'c> Renderer<'c> {
             shared: SharedContext::new(cloud),
             options,
             warnings: Mutex::new(findings.warnings),
+            cache,
+            memo: cache::SideMemo::default(),
         };
         for (name, src) in &cloud.catalogue.templates {
             r.add(

@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use minijinja::Value;
 
+use super::cache::ServiceOutput;
 use super::context::{host_value, ser};
 use super::templates::{container_path_name, is_template, when_name};
 use super::Renderer;
@@ -16,6 +18,15 @@ use crate::ini_values::IniSections;
 use crate::inventory::spec::ContainerUnits;
 use crate::model::Host;
 use crate::state::{DesiredDir, DesiredFile, FileKind, HostState, Plane};
+
+/// A service whose container is rendered once every file of the host is: with its
+/// template context, the mounts of its files, and its cached output if any.
+pub(super) struct Pending<'s> {
+    pub svc: &'s Service,
+    pub ctx: Value,
+    pub mounts: Vec<(String, String)>,
+    pub output: Option<Arc<ServiceOutput>>,
+}
 
 impl Renderer<'_> {
     /// Renders `host.services`, found in `catalogue`, with `plane`'s paths.
@@ -34,20 +45,47 @@ impl Renderer<'_> {
         };
         let host_v = host_value(self.cloud, host);
         let vars_v = ser(&host.vars);
-        let mut pending: Vec<(&Service, Value, Vec<(String, String)>)> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
         for svc_name in &host.services {
             let Some(svc) = catalogue.get(svc_name) else {
                 continue;
             };
             let ctx = self.service_context(svc_name, &svc.manifest, plane, &host_v, &vars_v);
-            let (rendered, mounts) = self.render_files(host, svc_name, svc, &ctx, diags);
+            let key = self.service_key(host, svc, plane, &ctx);
+            let (rendered, mounts, output) = match key.and_then(|k| self.cached(svc_name, &k)) {
+                Some(out) => (
+                    self.reused_files(host, svc, &out, diags),
+                    out.mounts.clone(),
+                    Some(out),
+                ),
+                None => {
+                    let before = self.findings(diags);
+                    let (rendered, mounts) = self.render_files(host, svc_name, svc, &ctx, diags);
+                    let output = key.filter(|_| self.findings(diags) == before).map(|k| {
+                        let out = Arc::new(ServiceOutput {
+                            files: rendered.clone(),
+                            mounts: mounts.clone(),
+                            container: Default::default(),
+                            secrets_id: self.secrets_id(),
+                        });
+                        self.keep(svc_name, k, Arc::clone(&out));
+                        out
+                    });
+                    (rendered, mounts, output)
+                }
+            };
             service_directories(&mut hs, svc_name, &svc.manifest, plane);
             for f in rendered {
                 self.insert_file(&mut hs, svc, host, f, diags);
             }
             self.render_tasks(&mut hs, host, svc, plane, &ctx, &mounts, diags);
             if svc.manifest.image.is_some() {
-                pending.push((svc, ctx, mounts));
+                pending.push(Pending {
+                    svc,
+                    ctx,
+                    mounts,
+                    output,
+                });
             }
         }
         // Containers last: their config hash covers files of other services they share.
@@ -57,6 +95,34 @@ impl Renderer<'_> {
         }
         merge_directories(&mut hs, plane.log_root());
         hs
+    }
+
+    /// The files of a cached output, checked for secrets again when they were checked
+    /// with another revision's secrets.
+    fn reused_files(
+        &self,
+        host: &Host,
+        svc: &Service,
+        out: &ServiceOutput,
+        diags: &mut Diagnostics,
+    ) -> Vec<DesiredFile> {
+        let mut files = out.files.clone();
+        if out.secrets_id != self.secrets_id() {
+            for file in &mut files {
+                let Some(f) = svc
+                    .manifest
+                    .files
+                    .iter()
+                    .find(|f| f.dest.get_ref() == &file.path)
+                else {
+                    continue;
+                };
+                let mode_at = Location::new(&svc.file, Some(f.mode.span()));
+                let dest_at = Location::new(&svc.file, Some(f.dest.span()));
+                self.check_secrets(host, svc, file, &dest_at, &mode_at, diags);
+            }
+        }
+        files
     }
 
     /// What the templates of service `svc_name` see on this host: the cloud, the host
