@@ -15,8 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use aho_corasick::AhoCorasick;
-
+use crate::inventory::finder::Finder;
 use crate::inventory::Secrets;
 use crate::state::FileKind;
 
@@ -26,29 +25,27 @@ pub const SECRET: &str = "(secret)";
 /// The known secret values of one side, ready to find in many files.
 pub struct Redactor {
     forms: Vec<String>,
-    /// One automaton of every form (`None` without secrets, or if it could not be
-    /// built: then each form is looked for in turn).
-    matcher: Option<AhoCorasick>,
+    /// One finder of every form (`None` without secrets, or if it could not be built:
+    /// then each form is looked for in turn).
+    finder: Option<Finder>,
 }
 
 impl Redactor {
     pub fn new(secrets: &Secrets) -> Redactor {
         let forms = secrets.all_forms().to_vec();
-        let matcher = if forms.is_empty() {
-            None
-        } else {
-            AhoCorasick::new(&forms).ok()
-        };
-        Redactor { forms, matcher }
+        let finder = Finder::new(&forms);
+        Redactor { forms, finder }
     }
 
-    /// Where a secret's value is in `text`: every match, overlapping ones included.
+    /// Where a secret's value is in `text`: every match, overlapping ones included
+    /// (some possibly twice).
     fn matches(&self, text: &str) -> Vec<(usize, usize)> {
-        match &self.matcher {
-            Some(ac) => ac
-                .find_overlapping_iter(text)
-                .map(|m| (m.start(), m.end()))
-                .collect(),
+        match &self.finder {
+            Some(f) => {
+                let mut found = Vec::new();
+                f.each(text, |_, start, end| found.push((start, end)));
+                found
+            }
             None => self
                 .forms
                 .iter()

@@ -1,6 +1,7 @@
 //! The inventory: parsing the operator's TOML file into [`spec`] types, with every error
 //! located. Cross-checks between parts (duplicates, addresses, roles) happen in `model`.
 
+pub mod finder;
 pub mod secrets;
 pub mod spec;
 
