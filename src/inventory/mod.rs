@@ -122,6 +122,7 @@ impl Inventory {
                 "roles" => roles = named_tables(&path, value, "roles", diags),
                 "nodes" => match value.get_ref() {
                     DeValue::Array(items) => {
+                        nodes.reserve(items.len());
                         for item in items.iter() {
                             if let Some(node) = tomlfile::de::<NodeSpec>(&path, item, diags) {
                                 nodes.push((item.span(), node));
