@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::change::Counts;
+use crate::inventory::finder::Finder;
 use crate::inventory::secrets::forms_of;
 use crate::inventory::Secrets;
 use crate::state::{DesiredFile, DesiredState, FileKind, HostState};
@@ -299,6 +300,8 @@ pub struct Comparison {
     known: (redact::Redactor, redact::Redactor),
     /// Secret values that differ between the sides: (base value, head value).
     changed_secrets: Vec<(Vec<String>, Vec<String>)>,
+    /// The forms of secret values that one side knows and the other does not.
+    one_sided: OneSided,
     grouper: Grouper,
     hosts_added: Vec<HostRef>,
     hosts_removed: Vec<HostRef>,
@@ -311,6 +314,7 @@ impl Comparison {
         Comparison {
             known: (redact::Redactor::new(base), redact::Redactor::new(head)),
             changed_secrets: secret_changes(base, head),
+            one_sided: OneSided::of(base, head),
             grouper: Grouper::default(),
             hosts_added: Vec::new(),
             hosts_removed: Vec::new(),
@@ -335,6 +339,7 @@ impl Comparison {
                 let sides = Compared {
                     known: &self.known,
                     changed_secrets: &self.changed_secrets,
+                    one_sided: &self.one_sided,
                 };
                 compare_host(&b.name, b, h, &sides, &mut self.grouper);
             }
@@ -388,6 +393,21 @@ impl Comparison {
 struct Compared<'a> {
     known: &'a (redact::Redactor, redact::Redactor),
     changed_secrets: &'a [(Vec<String>, Vec<String>)],
+    /// The forms only one side redacts.
+    one_sided: &'a OneSided,
+}
+
+impl Compared<'_> {
+    /// Whether a file modified, whose secrets, mode and owner are the same, shows the
+    /// same on both sides, so that it is no change to report (a container definition
+    /// whose config hash alone changed: its restart is reported with the containers).
+    /// Its shown content is the same, and holds no value only one side would redact:
+    /// both sides then find the same values at the same places, and every old line,
+    /// equal to a new one, is shown as it is. Saves redacting both sides to find so.
+    fn shows_the_same(&self, kind: &FileKind, before: &str, after: &str) -> bool {
+        let text = shown(kind, before);
+        text == shown(kind, after) && !self.one_sided.is_in(&text)
+    }
 }
 
 /// The changes of one host present at both revisions.
@@ -419,11 +439,22 @@ fn compare_host(name: &str, b: &HostState, h: &HostState, c: &Compared, grouper:
             (Some(x), Some(y)) if get(x) != get(y) => Some([get(x), get(y)]),
             _ => None,
         };
-        // The same redaction as a plan's, by line: the base's lines that may hold a
-        // secret the head has under the same key are hidden.
         let Some(kind) = hf.or(bf).map(|f| &f.kind) else {
             continue;
         };
+        let (mode, owner) = (pair(|f| format!("{:04o}", f.mode)), pair(owner_of));
+        if let (Some(x), Some(y)) = (bf, hf) {
+            // What the grouper leaves out: nothing shown changes.
+            if !secret_changed
+                && mode.is_none()
+                && owner.is_none()
+                && c.shows_the_same(kind, &x.content, &y.content)
+            {
+                continue;
+            }
+        }
+        // The same redaction as a plan's, by line: the base's lines that may hold a
+        // secret the head has under the same key are hidden.
         let (before, after) = redact::file(
             kind,
             bf.map(|f| redact::Version {
@@ -444,8 +475,8 @@ fn compare_host(name: &str, b: &HostState, h: &HostState, c: &Compared, grouper:
             before,
             after,
             secret_changed,
-            mode: pair(|f| format!("{:04o}", f.mode)),
-            owner: pair(owner_of),
+            mode,
+            owner,
             note: None,
         });
     }
@@ -494,12 +525,17 @@ fn compare_host(name: &str, b: &HostState, h: &HostState, c: &Compared, grouper:
 /// hash, which changes whenever any of its files does and is reported as a restart.
 pub fn shown<'a>(kind: &FileKind, content: &'a str) -> std::borrow::Cow<'a, str> {
     match kind {
-        FileKind::Container { .. } => content
-            .lines()
-            .filter(|l| !l.contains("\"provision.config_hash\""))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
-            .into(),
+        FileKind::Container { .. } => {
+            let mut out = String::with_capacity(content.len());
+            for l in content
+                .lines()
+                .filter(|l| !l.contains("\"provision.config_hash\""))
+            {
+                out.push_str(l);
+                out.push('\n');
+            }
+            out.into()
+        }
         _ => content.into(),
     }
 }
@@ -515,6 +551,36 @@ fn secret_changes(base: &Secrets, head: &Secrets) -> Vec<(Vec<String>, Vec<Strin
         }
     }
     out
+}
+
+/// The forms of secret values that one side has and the other does not (a secret
+/// added, removed or changed).
+struct OneSided {
+    forms: Vec<String>,
+    /// `None` without forms, or if it could not be built: each is looked for in turn.
+    finder: Option<Finder>,
+}
+
+impl OneSided {
+    fn of(base: &Secrets, head: &Secrets) -> OneSided {
+        let (b, h) = (base.all_forms(), head.all_forms());
+        let forms: Vec<String> = b
+            .iter()
+            .filter(|f| !h.contains(f))
+            .chain(h.iter().filter(|f| !b.contains(f)))
+            .cloned()
+            .collect();
+        let finder = Finder::new(&forms);
+        OneSided { forms, finder }
+    }
+
+    /// Whether `text` holds any of them.
+    fn is_in(&self, text: &str) -> bool {
+        match &self.finder {
+            Some(f) => f.is_in(text),
+            None => self.forms.iter().any(|f| text.contains(f.as_str())),
+        }
+    }
 }
 
 /// Compacts host names: `c-0, c-1, c-2, c-5, x` -> `c-[0-2,5], x`.
@@ -579,6 +645,33 @@ mod tests {
             .collect();
         assert_eq!(compact_hosts(&hosts), "c-[0-2,5,10-11], uc");
         assert_eq!(compact_hosts(&["c-3".to_string()]), "c-3");
+    }
+
+    #[test]
+    fn a_file_shows_the_same_without_a_value_only_one_side_redacts() {
+        let secrets = |v: &str| {
+            let m = BTreeMap::from([("db".to_string(), v.to_string())]);
+            Secrets::default().with_generated(&m)
+        };
+        let (base, head) = (secrets("old-pass-1"), secrets("new-pass-2"));
+        let known = (redact::Redactor::new(&base), redact::Redactor::new(&head));
+        let one_sided = OneSided::of(&base, &head);
+        let c = Compared {
+            known: &known,
+            changed_secrets: &[],
+            one_sided: &one_sided,
+        };
+        let kind = FileKind::Container {
+            container: "nova_compute".into(),
+        };
+        let def = |hash: &str, env: &str| {
+            format!("{{\n  \"provision.config_hash\": \"{hash}\",\n  \"env\": \"{env}\"\n}}\n")
+        };
+        // The config hash alone changed: nothing shown does.
+        assert!(c.shows_the_same(&kind, &def("a", "x"), &def("b", "x")));
+        assert!(!c.shows_the_same(&kind, &def("a", "x"), &def("b", "y")));
+        // The base redacts the old value, the head does not: shown differently.
+        assert!(!c.shows_the_same(&kind, &def("a", "old-pass-1"), &def("b", "old-pass-1")));
     }
 
     #[test]

@@ -15,8 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use aho_corasick::AhoCorasick;
-
+use crate::inventory::finder::Finder;
 use crate::inventory::Secrets;
 use crate::state::FileKind;
 
@@ -26,29 +25,27 @@ pub const SECRET: &str = "(secret)";
 /// The known secret values of one side, ready to find in many files.
 pub struct Redactor {
     forms: Vec<String>,
-    /// One automaton of every form (`None` without secrets, or if it could not be
-    /// built: then each form is looked for in turn).
-    matcher: Option<AhoCorasick>,
+    /// One finder of every form (`None` without secrets, or if it could not be built:
+    /// then each form is looked for in turn).
+    finder: Option<Finder>,
 }
 
 impl Redactor {
     pub fn new(secrets: &Secrets) -> Redactor {
         let forms = secrets.all_forms().to_vec();
-        let matcher = if forms.is_empty() {
-            None
-        } else {
-            AhoCorasick::new(&forms).ok()
-        };
-        Redactor { forms, matcher }
+        let finder = Finder::new(&forms);
+        Redactor { forms, finder }
     }
 
-    /// Where a secret's value is in `text`: every match, overlapping ones included.
+    /// Where a secret's value is in `text`: every match, overlapping ones included
+    /// (some possibly twice).
     fn matches(&self, text: &str) -> Vec<(usize, usize)> {
-        match &self.matcher {
-            Some(ac) => ac
-                .find_overlapping_iter(text)
-                .map(|m| (m.start(), m.end()))
-                .collect(),
+        match &self.finder {
+            Some(f) => {
+                let mut found = Vec::new();
+                f.each(text, |_, start, end| found.push((start, end)));
+                found
+            }
             None => self
                 .forms
                 .iter()
@@ -137,18 +134,26 @@ impl Keys {
     /// The key of `line` (`[section]/parent/name`), or `None` for a line without one (a
     /// comment, a section header, a line that is not `name = value`, `name: value`).
     fn of(&mut self, line: &str) -> Option<String> {
+        let mut key = String::new();
+        self.key_into(line, &mut key).then_some(key)
+    }
+
+    /// [`Keys::of`] into `key` (cleared first), without allocating one for every line
+    /// of a file: whether `line` has a key.
+    fn key_into(&mut self, line: &str, key: &mut String) -> bool {
+        key.clear();
         let trimmed = line.trim();
         if trimmed.is_empty()
             || trimmed.starts_with('#')
             || trimmed.starts_with(';')
             || trimmed.starts_with("//")
         {
-            return None;
+            return false;
         }
         if trimmed.starts_with('[') && trimmed.ends_with(']') && !trimmed.contains('=') {
             self.section = trimmed.to_string();
             self.parents.clear();
-            return None;
+            return false;
         }
         let indent = line.len() - line.trim_start().len();
         while self.parents.last().is_some_and(|(i, _)| *i >= indent) {
@@ -156,17 +161,19 @@ impl Keys {
         }
         let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
         let body = body.strip_prefix("- ").unwrap_or(body);
-        let sep = body.find(['=', ':'])?;
+        let Some(sep) = body.find(['=', ':']) else {
+            return false;
+        };
         let name = body[..sep].trim().trim_matches(['"', '\'']);
         let valid = !name.is_empty()
             && name
                 .chars()
                 .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '@'));
         if !valid {
-            return None;
+            return false;
         }
         let value = body[sep + 1..].trim();
-        let mut key = self.section.clone();
+        key.push_str(&self.section);
         for (_, p) in &self.parents {
             key.push('/');
             key.push_str(p);
@@ -176,14 +183,14 @@ impl Keys {
         if value.is_empty() || value == "{" || value == "[" {
             self.parents.push((indent, name.to_string()));
         }
-        Some(key)
+        true
     }
 }
 
-/// What the new side tells about the old one's lines.
-struct Carried {
+/// What the new side tells about the old one's lines (borrowed from them).
+struct Carried<'a> {
     /// The shown lines of the new side: an old line equal to one shows nothing new.
-    shown: BTreeSet<String>,
+    shown: BTreeSet<&'a str>,
     /// The keys whose value carries a secret.
     keys: BTreeSet<String>,
     /// Every key of the new side.
@@ -197,8 +204,8 @@ struct Carried {
     every: bool,
 }
 
-impl Carried {
-    fn of(lines: &[Line], every: bool) -> Carried {
+impl<'a> Carried<'a> {
+    fn of(lines: &'a [Line], every: bool) -> Carried<'a> {
         let mut keys = Keys::default();
         let mut c = Carried {
             shown: BTreeSet::new(),
@@ -209,7 +216,7 @@ impl Carried {
             every,
         };
         for l in lines {
-            c.shown.insert(l.text.clone());
+            c.shown.insert(&l.text);
             let key = keys.of(&l.text);
             if let Some(k) = &key {
                 c.all_keys.insert(k.clone());
@@ -236,7 +243,7 @@ impl Carried {
     /// Whether the old side's `line`, whose key is `key`, may hold a secret not known
     /// by value.
     fn hides(&self, line: &Line, key: Option<&str>) -> bool {
-        if self.shown.contains(&line.text) || line.secret {
+        if line.secret || self.shown.contains(line.text.as_str()) {
             return false;
         }
         if self.every {
@@ -272,24 +279,26 @@ pub fn file(
     whose: &str,
 ) -> (String, String) {
     let every = matches!(kind, FileKind::Key { .. });
-    let new_lines = new
-        .as_ref()
-        .map(|v| v.secrets.lines(&super::shown(kind, v.content)))
-        .unwrap_or_default();
-    let after = new
-        .as_ref()
-        .map(|v| join(&new_lines, &super::shown(kind, v.content)))
-        .unwrap_or_default();
+    let (new_lines, after) = match &new {
+        Some(v) => {
+            let text = super::shown(kind, v.content);
+            let lines = v.secrets.lines(&text);
+            let after = join(&lines, &text);
+            (lines, after)
+        }
+        None => (Vec::new(), String::new()),
+    };
     let Some(old) = old else {
         return (String::new(), after);
     };
     let carried = Carried::of(&new_lines, every);
     let text = super::shown(kind, old.content);
     let mut keys = Keys::default();
+    let mut key = String::new();
     let mut lines = old.secrets.lines(&text);
     for l in lines.iter_mut() {
-        let key = keys.of(&l.text);
-        if carried.hides(l, key.as_deref()) {
+        let has_key = keys.key_into(&l.text, &mut key);
+        if carried.hides(l, has_key.then_some(key.as_str())) {
             l.text = format!("(line {} of {whose} hidden: it held a secret)", l.number);
         }
     }

@@ -1,6 +1,7 @@
 //! The inventory: parsing the operator's TOML file into [`spec`] types, with every error
 //! located. Cross-checks between parts (duplicates, addresses, roles) happen in `model`.
 
+pub mod finder;
 pub mod secrets;
 pub mod spec;
 
@@ -121,6 +122,7 @@ impl Inventory {
                 "roles" => roles = named_tables(&path, value, "roles", diags),
                 "nodes" => match value.get_ref() {
                     DeValue::Array(items) => {
+                        nodes.reserve(items.len());
                         for item in items.iter() {
                             if let Some(node) = tomlfile::de::<NodeSpec>(&path, item, diags) {
                                 nodes.push((item.span(), node));

@@ -11,9 +11,7 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Location};
 use crate::source::{SourceMap, SourceTree};
 use crate::tomlfile;
 
-/// The longest form of a secret the secret matcher builds a DFA for; past it, a
-/// contiguous NFA (see `build_matcher`).
-const DFA_PATTERN_BYTES: usize = 1024;
+use super::finder::Finder;
 
 /// A secret's value. Formatting it never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,9 +53,9 @@ pub struct Secrets {
     values: BTreeMap<String, (SecretValue, SecretOrigin)>,
     /// `all_forms`, computed once.
     forms: std::sync::OnceLock<Vec<String>>,
-    /// One automaton of every form of every value, and the secret of each pattern:
-    /// a file is scanned once for all of them (`found_in`, for every rendered file).
-    matcher: std::sync::OnceLock<Option<(aho_corasick::AhoCorasick, Vec<usize>)>>,
+    /// One finder of every form of every value, and the secret of each pattern: a
+    /// file is scanned once for all of them (`found_in`, for every rendered file).
+    matcher: std::sync::OnceLock<Option<(Finder, Vec<usize>)>>,
 }
 
 impl Secrets {
@@ -167,17 +165,15 @@ impl Secrets {
 
     /// The names of the secrets whose value (in any form) is in `text`, sorted.
     pub fn found_in(&self, text: &str) -> Vec<&str> {
-        if let Some((ac, owners)) = self.matcher.get_or_init(|| self.build_matcher()) {
-            let names: Vec<&str> = self.values.keys().map(String::as_str).collect();
-            let mut found = vec![false; names.len()];
-            for m in ac.find_overlapping_iter(text) {
-                found[owners[m.pattern().as_usize()]] = true;
-            }
+        if let Some((finder, owners)) = self.matcher.get_or_init(|| self.build_matcher()) {
+            let mut found = vec![false; self.values.len()];
+            finder.each(text, |pattern, _, _| found[owners[pattern]] = true);
             // BTreeMap order: already sorted by name.
-            return names
-                .into_iter()
+            return self
+                .values
+                .keys()
                 .zip(found)
-                .filter_map(|(n, f)| f.then_some(n))
+                .filter_map(|(n, f)| f.then_some(n.as_str()))
                 .collect();
         }
         let mut names: Vec<&str> = self
@@ -190,7 +186,7 @@ impl Secrets {
         names
     }
 
-    fn build_matcher(&self) -> Option<(aho_corasick::AhoCorasick, Vec<usize>)> {
+    fn build_matcher(&self) -> Option<(Finder, Vec<usize>)> {
         let mut patterns = Vec::new();
         let mut owners = Vec::new();
         for (i, (v, _)) in self.values.values().enumerate() {
@@ -199,21 +195,7 @@ impl Secrets {
                 owners.push(i);
             }
         }
-        // A DFA (the fastest scan, aho-corasick's choice for a few patterns) takes
-        // time quadratic in a repetitive pattern's length to build: a 12,000-character
-        // secret of one letter took 10 s. For a long secret, the contiguous NFA, built
-        // in linear time and scanning nearly as fast.
-        let longest = patterns.iter().map(String::len).max().unwrap_or(0);
-        let kind = if longest <= DFA_PATTERN_BYTES {
-            None
-        } else {
-            Some(aho_corasick::AhoCorasickKind::ContiguousNFA)
-        };
-        aho_corasick::AhoCorasick::builder()
-            .kind(kind)
-            .build(&patterns)
-            .ok()
-            .map(|ac| (ac, owners))
+        Finder::new(&patterns).map(|f| (f, owners))
     }
 
     /// Replaces every secret value in a text by `(secret)`.
@@ -229,8 +211,8 @@ impl Secrets {
 
     /// Whether a text contains any secret value, in any of its forms.
     pub fn appears_in(&self, text: &str) -> bool {
-        if let Some((ac, _)) = self.matcher.get_or_init(|| self.build_matcher()) {
-            return ac.is_match(text);
+        if let Some((finder, _)) = self.matcher.get_or_init(|| self.build_matcher()) {
+            return finder.is_in(text);
         }
         self.all_forms().iter().any(|f| text.contains(f.as_str()))
     }
