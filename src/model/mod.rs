@@ -124,8 +124,8 @@ pub struct Host {
     pub capabilities: BTreeMap<String, String>,
     pub root_device: Option<RootDeviceHint>,
     pub bmc: Bmc,
-    /// Global < role < node.
-    pub vars: toml::Table,
+    /// Global < role < node. Shared by the nodes of a role that set none of their own.
+    pub vars: std::sync::Arc<toml::Table>,
     /// The node's own oslo.config overrides.
     pub config: ConfigOverrides,
 }
@@ -222,7 +222,7 @@ impl Cloud {
             capabilities: BTreeMap::new(),
             root_device: None,
             bmc: Bmc::none(),
-            vars: self.vars.clone(),
+            vars: std::sync::Arc::new(self.vars.clone()),
             config: ConfigOverrides::default(),
         }
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::address::normalize_mac;
 use super::bmc::check_bmc;
@@ -60,6 +61,7 @@ pub(super) fn resolve_nodes(input: &NodeInputs, diags: &mut Diagnostics) -> Reso
     let mut per_role: BTreeMap<String, usize> = BTreeMap::new();
     let mut seen = FirstUses::default();
     let mut address_book = AddressBook::new(inv, input.networks, input.undercloud);
+    let mut shared_vars: BTreeMap<String, Arc<toml::Table>> = BTreeMap::new();
     for (node_span, node) in &inv.nodes {
         let Some(role) = input.roles.get(node.role.get_ref()) else {
             report_unknown_role(inv, input.available_roles, node, diags);
@@ -88,9 +90,19 @@ pub(super) fn resolve_nodes(input: &NodeInputs, diags: &mut Diagnostics) -> Reso
             hosts = Vec::new();
             continue;
         }
-        let mut host_vars = input.vars.clone();
-        merge_tables(&mut host_vars, &role.vars);
-        merge_tables(&mut host_vars, &node.vars);
+        // The cloud's and the role's vars, once per role: most nodes add none.
+        let role_vars = shared_vars.entry(role.name.clone()).or_insert_with(|| {
+            let mut v = input.vars.clone();
+            merge_tables(&mut v, &role.vars);
+            Arc::new(v)
+        });
+        let host_vars = if node.vars.is_empty() {
+            Arc::clone(role_vars)
+        } else {
+            let mut v = (**role_vars).clone();
+            merge_tables(&mut v, &node.vars);
+            Arc::new(v)
+        };
         hosts.push(Host {
             fqdn: format!("{name}.{}", inv.cloud.domain.get_ref()),
             name,

@@ -41,6 +41,8 @@ pub struct Renderer<'c> {
     cache: Option<Arc<cache::RenderCache>>,
     /// This revision's side of the cache.
     memo: cache::SideMemo,
+    /// The `vars` of hosts that share theirs, made once (render/services.rs).
+    vars_values: Mutex<Vec<(Arc<toml::Table>, minijinja::Value)>>,
 }
 
 impl<'c> Renderer<'c> {
@@ -84,6 +86,7 @@ impl<'c> Renderer<'c> {
             warnings: Mutex::new(findings.warnings),
             cache,
             memo: cache::SideMemo::default(),
+            vars_values: Mutex::new(Vec::new()),
         };
         for (name, src) in &cloud.catalogue.templates {
             r.add(

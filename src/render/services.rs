@@ -44,7 +44,7 @@ impl Renderer<'_> {
             ..Default::default()
         };
         let host_v = host_value(self.cloud, host);
-        let vars_v = ser(&host.vars);
+        let vars_v = self.vars_value(&host.vars);
         let mut pending: Vec<Pending> = Vec::new();
         for svc_name in &host.services {
             let Some(svc) = catalogue.get(svc_name) else {
@@ -95,6 +95,23 @@ impl Renderer<'_> {
         }
         merge_directories(&mut hs, plane.log_root());
         hs
+    }
+
+    /// The `vars` variable of a host: made once for the hosts that share their vars
+    /// (the nodes of a role that set none of their own).
+    fn vars_value(&self, vars: &Arc<toml::Table>) -> Value {
+        let Ok(mut made) = self.vars_values.lock() else {
+            return ser(&**vars);
+        };
+        if let Some((_, v)) = made.iter().find(|(t, _)| Arc::ptr_eq(t, vars)) {
+            return v.clone();
+        }
+        let v = ser(&**vars);
+        // Bounded: a cloud whose every node sets its own vars makes each once.
+        if made.len() < 64 {
+            made.push((Arc::clone(vars), v.clone()));
+        }
+        v
     }
 
     /// The files of a cached output, checked for secrets again when they were checked
