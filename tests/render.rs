@@ -419,14 +419,22 @@ fn states(
 fn a_render_cache_shared_by_two_revisions_gives_what_rendering_each_gives() {
     use provision::render::cache::RenderCache;
     let base = repo_tree();
-    // The head: a role variable (nova.conf of every compute), a template (rsyslog on
-    // every host) and a secret in the computes' files changed; the rest as it was.
+    // The head: a role's INI override (nova.conf of every compute), a role's variable,
+    // a template (rsyslog on every host) and a secret in the computes' files changed;
+    // the rest as it was.
     let mut head = repo_tree();
     edit(
         &mut head,
         PROD,
         "cpu_allocation_ratio = 8.0",
         "cpu_allocation_ratio = 4.0",
+    );
+    // A variable the computes alone change: their logging.conf files log DEBUG.
+    edit(
+        &mut head,
+        PROD,
+        "[roles.Compute.config.nova.DEFAULT]",
+        "[roles.Compute.vars]\ndebug = true\n\n[roles.Compute.config.nova.DEFAULT]",
     );
     edit(
         &mut head,

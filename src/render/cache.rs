@@ -38,6 +38,10 @@ pub(super) type Key = [u8; 32];
 /// output is the same on every host of a role has one entry per role.
 const PER_SERVICE: usize = 64;
 
+/// Scopes kept per template (render_named's memo of templates that read nothing of the
+/// host but vars).
+const PER_TEMPLATE: usize = 256;
+
 /// The variable roots whose value is the same for every host of a revision: their
 /// paths are hashed once per revision.
 const SHARED_ROOTS: [&str; 6] = ["cloud", "networks", "vip", "groups", "undercloud", "nodes"];
@@ -310,7 +314,40 @@ pub(super) struct SideMemo {
     pub deps: Mutex<BTreeMap<(String, String), Option<Arc<ServiceDeps>>>>,
     pub shared: Mutex<HashMap<Vec<String>, Key>>,
     pub secrets_id: OnceLock<Key>,
+    /// The vars a template reads, by name, if it reads nothing else of the host.
+    host_independent: Mutex<HashMap<String, Option<Arc<Vec<Vec<String>>>>>>,
+    /// The output of such templates, by name, then by scope (the service's
+    /// `config_dir` and the values of the vars read).
+    per_service: Mutex<HashMap<String, HashMap<String, String>>>,
 }
+
+impl SideMemo {
+    /// The output of template `name` in `scope` ([`super::Renderer::service_scope`]), if
+    /// rendered.
+    pub(super) fn rendered(&self, name: &str, config_dir: &str) -> Option<String> {
+        self.per_service
+            .lock()
+            .ok()?
+            .get(name)?
+            .get(config_dir)
+            .cloned()
+    }
+
+    pub(super) fn keep_rendered(&self, name: &str, config_dir: &str, out: &str) {
+        if let Ok(mut m) = self.per_service.lock() {
+            let scopes = m.entry(name.to_string()).or_default();
+            // Bounded: vars set node by node would make one scope per node.
+            if scopes.len() < PER_TEMPLATE {
+                scopes.insert(config_dir.to_string(), out.to_string());
+            }
+        }
+    }
+}
+
+/// The variables whose value differs between the hosts of a service in one revision: a
+/// template that reads none of them but `vars` gives every host with the same values
+/// of those vars the same output.
+const HOST_ROOTS: [&str; 3] = ["host", "vars", "task"];
 
 impl super::Renderer<'_> {
     /// The key of service `svc` on `host` (its context `ctx`), when this renderer has a
@@ -543,6 +580,83 @@ impl super::Renderer<'_> {
         }
         Some(())
     }
+}
+
+impl super::Renderer<'_> {
+    /// With a cache, for a template that reads nothing of the host but its `vars`
+    /// (none of [`HOST_ROOTS`]: the cloud's shared values, the service, its secrets and
+    /// vars): the scope under which its output is the same on every host of this
+    /// revision, the service's `config_dir` in `ctx` and the values of the vars it
+    /// reads. `None`: it renders every time.
+    pub(super) fn service_scope(&self, name: &str, ctx: &Value) -> Option<String> {
+        self.cache.as_ref()?;
+        let known = self.memo.host_independent.lock().ok()?.get(name).cloned();
+        let vars = match known {
+            Some(v) => v?,
+            None => {
+                let v = self.vars_read(name).map(Arc::new);
+                self.memo
+                    .host_independent
+                    .lock()
+                    .ok()?
+                    .insert(name.to_string(), v.clone());
+                v?
+            }
+        };
+        let dir = ctx.get_attr("service").ok()?.get_attr("config_dir").ok()?;
+        let mut scope = dir.as_str()?.to_string();
+        for path in vars.iter() {
+            scope.push('\0');
+            scope.push_str(&path_text(ctx, path));
+        }
+        Some(scope)
+    }
+
+    /// The `vars` paths template `name`, with what it imports or includes, reads; `None`
+    /// when it reads another of [`HOST_ROOTS`] or that cannot be known (a computed
+    /// include, `debug()`).
+    fn vars_read(&self, name: &str) -> Option<Vec<Vec<String>>> {
+        let mut stack = vec![name.to_string()];
+        let mut seen = std::collections::BTreeSet::new();
+        let mut vars = Vec::new();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            let t = self.env.get_template(&n).ok()?;
+            if calls_debug(t.source()) {
+                return None;
+            }
+            stack.extend(literal_references(t.source())?);
+            for v in t.undeclared_variables(true) {
+                let root = v.split('.').next().unwrap_or("");
+                if root == "vars" {
+                    vars.push(v);
+                } else if HOST_ROOTS.contains(&root) {
+                    return None;
+                }
+            }
+        }
+        Some(split_paths(vars))
+    }
+}
+
+/// The value at `path` of `root` as text, as [`hash_path`] covers it: how deep the
+/// path is defined, and the last defined value on it.
+fn path_text(root: &Value, path: &[String]) -> String {
+    let mut v = root.clone();
+    let mut depth = 0;
+    for seg in path {
+        match v.get_attr(seg) {
+            Ok(next) if !next.is_undefined() => {
+                v = next;
+                depth += 1;
+            }
+            _ => break,
+        }
+    }
+    let json = serde_json::to_string(&v).unwrap_or_else(|_| "\u{fffd}".to_string());
+    format!("{depth}:{json}")
 }
 
 #[cfg(test)]

@@ -286,19 +286,36 @@ impl Renderer<'_> {
         Diagnostic::new(message, Location::new(&origin.file, span)).help(help)
     }
 
-    /// Renders the template registered as `name`.
+    /// Renders the template registered as `name`; with a cache, a template that reads
+    /// nothing of the host renders once per service ([`Renderer::service_scope`]).
     pub(super) fn render_named(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
-        let origin = self.origins.get(name).cloned().unwrap_or(Origin {
-            file: PathBuf::from(name),
-            span: None,
-            prefix: 0,
-        });
+        let scope = self.service_scope(name, ctx);
+        if let Some(scope) = &scope {
+            if let Some(out) = self.memo.rendered(name, scope) {
+                return Ok(out);
+            }
+        }
+        let out = self.render_uncached(name, ctx)?;
+        if let Some(scope) = &scope {
+            self.memo.keep_rendered(name, scope, &out);
+        }
+        Ok(out)
+    }
+
+    fn render_uncached(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        let origin = || {
+            self.origins.get(name).cloned().unwrap_or(Origin {
+                file: PathBuf::from(name),
+                span: None,
+                prefix: 0,
+            })
+        };
         let t = self
             .env
             .get_template(name)
-            .map_err(|e| self.template_error(&e, &origin))?;
+            .map_err(|e| self.template_error(&e, &origin()))?;
         t.render(ctx).map_err(|e| {
-            let mut d = self.template_error(&e, &origin);
+            let mut d = self.template_error(&e, &origin());
             // The innermost template of an include may differ from the one called.
             if let Some(inner) = e
                 .name()
