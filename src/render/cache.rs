@@ -117,6 +117,8 @@ pub(super) struct ServiceDeps {
     pub digest: Key,
     /// Variable paths its templates read, sorted: `["host", "name"]`, `["vars", "x"]`.
     pub paths: Vec<Vec<String>>,
+    /// The digest of the values of its paths under [`SHARED_ROOTS`], once.
+    pub shared: OnceLock<Key>,
 }
 
 /// A `std::io::Write` into a running digest.
@@ -176,6 +178,15 @@ pub(super) fn hash_path(h: &mut Sha256, root: &Value, path: &[String]) {
         w.0.update(b"\xffunserializable");
     }
     w.0.update(b"\0");
+}
+
+/// Adds path `path` (its names) and its value in `root` to `h`.
+fn hash_path_named(h: &mut Sha256, root: &Value, path: &[String]) {
+    h.update((path.len() as u64).to_le_bytes());
+    for seg in path {
+        part(h, seg.as_bytes());
+    }
+    hash_path(h, root, path);
 }
 
 /// Whether `root` is one of [`SHARED_ROOTS`].
@@ -307,12 +318,11 @@ pub(super) fn split_paths(names: impl IntoIterator<Item = String>) -> Vec<Vec<St
         .collect()
 }
 
-/// One revision's memo for the cache: service dependencies by (service, role), digests
-/// of shared variable paths, and the digest of its secrets.
+/// One revision's memo for the cache: service dependencies by (service, role), the
+/// digest of its secrets, and the templates that render once per service.
 #[derive(Default)]
 pub(super) struct SideMemo {
     pub deps: Mutex<BTreeMap<(String, String), Option<Arc<ServiceDeps>>>>,
-    pub shared: Mutex<HashMap<Vec<String>, Key>>,
     pub secrets_id: OnceLock<Key>,
     /// The vars a template reads, by name, if it reads nothing else of the host.
     host_independent: Mutex<HashMap<String, Option<Arc<Vec<Vec<String>>>>>>,
@@ -373,16 +383,16 @@ impl super::Renderer<'_> {
         let deps = self.service_deps(svc, plane, &host.role)?;
         let mut h = Sha256::new();
         h.update(deps.digest);
-        for path in &deps.paths {
-            h.update((path.len() as u64).to_le_bytes());
-            for seg in path {
-                part(&mut h, seg.as_bytes());
+        // The shared paths' values: the same for every host of this revision.
+        h.update(deps.shared.get_or_init(|| {
+            let mut s = Sha256::new();
+            for path in deps.paths.iter().filter(|p| is_shared(&p[0])) {
+                hash_path_named(&mut s, ctx, path);
             }
-            if is_shared(&path[0]) {
-                h.update(self.shared_digest(path, ctx));
-            } else {
-                hash_path(&mut h, ctx, path);
-            }
+            s.finalize().into()
+        }));
+        for path in deps.paths.iter().filter(|p| !is_shared(&p[0])) {
+            hash_path_named(&mut h, ctx, path);
         }
         Some(h.finalize().into())
     }
@@ -420,26 +430,6 @@ impl super::Renderer<'_> {
     pub(super) fn findings(&self, diags: &Diagnostics) -> (usize, usize) {
         let warnings = self.warnings.lock().map(|w| w.len()).unwrap_or(usize::MAX);
         (diags.len(), warnings)
-    }
-
-    /// The digest of shared path `path` (the same for every host of this revision).
-    fn shared_digest(&self, path: &[String], ctx: &Value) -> Key {
-        if let Some(k) = self
-            .memo
-            .shared
-            .lock()
-            .ok()
-            .and_then(|m| m.get(path).copied())
-        {
-            return k;
-        }
-        let mut h = Sha256::new();
-        hash_path(&mut h, ctx, path);
-        let k: Key = h.finalize().into();
-        if let Ok(mut m) = self.memo.shared.lock() {
-            m.insert(path.to_vec(), k);
-        }
-        k
     }
 
     /// What service `svc` depends on on the hosts of `role`, once per revision; `None`
@@ -551,6 +541,7 @@ impl super::Renderer<'_> {
         Some(ServiceDeps {
             digest: h.finalize().into(),
             paths: split_paths(names),
+            shared: OnceLock::new(),
         })
     }
 
