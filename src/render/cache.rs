@@ -17,7 +17,7 @@
 //! call `debug()`; a host whose own `[nodes.config]` overrides touch the service. A
 //! file's secrets are checked again on a hit from a revision whose secrets differ.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -146,17 +146,7 @@ pub(super) fn part(h: &mut Sha256, bytes: &[u8]) {
 /// defined value on it and where it stopped, so that whatever a template computes from
 /// the path is covered. A root the context lacks adds only that.
 pub(super) fn hash_path(h: &mut Sha256, root: &Value, path: &[String]) {
-    let mut v = root.clone();
-    let mut depth = 0;
-    for seg in path {
-        match v.get_attr(seg) {
-            Ok(next) if !next.is_undefined() => {
-                v = next;
-                depth += 1;
-            }
-            _ => break,
-        }
-    }
+    let (depth, v) = defined_part(root, path);
     h.update((depth as u64).to_le_bytes());
     if depth == 0 {
         // Not a variable of the context: a global of the environment (`range`,
@@ -187,6 +177,23 @@ fn hash_path_named(h: &mut Sha256, root: &Value, path: &[String]) {
         part(h, seg.as_bytes());
     }
     hash_path(h, root, path);
+}
+
+/// How many names of `path` are defined from `root` on, and the value the last of them
+/// gives (`root` itself when none is).
+fn defined_part(root: &Value, path: &[String]) -> (usize, Value) {
+    let mut v = root.clone();
+    let mut depth = 0;
+    for seg in path {
+        match v.get_attr(seg) {
+            Ok(next) if !next.is_undefined() => {
+                v = next;
+                depth += 1;
+            }
+            _ => break,
+        }
+    }
+    (depth, v)
 }
 
 /// Whether `root` is one of [`SHARED_ROOTS`].
@@ -322,7 +329,8 @@ pub(super) fn split_paths(names: impl IntoIterator<Item = String>) -> Vec<Vec<St
 /// digest of its secrets, and the templates that render once per service.
 #[derive(Default)]
 pub(super) struct SideMemo {
-    pub deps: Mutex<BTreeMap<(String, String), Option<Arc<ServiceDeps>>>>,
+    /// By service, then role.
+    pub deps: Mutex<HashMap<String, HashMap<String, Option<Arc<ServiceDeps>>>>>,
     pub secrets_id: OnceLock<Key>,
     /// The vars a template reads, by name, if it reads nothing else of the host.
     host_independent: Mutex<HashMap<String, Option<Arc<Vec<Vec<String>>>>>>,
@@ -435,12 +443,25 @@ impl super::Renderer<'_> {
     /// What service `svc` depends on on the hosts of `role`, once per revision; `None`
     /// when its output must not be cached.
     fn service_deps(&self, svc: &Service, plane: Plane, role: &str) -> Option<Arc<ServiceDeps>> {
-        let id = (svc.name.clone(), role.to_string());
-        if let Some(d) = self.memo.deps.lock().ok()?.get(&id) {
+        // Looked up for every service of every host: by borrowed names, no allocation.
+        if let Some(d) = self
+            .memo
+            .deps
+            .lock()
+            .ok()?
+            .get(&svc.name)
+            .and_then(|r| r.get(role))
+        {
             return d.clone();
         }
         let deps = self.compute_deps(svc, plane, role).map(Arc::new);
-        self.memo.deps.lock().ok()?.insert(id, deps.clone());
+        self.memo
+            .deps
+            .lock()
+            .ok()?
+            .entry(svc.name.clone())
+            .or_default()
+            .insert(role.to_string(), deps.clone());
         deps
     }
 
@@ -633,18 +654,12 @@ impl super::Renderer<'_> {
 }
 
 /// The value at `path` of `root` as text, as [`hash_path`] covers it: how deep the
-/// path is defined, and the last defined value on it.
+/// path is defined, and the last defined value on it (nothing for a root the context
+/// lacks).
 fn path_text(root: &Value, path: &[String]) -> String {
-    let mut v = root.clone();
-    let mut depth = 0;
-    for seg in path {
-        match v.get_attr(seg) {
-            Ok(next) if !next.is_undefined() => {
-                v = next;
-                depth += 1;
-            }
-            _ => break,
-        }
+    let (depth, v) = defined_part(root, path);
+    if depth == 0 {
+        return "0:".to_string();
     }
     let json = serde_json::to_string(&v).unwrap_or_else(|_| "\u{fffd}".to_string());
     format!("{depth}:{json}")
