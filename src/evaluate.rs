@@ -3,9 +3,11 @@
 //! only through a [`SourceTree`] and contacts no host.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::diagnostics::{self, Diagnostics};
 use crate::model::{self, Cloud, LoadOptions};
+use crate::render::skip::HostKeys;
 use crate::render::Renderer;
 use crate::source::{SourceMap, SourceTree};
 use crate::state::{DesiredState, HostState};
@@ -132,6 +134,27 @@ pub fn evaluate_each(
     tree: &dyn SourceTree,
     opts: &LoadOptions,
     cache: Option<std::sync::Arc<crate::render::cache::RenderCache>>,
+    each: impl FnMut(Rendered<'_>),
+) -> Result<Evaluated, Failure> {
+    evaluate_each_paired(inventory, tree, opts, cache, None, each)
+}
+
+/// What one side of `provision diff` does between its two passes
+/// ([`crate::render::skip`]): hands over every host's keys, in the order the hosts
+/// render, and gets back the services to skip on each (by position; an empty list
+/// skips nothing). Dropped, unused, when the side fails before its first pass, so the
+/// other side is not left waiting.
+pub type Exchange<'a> = Box<dyn FnOnce(Arc<Vec<HostKeys>>) -> Vec<Vec<bool>> + Send + 'a>;
+
+/// [`evaluate_each`] as one side of a diff: with an `exchange`, every host's keys are
+/// worked out first and swapped with the other side's, then each host renders but for
+/// the services whose inputs are the same at both sides.
+pub fn evaluate_each_paired(
+    inventory: &Path,
+    tree: &dyn SourceTree,
+    opts: &LoadOptions,
+    cache: Option<std::sync::Arc<crate::render::cache::RenderCache>>,
+    exchange: Option<Exchange<'_>>,
     mut each: impl FnMut(Rendered<'_>),
 ) -> Result<Evaluated, Failure> {
     let loaded = model::build(inventory, tree, opts);
@@ -154,10 +177,29 @@ pub fn evaluate_each(
             .collect();
         hosts.push((cloud.undercloud.name.as_str(), None));
         hosts.sort_by(|a, b| a.0.cmp(b.0));
-        for (_, host) in hosts {
-            let mut hs = match host {
-                Some(h) => renderer.render_host(h, &mut diags),
-                None => renderer.render_undercloud(&mut diags),
+        // A diff's first pass: every host's keys, swapped with the other side's.
+        let paired = exchange.map(|swap| {
+            let keys: Arc<Vec<HostKeys>> = Arc::new(
+                hosts
+                    .iter()
+                    .map(|(_, host)| match host {
+                        Some(h) => renderer.host_keys(h),
+                        None => renderer.undercloud_keys(),
+                    })
+                    .collect(),
+            );
+            let skips = swap(Arc::clone(&keys));
+            (keys, skips)
+        });
+        for (i, (_, host)) in hosts.into_iter().enumerate() {
+            let pass = paired.as_ref().and_then(|(keys, skips)| {
+                Some((keys.get(i)?, skips.get(i).map(Vec::as_slice).unwrap_or(&[])))
+            });
+            let mut hs = match (host, pass) {
+                (Some(h), Some((k, skip))) => renderer.render_host_skipping(h, k, skip, &mut diags),
+                (Some(h), None) => renderer.render_host(h, &mut diags),
+                (None, Some((k, skip))) => renderer.render_undercloud_skipping(k, skip, &mut diags),
+                (None, None) => renderer.render_undercloud(&mut diags),
             };
             crate::keys::declare_host(&cloud, &repositories, &mut hs);
             each(Rendered::Host(hs));

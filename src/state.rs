@@ -24,7 +24,7 @@ pub const STATE_DIR: &str = "/var/lib/provision";
 /// container definitions live. The overcloud's hosts use `/etc/overcloud`,
 /// `/var/log/overcloud` and `/var/lib/overcloud`; the undercloud's own services the
 /// same paths under `undercloud`, so the two never mix on one machine.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Plane {
     #[default]

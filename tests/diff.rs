@@ -605,3 +605,111 @@ fn clear_errors_for_bad_revisions_and_trees() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not inside a git repository"));
 }
+
+/// The diff skips, on each host, the services whose inputs are the same at both
+/// revisions (src/render/skip.rs): its report must be the one a comparison of the two
+/// whole desired states gives. Beyond the fixture's four changes: a service added to
+/// every compute at an earlier step (the units of the skipped containers there name it),
+/// an override of the file neutron_server shares with the RPC server and the periodic
+/// workers (they restart though their own files do not change), and the container units
+/// turned off; each pair of revisions both ways.
+#[test]
+fn skipping_unchanged_services_reports_what_comparing_whole_states_does() {
+    use provision::diff::revisions::Source;
+    use provision::diff::{compare, Side};
+    use provision::model::LoadOptions;
+
+    let f = fixture();
+    let inv = f.root.join("inventories/example-production.toml");
+    edit(
+        &f.root.join("roles/Compute.toml"),
+        "services = [\"rsyslog\", ",
+        "services = [\"memcached\", \"rsyslog\", ",
+    );
+    edit(
+        &inv,
+        "[roles.Compute.vars]\n",
+        "[roles.Controller.config.neutron_server.DEFAULT]\napi_workers = 3\n\n[roles.Compute.vars]\n",
+    );
+    git(
+        &f.root,
+        &[
+            "commit",
+            "-q",
+            "-am",
+            "memcached on computes, neutron api_workers",
+        ],
+    );
+    edit(&inv, "[cloud]\n", "[cloud]\ncontainer_units = \"none\"\n");
+    git(&f.root, &["commit", "-q", "-am", "no units"]);
+
+    let repo_ = provision::git::Repo::discover(&f.root).unwrap();
+    let rel = PathBuf::from("inventories/example-production.toml");
+    let mut opts = LoadOptions::from_process_env();
+    opts.secrets_fallback = Some(f.root.clone());
+    let whole = |rev: &str| {
+        let r = repo_.resolve(rev).unwrap();
+        let tree = repo_.tree(&r).unwrap();
+        let e = provision::evaluate::evaluate(&rel, &tree, &opts)
+            .unwrap_or_else(|e| panic!("{rev}: {}", e.render()));
+        (Source::Commit(r).info(), e)
+    };
+    let revs = ["HEAD~3", "HEAD~2", "HEAD~1", "HEAD"];
+    let states: Vec<_> = revs.iter().map(|r| whole(r)).collect();
+    let mut restarts_seen = 0;
+    for (b, h) in [(0, 1), (1, 2), (2, 3), (0, 3), (3, 0), (2, 1)] {
+        let skipped =
+            provision::diff::revisions::diff_revisions(&f.root, &rel, revs[b], Some(revs[h]))
+                .unwrap();
+        let side = |i: usize| Side {
+            label: states[i].0.clone(),
+            state: &states[i].1.state,
+            secrets: &states[i].1.cloud.secrets,
+        };
+        let whole = compare(&rel.display().to_string(), &side(b), &side(h));
+        if skipped != whole {
+            // The first line where the two reports part, not two whole reports.
+            let (a, w) = (format!("{skipped:#?}"), format!("{whole:#?}"));
+            let at = a.lines().zip(w.lines()).position(|(x, y)| x != y);
+            let line = |t: &str| at.and_then(|i| t.lines().nth(i)).unwrap_or("").to_string();
+            panic!(
+                "{} -> {}: the diff's report differs from the whole comparison's at line {at:?}:\n  diff:  {}\n  whole: {}",
+                revs[b],
+                revs[h],
+                line(&a),
+                line(&w)
+            );
+        }
+        restarts_seen += whole.summary.restarts;
+        if (b, h) == (1, 2) {
+            // What the skip must not lose: the three neutron containers restart (two of
+            // them for the shared file alone), and every compute's units change.
+            for c in [
+                "neutron_server",
+                "neutron_rpc_server",
+                "neutron_periodic_workers",
+            ] {
+                assert!(
+                    whole
+                        .containers
+                        .iter()
+                        .any(|x| x.container == c && x.hosts.len() == 3),
+                    "{c}: {:?}",
+                    whole.containers
+                );
+            }
+            let unit = whole
+                .files
+                .iter()
+                .find(|x| x.path == "/etc/systemd/system/provision-nova_compute.service")
+                .expect("nova_compute's unit changes on the computes");
+            assert_eq!(unit.hosts.len(), 21, "{unit:?}");
+            assert!(
+                unit.diff.contains("provision-memcached.service"),
+                "{}",
+                unit.diff
+            );
+        }
+    }
+    assert!(restarts_seen > 0);
+}

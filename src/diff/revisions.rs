@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 use super::{Comparison, RevisionInfo};
-use crate::evaluate::{evaluate_each, Evaluated, Rendered};
+use crate::evaluate::{evaluate_each_paired, Evaluated, Exchange, Rendered};
 use crate::git::{GitError, Repo, WorkTree};
 use crate::inventory::Secrets;
 use crate::model::LoadOptions;
 use crate::render::cache::RenderCache;
+use crate::render::skip::{skipped_all, HostKeys};
 use crate::source::SourceTree;
 use crate::state::HostState;
 
@@ -54,6 +55,7 @@ impl Source {
 
 /// Evaluates `inventory` (relative to the repository root) at `source`, handing each
 /// host's desired state to `each` as it renders ([`evaluate_each`]).
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_at(
     repo: &Repo,
     inventory: &Path,
@@ -61,6 +63,7 @@ pub fn evaluate_at(
     side: &'static str,
     opts: &LoadOptions,
     cache: &Arc<RenderCache>,
+    exchange: Exchange<'_>,
     each: impl FnMut(Rendered<'_>),
 ) -> Result<Evaluated, RevisionError> {
     let work = WorkTree {
@@ -84,12 +87,18 @@ pub fn evaluate_at(
     }
     let mut opts = opts.clone();
     opts.secrets_fallback = Some(repo.root.clone());
-    evaluate_each(inventory, tree, &opts, Some(Arc::clone(cache)), each).map_err(|f| {
-        RevisionError::Invalid {
-            side,
-            rev,
-            report: f.render(),
-        }
+    evaluate_each_paired(
+        inventory,
+        tree,
+        &opts,
+        Some(Arc::clone(cache)),
+        Some(exchange),
+        each,
+    )
+    .map_err(|f| RevisionError::Invalid {
+        side,
+        rev,
+        report: f.render(),
     })
 }
 
@@ -129,12 +138,16 @@ pub fn diff_revisions(
     // One cache for both sides: a service the change does not touch renders once.
     let cache = RenderCache::new();
     let (to_base, from_head) = mpsc::sync_channel::<FromHead>(HEAD_AHEAD);
+    // The first pass's keys, each side's to the other ([`crate::render::skip`]).
+    let (head_keys_out, head_keys_in) = mpsc::channel::<Arc<Vec<HostKeys>>>();
+    let (base_keys_out, base_keys_in) = mpsc::channel::<Arc<Vec<HostKeys>>>();
     let (b, h, comparison) = std::thread::scope(|s| {
         let (repo, rel, head_src, opts, cache) = (&repo, &rel, &head_src, &opts, &cache);
         let h = s.spawn(move || {
             // A send fails only once the base side has stopped listening (it failed):
             // this side still renders every host, for its own diagnostics.
-            evaluate_at(repo, rel, head_src, "head", opts, cache, |r| {
+            let exchange = swap(head_keys_out, base_keys_in);
+            evaluate_at(repo, rel, head_src, "head", opts, cache, exchange, |r| {
                 let _ = to_base.send(match r {
                     Rendered::Cloud(c) => FromHead::Secrets(c.secrets.clone()),
                     Rendered::Host(hs) => FromHead::Host(hs),
@@ -148,10 +161,20 @@ pub fn diff_revisions(
             next_head: None,
             head_gone: false,
         };
-        let b = evaluate_at(repo, rel, &base_src, "base", opts, cache, |r| match r {
-            Rendered::Cloud(c) => merge.start(&c.secrets),
-            Rendered::Host(hs) => merge.base_host(hs),
-        });
+        let exchange = swap(base_keys_out, head_keys_in);
+        let b = evaluate_at(
+            repo,
+            rel,
+            &base_src,
+            "base",
+            opts,
+            cache,
+            exchange,
+            |r| match r {
+                Rendered::Cloud(c) => merge.start(&c.secrets),
+                Rendered::Host(hs) => merge.base_host(hs),
+            },
+        );
         merge.rest_of_head();
         let comparison = merge.comparison.take();
         drop(from_head);
@@ -162,6 +185,23 @@ pub fn diff_revisions(
         .map_err(|e| e.to_string())?;
     let comparison = comparison.ok_or("the head revision gave no desired state to compare")?;
     Ok(comparison.finish(&rel.display().to_string(), base_src.info(), head_src.info()))
+}
+
+/// One side's end of the keys' swap: its own keys sent, the other side's received, and
+/// the services skipped on each of its hosts worked out from both (none if the other
+/// side failed before its first pass).
+fn swap<'a>(
+    out: mpsc::Sender<Arc<Vec<HostKeys>>>,
+    theirs: mpsc::Receiver<Arc<Vec<HostKeys>>>,
+) -> Exchange<'a> {
+    Box::new(move |mine: Arc<Vec<HostKeys>>| {
+        let _ = out.send(Arc::clone(&mine));
+        drop(out);
+        match theirs.recv() {
+            Ok(theirs) => skipped_all(&mine, &theirs),
+            Err(_) => Vec::new(),
+        }
+    })
 }
 
 /// The base side's end of the comparison: a merge of the two sides' hosts, both in

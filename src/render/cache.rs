@@ -31,7 +31,7 @@ use crate::model::Host;
 use crate::state::{ContainerDef, DesiredFile, Plane};
 
 /// A digest of the inputs of a render.
-pub(super) type Key = [u8; 32];
+pub type Key = [u8; 32];
 
 /// Entries kept per service: a host's two revisions render at most a few hosts apart
 /// (`provision diff`'s head side renders at most 16 hosts ahead), and a service whose
@@ -337,6 +337,8 @@ pub(super) struct SideMemo {
     /// The output of such templates, by name, then by scope (the service's
     /// `config_dir` and the values of the vars read).
     per_service: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// Which services of a host write only their own paths ([`super::skip`]).
+    pub own_paths: super::skip::OwnPaths,
 }
 
 impl SideMemo {

@@ -8,6 +8,7 @@ use minijinja::Value;
 use sha2::{Digest, Sha256};
 
 use super::services::Pending;
+use super::skip::SkippedContainer;
 use super::Renderer;
 use crate::catalogue::Service;
 use crate::diagnostics::{Diagnostic, Diagnostics, Location};
@@ -255,29 +256,34 @@ fn config_hash(def: &ContainerDef, files: &[&DesiredFile]) -> String {
     hex(&h.finalize())
 }
 
-/// A systemd unit for every container of the host (`[cloud] container_units = "systemd"`).
-pub(super) fn add_container_units(hs: &mut HostState, plane: Plane) {
-    let units: Vec<DesiredFile> = hs
+/// A systemd unit for every container of the host (`[cloud] container_units = "systemd"`),
+/// and for the containers of the services a diff skipped there (`skipped`: their units
+/// name the containers of earlier steps, which may differ though the service does not).
+pub(super) fn add_container_units(hs: &mut HostState, plane: Plane, skipped: &[SkippedContainer]) {
+    let mut all: Vec<SkippedContainer> = hs
         .containers
         .values()
-        .map(|c| container_unit(c, &hs.containers, plane))
+        .map(|c| SkippedContainer {
+            name: c.name.clone(),
+            service: c.service.clone(),
+            step: c.step,
+        })
+        .chain(skipped.iter().cloned())
         .collect();
-    for u in units {
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    for c in &all {
+        let u = container_unit(c, &all, plane);
         hs.files.insert(u.path.clone(), u);
     }
 }
 
 /// The systemd unit that starts `c` at boot, after the containers of the earlier deploy
-/// steps on the same host (TripleO's `tripleo_<service>.service` do the same). podman
-/// created the container already; the unit starts and stops it; while conmon lives,
-/// podman's restart policy restarts it after a crash.
-fn container_unit(
-    c: &ContainerDef,
-    all: &BTreeMap<String, ContainerDef>,
-    plane: Plane,
-) -> DesiredFile {
+/// steps on the same host (`all`, by name; TripleO's `tripleo_<service>.service` do the
+/// same). podman created the container already; the unit starts and stops it; while
+/// conmon lives, podman's restart policy restarts it after a crash.
+fn container_unit(c: &SkippedContainer, all: &[SkippedContainer], plane: Plane) -> DesiredFile {
     let after: Vec<String> = all
-        .values()
+        .iter()
         .filter(|o| o.step < c.step)
         .map(|o| unit_name(&o.name))
         .collect();

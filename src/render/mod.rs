@@ -11,6 +11,7 @@ pub mod option_check;
 mod oslo_files;
 pub mod output;
 mod services;
+pub mod skip;
 mod tasks;
 mod templates;
 
@@ -119,6 +120,41 @@ impl<'c> Renderer<'c> {
             host,
             &self.cloud.catalogue.services,
             Plane::Overcloud,
+            None,
+            diags,
+        )
+    }
+
+    /// Renders one overcloud host in the second pass of a diff: all but the services
+    /// `skip` flags (by position in `keys`, the host's first pass: [`skip`]).
+    pub fn render_host_skipping(
+        &self,
+        host: &Host,
+        keys: &skip::HostKeys,
+        skip: &[bool],
+        diags: &mut Diagnostics,
+    ) -> HostState {
+        self.render_services(
+            host,
+            &self.cloud.catalogue.services,
+            Plane::Overcloud,
+            Some((keys, skip)),
+            diags,
+        )
+    }
+
+    /// [`Renderer::render_host_skipping`] of the undercloud.
+    pub fn render_undercloud_skipping(
+        &self,
+        keys: &skip::HostKeys,
+        skip: &[bool],
+        diags: &mut Diagnostics,
+    ) -> HostState {
+        self.render_services(
+            &self.cloud.undercloud_host(),
+            &self.cloud.catalogue.undercloud_services,
+            Plane::Undercloud,
+            Some((keys, skip)),
             diags,
         )
     }
@@ -131,6 +167,7 @@ impl<'c> Renderer<'c> {
             &self.cloud.undercloud_host(),
             &self.cloud.catalogue.undercloud_services,
             Plane::Undercloud,
+            None,
             diags,
         )
     }

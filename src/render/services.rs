@@ -10,6 +10,7 @@ use minijinja::Value;
 
 use super::cache::ServiceOutput;
 use super::context::{host_value, ser};
+use super::skip::{HostKeys, SkippedContainer};
 use super::templates::{container_path_name, is_template, when_name};
 use super::Renderer;
 use crate::catalogue::{parse_mode, FileSpec, Service, ServiceManifest};
@@ -29,12 +30,16 @@ pub(super) struct Pending<'s> {
 }
 
 impl Renderer<'_> {
-    /// Renders `host.services`, found in `catalogue`, with `plane`'s paths.
+    /// Renders `host.services`, found in `catalogue`, with `plane`'s paths. In the second
+    /// pass of a diff (`pass`: the host's keys from the first, and the services skipped,
+    /// by position: [`super::skip`]), a skipped service gets its directories and its
+    /// container's unit only.
     pub(super) fn render_services(
         &self,
         host: &Host,
         catalogue: &BTreeMap<String, Service>,
         plane: Plane,
+        pass: Option<(&HostKeys, &[bool])>,
         diags: &mut Diagnostics,
     ) -> HostState {
         let mut hs = HostState {
@@ -46,12 +51,28 @@ impl Renderer<'_> {
         let host_v = host_value(self.cloud, host);
         let vars_v = self.vars_value(&host.vars);
         let mut pending: Vec<Pending> = Vec::new();
-        for svc_name in &host.services {
+        let mut skipped_containers: Vec<SkippedContainer> = Vec::new();
+        for (i, svc_name) in host.services.iter().enumerate() {
             let Some(svc) = catalogue.get(svc_name) else {
                 continue;
             };
+            if pass.is_some_and(|(_, skip)| skip.get(i) == Some(&true)) {
+                service_directories(&mut hs, svc_name, &svc.manifest, plane);
+                if svc.manifest.image.is_some() {
+                    skipped_containers.push(SkippedContainer {
+                        name: svc_name.clone(),
+                        service: svc_name.clone(),
+                        step: *svc.manifest.step.get_ref(),
+                    });
+                }
+                continue;
+            }
             let ctx = self.service_context(svc_name, &svc.manifest, plane, &host_v, &vars_v);
-            let key = self.service_key(host, svc, plane, &ctx);
+            // The first pass's key, where it made one for this service.
+            let key = match pass.and_then(|(k, _)| k.services.get(i)) {
+                Some(k) if &k.service == svc_name => k.key,
+                _ => self.service_key(host, svc, plane, &ctx),
+            };
             let (rendered, mounts, output) = match key.and_then(|k| self.cached(svc_name, &k)) {
                 Some(out) => (
                     self.reused_files(host, svc, &out, diags),
@@ -91,7 +112,7 @@ impl Renderer<'_> {
         // Containers last: their config hash covers files of other services they share.
         self.render_containers(&mut hs, host, plane, pending, diags);
         if self.cloud.container_units == ContainerUnits::Systemd {
-            super::containers::add_container_units(&mut hs, plane);
+            super::containers::add_container_units(&mut hs, plane, &skipped_containers);
         }
         merge_directories(&mut hs, plane.log_root());
         hs
@@ -99,7 +120,7 @@ impl Renderer<'_> {
 
     /// The `vars` variable of a host: made once for the hosts that share their vars
     /// (the nodes of a role that set none of their own).
-    fn vars_value(&self, vars: &Arc<toml::Table>) -> Value {
+    pub(super) fn vars_value(&self, vars: &Arc<toml::Table>) -> Value {
         let Ok(mut made) = self.vars_values.lock() else {
             return ser(&**vars);
         };
@@ -145,7 +166,7 @@ impl Renderer<'_> {
     /// What the templates of service `svc_name` see on this host: the cloud, the host
     /// (`host_v`), the service, the other hosts, the variables (`vars_v`) and the
     /// service's secrets.
-    fn service_context(
+    pub(super) fn service_context(
         &self,
         svc_name: &str,
         m: &ServiceManifest,
