@@ -73,12 +73,8 @@ impl Grouper {
     /// A file change. One whose shown content, mode and owner are all the same (a
     /// secret not known by value, say) is not a change and is left out.
     pub fn file(&mut self, item: FileItem) {
-        let (diff, changed_lines) = if item.before == item.after {
-            (String::new(), String::new())
-        } else {
-            unified(&item.path, &item.before, &item.after)
-        };
-        if diff.is_empty()
+        let same = item.before == item.after;
+        if same
             && !item.secret_changed
             && item.mode.is_none()
             && item.owner.is_none()
@@ -91,14 +87,28 @@ impl Grouper {
         if item.secret_changed {
             self.summary.secrets_changed += 1;
         }
+        // The lines compared once; the unified diff made only for the first host of a
+        // change (the others share it) or where it is the key (a file created or
+        // deleted).
+        let lines = (!same).then(|| TextDiff::from_lines(&item.before, &item.after));
+        let unified_text = |d: &TextDiff<'_, '_, str>| {
+            d.unified_diff()
+                .context_radius(3)
+                .header(&format!("a{}", item.path), &format!("b{}", item.path))
+                .to_string()
+        };
+        let (changed_lines, diff) = match (&lines, item.action) {
+            (None, _) => (String::new(), Some(String::new())),
+            (Some(d), FileAction::Modify) => (changed(d), None),
+            (Some(d), _) => {
+                let text = unified_text(d);
+                (text.clone(), Some(text))
+            }
+        };
         let key = ChangeKey {
             path: item.path.clone(),
             action: item.action,
-            changed_lines: if item.action == FileAction::Modify {
-                changed_lines
-            } else {
-                diff.clone()
-            },
+            changed_lines,
             secret_changed: item.secret_changed,
             mode: item.mode.clone(),
             owner: item.owner.clone(),
@@ -110,7 +120,7 @@ impl Grouper {
                 service: item.service,
                 action: item.action,
                 hosts: Vec::new(),
-                diff,
+                diff: diff.unwrap_or_else(|| lines.as_ref().map(unified_text).unwrap_or_default()),
                 secret_changed: item.secret_changed,
                 mode: item.mode,
                 owner: item.owner,
@@ -287,9 +297,8 @@ pub(super) fn sort_hosts(hosts: &mut [String]) {
     hosts.sort_by_key(|h| natural_key(h));
 }
 
-/// A unified diff (3 lines of context) and the changed lines alone.
-fn unified(path: &str, before: &str, after: &str) -> (String, String) {
-    let diff = TextDiff::from_lines(before, after);
+/// The changed lines alone of a diff: `-` before each line removed, `+` before each added.
+fn changed(diff: &TextDiff<'_, '_, str>) -> String {
     let mut changed = String::new();
     for change in diff.iter_all_changes() {
         match change.tag() {
@@ -304,10 +313,5 @@ fn unified(path: &str, before: &str, after: &str) -> (String, String) {
             ChangeTag::Equal => {}
         }
     }
-    let text = diff
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a{path}"), &format!("b{path}"))
-        .to_string();
-    (text, changed)
+    changed
 }

@@ -418,7 +418,10 @@ fn compare_host(name: &str, b: &HostState, h: &HostState, c: &Compared, grouper:
         let (bf, hf) = (b.files.get(path), h.files.get(path));
         let action = match (bf, hf) {
             (Some(x), Some(y))
-                if x.content == y.content && x.mode == y.mode && owner_of(x) == owner_of(y) =>
+                if x.content == y.content
+                    && x.mode == y.mode
+                    && x.owner == y.owner
+                    && x.group == y.group =>
             {
                 continue
             }
@@ -436,7 +439,10 @@ fn compare_host(name: &str, b: &HostState, h: &HostState, c: &Compared, grouper:
                         .unwrap_or(false)
             });
         let pair = |get: fn(&DesiredFile) -> String| match (bf, hf) {
-            (Some(x), Some(y)) if get(x) != get(y) => Some([get(x), get(y)]),
+            (Some(x), Some(y)) => {
+                let (a, b) = (get(x), get(y));
+                (a != b).then_some([a, b])
+            }
             _ => None,
         };
         let Some(kind) = hf.or(bf).map(|f| &f.kind) else {
