@@ -38,6 +38,10 @@ pub type Key = [u8; 32];
 /// output is the same on every host of a role has one entry per role.
 const PER_SERVICE: usize = 64;
 
+/// Digests kept of a service's vars part (`vars_part`): one per service and role where
+/// the nodes of a role share their vars.
+const VARS_PARTS: usize = 4096;
+
 /// Scopes kept per template (render_named's memo of templates that read nothing of the
 /// host but vars).
 const PER_TEMPLATE: usize = 256;
@@ -146,6 +150,20 @@ pub(super) fn part(h: &mut Sha256, bytes: &[u8]) {
 /// defined value on it and where it stopped, so that whatever a template computes from
 /// the path is covered. A root the context lacks adds only that.
 pub(super) fn hash_path(h: &mut Sha256, root: &Value, path: &[String]) {
+    // `groups.<name>`: the group's members from their data, not made into a template
+    // value for a digest (thousands of members in the groups of the computes).
+    if let [g, name] = path {
+        if g == "groups" {
+            if let Some(d) = root.get_attr(g).ok().and_then(|v| {
+                v.downcast_object_ref::<super::context::Groups>()
+                    .and_then(|groups| groups.group_digest(name))
+            }) {
+                h.update(2u64.to_le_bytes());
+                h.update(d);
+                return;
+            }
+        }
+    }
     let (depth, v) = defined_part(root, path);
     h.update((depth as u64).to_le_bytes());
     if depth == 0 {
@@ -153,15 +171,12 @@ pub(super) fn hash_path(h: &mut Sha256, root: &Value, path: &[String]) {
         // `namespace`) or a name the template defines, the same for every host.
         return;
     }
-    let mut w = DigestWriter(h);
     // `groups` whole, from its data: not made into template values for a digest.
     if let Some(groups) = v.downcast_object_ref::<super::context::Groups>() {
-        if serde_json::to_writer(&mut w, groups).is_err() {
-            w.0.update(b"\xffunserializable");
-        }
-        w.0.update(b"\0");
+        h.update(groups.digest());
         return;
     }
+    let mut w = DigestWriter(h);
     // A value that does not serialize (none here: the context is built from data)
     // marks itself so, and is never equal to one that does.
     if serde_json::to_writer(&mut w, &v).is_err() {
@@ -339,6 +354,11 @@ pub(super) struct SideMemo {
     per_service: Mutex<HashMap<String, HashMap<String, String>>>,
     /// Which services of a host write only their own paths ([`super::skip`]).
     pub own_paths: super::skip::OwnPaths,
+    /// The digest of each shared path read (its value is the same on every host).
+    shared_paths: Mutex<HashMap<Vec<String>, Key>>,
+    /// The digest of a service's paths but the shared and the host's, by the addresses
+    /// of its [`ServiceDeps`] and of the host's vars table.
+    vars_parts: Mutex<HashMap<(usize, usize), (Key, Arc<toml::Table>)>>,
 }
 
 impl SideMemo {
@@ -393,18 +413,75 @@ impl super::Renderer<'_> {
         let deps = self.service_deps(svc, plane, &host.role)?;
         let mut h = Sha256::new();
         h.update(deps.digest);
-        // The shared paths' values: the same for every host of this revision.
+        // The shared paths' values: the same for every host of this revision, each
+        // hashed once for every service that reads it.
         h.update(deps.shared.get_or_init(|| {
             let mut s = Sha256::new();
             for path in deps.paths.iter().filter(|p| is_shared(&p[0])) {
-                hash_path_named(&mut s, ctx, path);
+                s.update(self.shared_path(ctx, path));
             }
             s.finalize().into()
         }));
-        for path in deps.paths.iter().filter(|p| !is_shared(&p[0])) {
+        // The service's own, its secrets and the host's vars: the same for the hosts
+        // that share their vars (the nodes of a role that set none of their own).
+        h.update(self.vars_part(&deps, host, ctx));
+        for path in deps.paths.iter().filter(|p| p[0] == "host") {
             hash_path_named(&mut h, ctx, path);
         }
         Some(h.finalize().into())
+    }
+
+    /// The digest of shared path `path` (its name and value), once per revision.
+    fn shared_path(&self, ctx: &Value, path: &[String]) -> Key {
+        if let Some(k) = self
+            .memo
+            .shared_paths
+            .lock()
+            .ok()
+            .and_then(|m| m.get(path).copied())
+        {
+            return k;
+        }
+        let mut s = Sha256::new();
+        hash_path_named(&mut s, ctx, path);
+        let k: Key = s.finalize().into();
+        if let Ok(mut m) = self.memo.shared_paths.lock() {
+            m.insert(path.to_vec(), k);
+        }
+        k
+    }
+
+    /// The digest of the paths of `deps` that are neither shared nor the host's (its
+    /// `service`, `secrets` and `vars`), once per service and vars table.
+    fn vars_part(&self, deps: &Arc<ServiceDeps>, host: &Host, ctx: &Value) -> Key {
+        let memo_key = (Arc::as_ptr(deps) as usize, Arc::as_ptr(&host.vars) as usize);
+        if let Some(k) = self
+            .memo
+            .vars_parts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&memo_key).map(|(k, _)| *k))
+        {
+            return k;
+        }
+        let mut s = Sha256::new();
+        for path in deps
+            .paths
+            .iter()
+            .filter(|p| !is_shared(&p[0]) && p[0] != "host")
+        {
+            hash_path_named(&mut s, ctx, path);
+        }
+        let k: Key = s.finalize().into();
+        if let Ok(mut m) = self.memo.vars_parts.lock() {
+            // Bounded: a cloud whose every node sets its own vars hashes them per host.
+            // The entry holds the vars table, so that its address is not another's
+            // while the memo lives (the deps are held by this memo already).
+            if m.len() < VARS_PARTS {
+                m.insert(memo_key, (k, Arc::clone(&host.vars)));
+            }
+        }
+        k
     }
 
     /// The cached output of service `service` under `key`.

@@ -9,6 +9,9 @@ use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::Value;
 use serde::Serialize;
 
+use sha2::{Digest, Sha256};
+
+use super::cache::{part, Key};
 use crate::model::{Cloud, Host};
 
 /// A host as seen in `groups.<service>`.
@@ -30,11 +33,62 @@ pub struct Groups {
     hosts: Vec<GroupMember>,
     /// Each service's hosts (indices into `hosts`) and, once read, its value.
     groups: BTreeMap<String, (Vec<usize>, OnceLock<Value>)>,
+    /// Digests of every host and of the whole, once made (render/cache.rs).
+    member_digests: OnceLock<Vec<Key>>,
+    digest: OnceLock<Key>,
 }
 
 impl Groups {
     fn members(&self, idx: &[usize]) -> Vec<&GroupMember> {
         idx.iter().filter_map(|i| self.hosts.get(*i)).collect()
+    }
+
+    /// Every host's digest (its name, FQDN, role and addresses), made once.
+    fn member_digests(&self) -> &[Key] {
+        self.member_digests.get_or_init(|| {
+            self.hosts
+                .iter()
+                .map(|m| {
+                    let mut h = Sha256::new();
+                    for text in [&m.name, &m.fqdn, &m.role] {
+                        part(&mut h, text.as_bytes());
+                    }
+                    part(&mut h, m.ctlplane_ip.to_string().as_bytes());
+                    h.update((m.networks.len() as u64).to_le_bytes());
+                    for (net, ip) in &m.networks {
+                        part(&mut h, net.as_bytes());
+                        part(&mut h, ip.to_string().as_bytes());
+                    }
+                    h.finalize().into()
+                })
+                .collect()
+        })
+    }
+
+    /// What a digest of `groups.<name>` covers (render/cache.rs): its members, in order,
+    /// without making its template value. `None`: no such group.
+    pub fn group_digest(&self, name: &str) -> Option<Key> {
+        let (idx, _) = self.groups.get(name)?;
+        let digests = self.member_digests();
+        let mut h = Sha256::new();
+        h.update((idx.len() as u64).to_le_bytes());
+        for i in idx {
+            h.update(digests.get(*i).copied().unwrap_or([0xff; 32]));
+        }
+        Some(h.finalize().into())
+    }
+
+    /// What a digest of `groups` whole covers: every group and its members.
+    pub fn digest(&self) -> Key {
+        *self.digest.get_or_init(|| {
+            let mut h = Sha256::new();
+            h.update((self.groups.len() as u64).to_le_bytes());
+            for name in self.groups.keys() {
+                part(&mut h, name.as_bytes());
+                h.update(self.group_digest(name).unwrap_or([0xff; 32]));
+            }
+            h.finalize().into()
+        })
     }
 }
 
@@ -55,19 +109,6 @@ impl Object for Groups {
                 .map(|k| Value::from(k.as_str()))
                 .collect(),
         )
-    }
-}
-
-/// What a digest of `groups` covers (render/cache.rs): every group and its members,
-/// without making them template values.
-impl Serialize for Groups {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.groups.len()))?;
-        for (name, (idx, _)) in &self.groups {
-            m.serialize_entry(name, &self.members(idx))?;
-        }
-        m.end()
     }
 }
 
@@ -183,7 +224,12 @@ impl SharedContext {
             },
             networks: crate::render::context::ser(&networks),
             vip: crate::render::context::ser(&vip),
-            groups: Value::from_object(Groups { hosts, groups }),
+            groups: Value::from_object(Groups {
+                hosts,
+                groups,
+                member_digests: OnceLock::new(),
+                digest: OnceLock::new(),
+            }),
             undercloud: minijinja::context! {
                 name => cloud.undercloud.name.clone(),
                 fqdn => cloud.undercloud.fqdn.clone(),
