@@ -223,7 +223,22 @@ enum StatusFormat {
     Json,
 }
 
+/// No transparent huge pages for this process. mimalloc asks the kernel for them
+/// (`madvise(MADV_HUGEPAGE)`), and a fault in such a region zeroes 2 MiB at once: on a
+/// 5,000-host `provision diff`, which allocates and frees host after host, the kernel
+/// spent 1.3 s of 3.7 s zeroing pages (`clear_page_erms`), against 0.15 s with 4 KiB
+/// pages, for the same peak memory. Faults after this call take small pages; a
+/// failure (a kernel without the flag) leaves things as they were.
+fn no_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes an integer flag and no pointer; it changes only
+    // how this process's future page faults are served.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     match Cli::parse().command {
         Command::Validate {
             inventory,
