@@ -476,3 +476,96 @@ fn a_render_cache_shared_by_two_revisions_gives_what_rendering_each_gives() {
         states(&leaked, None).expect_err("fails rendered too")
     );
 }
+
+/// Every host's state and the findings, with each oslo.config file's shared options
+/// rendered and checked once per role (the default) or every file rendered whole.
+fn rendered_ini(tree: &provision::source::MemoryTree, whole: bool) -> (Vec<String>, String) {
+    use provision::render::Renderer;
+    let loaded = provision::model::build(
+        std::path::Path::new(PROD),
+        tree,
+        &provision::model::LoadOptions::default(),
+    );
+    let Some(cloud) = loaded.cloud else {
+        panic!("the model does not build: {:#?}", loaded.diags);
+    };
+    let mut diags = loaded.diags;
+    let mut renderer = Renderer::new(&cloud, &mut diags);
+    if whole {
+        renderer = renderer.whole_ini_files();
+    }
+    let mut hosts: Vec<String> = cloud
+        .hosts
+        .iter()
+        .map(|h| {
+            let hs = renderer.render_host(h, &mut diags);
+            format!("{} {:#?}", hs.name, hs.files.values().collect::<Vec<_>>())
+        })
+        .collect();
+    let uc = renderer.render_undercloud(&mut diags);
+    hosts.push(format!("{:#?}", uc.files.values().collect::<Vec<_>>()));
+    diags.sort();
+    let findings = format!("{:#?}\n{:#?}", diags.items, renderer.warnings().items);
+    (hosts, findings)
+}
+
+/// An oslo.config file's options that read nothing of the host are rendered and checked
+/// once for the hosts of a role (render/oslo_files.rs), the others on each host: the
+/// files and every finding must be those of rendering each file whole on every host,
+/// with a host's own value that is wrong (an error on every compute), deprecated (a
+/// warning), left out on some hosts, or a shared one that is wrong (the file is then
+/// rendered whole everywhere).
+#[test]
+fn prepared_ini_files_give_what_rendering_each_whole_gives() {
+    let cases = [
+        "",
+        "disk_allocation_ratio = \"{{ host.name }}\"\n",
+        "reserved_host_memory_mb = \"{{ '' if host.name is endingwith('1') else host.index + 512 }}\"\n",
+        "console_token_ttl = \"{{ host.index + 600 }}\"\n",
+        "force_config_drive = \"yes-please\"\nmy_ip = \"{{ host.name }}.x\"\n",
+    ];
+    let mut errors_seen = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let mut tree = repo_tree();
+        edit(
+            &mut tree,
+            PROD,
+            "[roles.Compute.config.nova.DEFAULT]\n",
+            &format!("[roles.Compute.config.nova.DEFAULT]\n{case}"),
+        );
+        let prepared = rendered_ini(&tree, false);
+        let whole = rendered_ini(&tree, true);
+        let first_difference = |a: &str, b: &str| {
+            a.lines()
+                .zip(b.lines())
+                .find(|(x, y)| x != y)
+                .map(|(x, y)| format!("prepared: {x}\n   whole: {y}"))
+        };
+        assert!(
+            prepared.1 == whole.1,
+            "case {i}: the findings differ:\n{:?}",
+            first_difference(&prepared.1, &whole.1)
+        );
+        for (p, w) in prepared.0.iter().zip(&whole.0) {
+            assert!(p == w, "case {i}:\n{:?}", first_difference(p, w));
+        }
+        assert_eq!(prepared.0.len(), whole.0.len());
+        errors_seen += prepared.1.matches("Error").count();
+        if i == 2 {
+            // Left out where it renders empty, written elsewhere.
+            assert!(prepared
+                .0
+                .iter()
+                .any(|h| h.contains("reserved_host_memory_mb = 514")));
+            assert!(prepared
+                .0
+                .iter()
+                .any(|h| h.starts_with("overcloud-novacompute-1 ")
+                    && !h.contains("reserved_host_memory_mb")));
+        }
+    }
+    assert!(
+        errors_seen > 0,
+        "no case gave an error: the cases test nothing"
+    );
+}

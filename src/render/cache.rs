@@ -681,19 +681,7 @@ impl super::Renderer<'_> {
     /// reads. `None`: it renders every time.
     pub(super) fn service_scope(&self, name: &str, ctx: &Value) -> Option<String> {
         self.cache.as_ref()?;
-        let known = self.memo.host_independent.lock().ok()?.get(name).cloned();
-        let vars = match known {
-            Some(v) => v?,
-            None => {
-                let v = self.vars_read(name).map(Arc::new);
-                self.memo
-                    .host_independent
-                    .lock()
-                    .ok()?
-                    .insert(name.to_string(), v.clone());
-                v?
-            }
-        };
+        let vars = self.host_independent(name)?;
         let dir = ctx.get_attr("service").ok()?.get_attr("config_dir").ok()?;
         let mut scope = dir.as_str()?.to_string();
         for path in vars.iter() {
@@ -701,6 +689,24 @@ impl super::Renderer<'_> {
             scope.push_str(&path_text(ctx, path));
         }
         Some(scope)
+    }
+
+    /// The `vars` paths template `name` reads, if it reads nothing else of the host
+    /// ([`Renderer::vars_read`]), worked out once per template.
+    pub(super) fn host_independent(&self, name: &str) -> Option<Arc<Vec<Vec<String>>>> {
+        let known = self.memo.host_independent.lock().ok()?.get(name).cloned();
+        match known {
+            Some(v) => v,
+            None => {
+                let v = self.vars_read(name).map(Arc::new);
+                self.memo
+                    .host_independent
+                    .lock()
+                    .ok()?
+                    .insert(name.to_string(), v.clone());
+                v
+            }
+        }
     }
 
     /// The `vars` paths template `name`, with what it imports or includes, reads; `None`

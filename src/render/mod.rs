@@ -44,6 +44,17 @@ pub struct Renderer<'c> {
     memo: cache::SideMemo,
     /// The `vars` of hosts that share theirs, made once (render/services.rs).
     vars_values: Mutex<Vec<(Arc<toml::Table>, minijinja::Value)>>,
+    /// INI files prepared for the hosts that share them (render/oslo_files.rs; `None`:
+    /// rendered whole), each with the vars table its key names.
+    prepared: Mutex<
+        std::collections::HashMap<
+            oslo_files::PreparedKey,
+            (Option<Arc<oslo_files::PreparedIni>>, Arc<toml::Table>),
+        >,
+    >,
+    /// Whether INI files are prepared for the hosts that share them (else rendered
+    /// whole on every host: [`Renderer::whole_ini_files`]).
+    prepare_ini: bool,
 }
 
 impl<'c> Renderer<'c> {
@@ -88,6 +99,8 @@ impl<'c> Renderer<'c> {
             cache,
             memo: cache::SideMemo::default(),
             vars_values: Mutex::new(Vec::new()),
+            prepared: Mutex::new(Default::default()),
+            prepare_ini: true,
         };
         for (name, src) in &cloud.catalogue.templates {
             r.add(
@@ -105,6 +118,14 @@ impl<'c> Renderer<'c> {
             r.add(name, text, origin, diags);
         }
         r
+    }
+
+    /// This renderer, rendering every oslo.config file whole on every host, instead of
+    /// its shared options once per role and vars (render/oslo_files.rs): the same files
+    /// and findings, slower; what tests compare the prepared files with.
+    pub fn whole_ini_files(mut self) -> Self {
+        self.prepare_ini = false;
+        self
     }
 
     /// The warnings found so far (deprecated options, unchecked ones), sorted.

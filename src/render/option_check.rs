@@ -155,6 +155,46 @@ impl<'s> OptionChecker<'s> {
             );
             return;
         };
+        let all = ini.iter().flat_map(|(section, options)| {
+            options
+                .iter()
+                .map(move |(key, value)| (section.as_str(), key.as_str(), value))
+        });
+        self.check_file_options(fs, id, file_name, ini, all, origins, findings);
+    }
+
+    /// Checks `options` (section, option, value: some of the options of the rendered
+    /// file `file_name` of oslo id `id`, in the file's order). `ini` holds the options
+    /// that decide a section's groups (`[DEFAULT] enabled_backends`, a section's
+    /// `auth_type`): the whole file, or the part of it every host of a role shares
+    /// ([`super::oslo_files`]). `None`: the catalogue has no such file (the caller checks
+    /// the whole file with [`OptionChecker::check`] first, which says so).
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_some<'o>(
+        &self,
+        id: &str,
+        file_name: &str,
+        ini: &RenderedIni,
+        options: impl Iterator<Item = (&'o str, &'o str, &'o Rendered)>,
+        origins: &Origins,
+        findings: &mut Findings,
+    ) -> Option<()> {
+        let fs = self.schema.files.get(id)?;
+        self.check_file_options(fs, id, file_name, ini, options, origins, findings);
+        Some(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_file_options<'o>(
+        &self,
+        fs: &FileSchema,
+        id: &str,
+        file_name: &str,
+        ini: &RenderedIni,
+        options: impl Iterator<Item = (&'o str, &'o str, &'o Rendered)>,
+        origins: &Origins,
+        findings: &mut Findings,
+    ) {
         let ctx = FileCtx {
             id,
             file_name,
@@ -162,28 +202,34 @@ impl<'s> OptionChecker<'s> {
             project: self.schema.project_version(&fs.project),
         };
         let dynamic = dynamic_sections(fs, ini);
-        for (section, options) in ini {
-            let mut groups: Vec<&Section> = Vec::new();
-            if let Some(s) = fs.sections.get(section) {
-                groups.push(s);
-            }
-            if let Some(extra) = dynamic.get(section.as_str()) {
-                groups.extend(extra.iter().copied());
-            }
-            if groups.iter().any(|g| keystoneauth_section(g)) {
-                groups.push(&self.schema.auth_common);
-                if let Some(Rendered::One(plugin)) = options.get("auth_type") {
-                    if let Some(p) = self.schema.auth_plugins.get(plugin) {
-                        groups.push(p);
+        // The groups of the section of the options before: they come section by section.
+        let mut groups: Vec<&Section> = Vec::new();
+        let mut groups_of: Option<&str> = None;
+        for (section, key, value) in options {
+            if groups_of != Some(section) {
+                groups_of = Some(section);
+                groups.clear();
+                if let Some(s) = fs.sections.get(section) {
+                    groups.push(s);
+                }
+                if let Some(extra) = dynamic.get(section) {
+                    groups.extend(extra.iter().copied());
+                }
+                if groups.iter().any(|g| keystoneauth_section(g)) {
+                    groups.push(&self.schema.auth_common);
+                    if let Some(Rendered::One(plugin)) =
+                        ini.get(section).and_then(|o| o.get("auth_type"))
+                    {
+                        if let Some(p) = self.schema.auth_plugins.get(plugin) {
+                            groups.push(p);
+                        }
                     }
                 }
             }
-            for (key, value) in options {
-                let Some(at) = origins.get(section).and_then(|o| o.get(key)) else {
-                    continue;
-                };
-                self.check_option(&ctx, fs, section, &groups, key, value, at, findings);
-            }
+            let Some(at) = origins.get(section).and_then(|o| o.get(key)) else {
+                continue;
+            };
+            self.check_option(&ctx, fs, section, &groups, key, value, at, findings);
         }
     }
 

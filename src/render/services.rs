@@ -225,7 +225,7 @@ impl Renderer<'_> {
         let mut first_oslo = true;
         let mut rendered: Vec<DesiredFile> = Vec::new();
         let mut mounts: Vec<(String, String)> = Vec::new();
-        for f in &svc.manifest.files {
+        for (index, f) in svc.manifest.files.iter().enumerate() {
             match self.file_wanted(svc, f, ctx) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -261,12 +261,30 @@ impl Renderer<'_> {
                 ];
                 let overrides = self.override_layers(host, svc_name, id.get_ref(), first_oslo);
                 layers.extend(overrides.into_iter().map(|l| (inv, l)));
+                // The node's own overrides of the file: its own render.
+                let own = host.config.contains_key(id.get_ref())
+                    || (first_oslo
+                        && svc_name != id.get_ref()
+                        && host.config.contains_key(svc_name));
+                let first = first_oslo;
                 first_oslo = false;
-                match self.render_ini(&layers, ctx) {
-                    Ok((ini, origins)) => {
-                        self.check_options(defaults, f.dest.get_ref(), &ini, &origins, diags);
-                        self.oslo_file(host, svc_name, f.dest.get_ref(), defaults, &ini)
-                    }
+                let dest = f.dest.get_ref();
+                let prepared = (!own && self.prepare_ini)
+                    .then(|| {
+                        self.prepared_ini(
+                            svc_name, index, first, host, defaults, dest, &layers, ctx,
+                        )
+                    })
+                    .flatten();
+                let file = match prepared {
+                    Some(p) => self.render_prepared(&p, host, svc_name, dest, defaults, ctx, diags),
+                    None => self.render_ini(&layers, ctx).map(|(ini, origins)| {
+                        self.check_options(defaults, dest, &ini, &origins, diags);
+                        self.oslo_file(host, svc_name, dest, defaults, &ini)
+                    }),
+                };
+                match file {
+                    Ok(file) => file,
                     Err(d) => {
                         diags.push(d);
                         continue;
